@@ -1,0 +1,12 @@
+-- ============================================================================
+-- Exactly-once: one row per event_id ever recorded, across all partitions.
+-- ============================================================================
+
+create table tally.event_keys (
+  event_id    text        primary key,
+  user_id     text        not null,
+  occurred_at timestamptz not null
+);
+
+comment on table tally.event_keys is
+  'Every event_id recorded, kept after its raw partition is dropped so the deduplication window is forever (internal). Also locates an original event for corrections.';

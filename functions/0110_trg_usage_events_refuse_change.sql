@@ -1,0 +1,17 @@
+-- Row and statement trigger on tally.usage_events: refuses UPDATE, DELETE and TRUNCATE.
+-- The log is immutable; corrections are new rows (corrects_event_id), retention drops whole partitions.
+create or replace function tally._trg_usage_events_refuse_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'PT009',
+    message = format('tally.usage_events is immutable: %s is refused', tg_op),
+    hint = 'Record a correction (corrects_event_id, or tally.reverse_usage) instead; old partitions are dropped by tally.apply_retention.';
+end
+$$;
+
+comment on function tally._trg_usage_events_refuse_change() is
+  'Refuses UPDATE, DELETE and TRUNCATE on the usage log (SQLSTATE PT009).';

@@ -1,0 +1,36 @@
+-- Records one usage event with validation; true when it was new, false for a duplicate event_id.
+-- Called by producers (any language) and by the Python client's record().
+create or replace function tally.record_usage(
+  event_id          text,
+  user_id           text,
+  kind              text,
+  quantity          bigint      default 0,
+  occurred_at       timestamptz default now(),
+  duration_ms       bigint      default null,
+  cost              numeric     default 0,
+  status            text        default 'succeeded',
+  error_code        text        default null,
+  billable          boolean     default true,
+  attributes        jsonb       default '{}',
+  corrects_event_id text        default null
+)
+returns boolean
+language sql
+set search_path = ''
+as $$
+  -- The row trigger validates and deduplicates; a skipped duplicate returns no row.
+  with inserted as (
+    insert into tally.usage_events
+      (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
+       attributes, corrects_event_id)
+    values
+      (record_usage.event_id, record_usage.user_id, record_usage.kind, record_usage.occurred_at,
+       record_usage.quantity, record_usage.duration_ms, record_usage.cost, record_usage.status,
+       record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id)
+    returning 1
+  )
+  select exists (select from inserted)
+$$;
+
+comment on function tally.record_usage(text, text, text, bigint, timestamptz, bigint, numeric, text, text, boolean, jsonb, text) is
+  'Records one usage event (validated, exactly-once by event_id). Returns true when new, false when the event_id was already recorded.';

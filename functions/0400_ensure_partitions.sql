@@ -1,0 +1,58 @@
+-- Creates the monthly partitions of tally.usage_events from one month to another, moving any
+-- rows the default partition holds for them. Called at install, by `pgtally partitions` and on a schedule.
+create or replace function tally.ensure_partitions(
+  from_month date default (date_trunc('month', now()) - interval '1 month')::date,
+  to_month   date default (date_trunc('month', now()) + interval '3 months')::date
+)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  month_start date;
+  month_end   date;
+  part        text;
+  created     integer := 0;
+begin
+  if from_month is null or to_month is null or to_month < from_month
+     or to_month > from_month + interval '100 years' then
+    raise exception using errcode = 'PT011', message = 'ensure_partitions: need from_month <= to_month, at most 100 years apart';
+  end if;
+  month_start := date_trunc('month', from_month)::date;
+  while month_start <= to_month loop
+    part := format('usage_events_%s', to_char(month_start, 'YYYY_MM'));
+    if to_regclass(format('tally.%I', part)) is null then
+      -- Serialize creators; the lock on the default partition makes the move atomic for writers.
+      perform pg_advisory_xact_lock(7461, 2);
+      if to_regclass(format('tally.%I', part)) is null then
+        month_end := (month_start + interval '1 month')::date;
+        perform 1 from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end limit 1;
+        if not found then
+          execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
+                         part, month_start, month_end);
+        else
+          -- Rows of this month sit in the default partition: detach it (writers wait on the
+          -- parent's lock, none fails), create the month, move the rows, re-attach.
+          -- A detached table has no triggers, so the move is not a change of the log.
+          alter table tally.usage_events detach partition tally.usage_events_default;
+          execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
+                         part, month_start, month_end);
+          insert into tally.usage_events
+          select * from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
+          delete from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
+          alter table tally.usage_events attach partition tally.usage_events_default default;
+        end if;
+        execute format('comment on table tally.%I is %L', part,
+                       format('Usage log partition for %s (created by tally.ensure_partitions).', to_char(month_start, 'YYYY-MM')));
+        created := created + 1;
+      end if;
+    end if;
+    month_start := (month_start + interval '1 month')::date;
+  end loop;
+  return created;
+end
+$$;
+
+comment on function tally.ensure_partitions(date, date) is
+  'Creates monthly partitions of the usage log covering from_month..to_month (default: last month to three months ahead), moving matching rows out of the default partition. Returns how many it created.';

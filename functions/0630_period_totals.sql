@@ -1,0 +1,44 @@
+-- Billing-period counters of one user per kind for the period containing a moment (default now).
+-- Called by quota checks and usage pages; billable, succeeded usage only.
+create or replace function tally.period_totals(user_id text, at timestamptz default now())
+returns table (
+  period_start date,
+  period_end   date,
+  kind         text,
+  events       bigint,
+  quantity     bigint,
+  duration_ms  bigint,
+  cost         numeric
+)
+language sql
+stable
+set search_path = ''
+as $$
+  with settings as (
+    select coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor
+      from (select) as one
+      left join tally.user_settings s on s.user_id = period_totals.user_id
+  ), bounds as (
+    select st.tz, st.anchor,
+           tally._period_start((period_totals.at at time zone st.tz)::date, st.anchor) as p_start
+      from settings st
+  )
+  select b.p_start, (b.p_start + interval '1 month')::date, x.kind,
+         sum(x.events)::bigint, sum(x.quantity)::bigint, sum(x.duration_ms)::bigint, sum(x.cost)
+    from bounds b
+    cross join lateral (
+      select t.kind, t.events, t.quantity, t.duration_ms, t.cost
+        from tally.user_periods t
+       where t.user_id = period_totals.user_id and t.period_start = b.p_start
+      union all
+      select q.kind, q.events, q.quantity, q.duration_ms, q.cost
+        from tally.pending_deltas q
+       where q.user_id = period_totals.user_id and q.billable
+         and tally._period_start((q.occurred_at at time zone b.tz)::date, b.anchor) = b.p_start
+    ) as x
+   group by b.p_start, x.kind
+   order by x.kind
+$$;
+
+comment on function tally.period_totals(text, timestamptz) is
+  'Billing-period counters of a user per kind (billable, succeeded usage) for the period containing at; a new period starts at zero without any reset.';

@@ -1,0 +1,2 @@
+-- Removes everything revision 0001 created. The usage log goes with it: back it up first.
+drop schema tally cascade;

@@ -1,0 +1,1153 @@
+-- Revision 0001: the initial pgtally schema (frozen copy of db/ + functions/ at this revision).
+
+-- >>> db/0010_schema.sql
+-- The tally schema holds every pgtally object.
+-- Installed by migrations (Alembic) or from this declarative tree; never by hand.
+create schema if not exists tally;
+
+comment on schema tally is
+  'pgtally: immutable usage log, trigger-maintained aggregates and the read API. Public API: functions and views; tables are internal unless docs say otherwise.';
+
+
+-- >>> functions/0020_is_valid_time_zone.sql
+-- True when tz is a time zone name PostgreSQL understands ('UTC', 'America/Los_Angeles', '+05:30').
+-- Called by the user_settings check constraint and by tally.set_user_settings.
+create or replace function tally._is_valid_time_zone(tz text)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if tz is null or length(tz) > 64 then
+    return false;
+  end if;
+  perform now() at time zone tz;
+  return true;
+exception
+  when invalid_parameter_value then
+    return false;
+end
+$$;
+
+comment on function tally._is_valid_time_zone(text) is
+  'True when the argument is a time zone name PostgreSQL accepts; used by checks on user settings.';
+
+
+-- >>> functions/0030_dimension_value.sql
+-- The value of one declared dimension for an event: attribute values for keys joined by '/'.
+-- Called by the merge, the rebuild and every read that adds pending deltas.
+create or replace function tally._dimension_value(keys text[], kind text, attributes jsonb)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when cardinality(keys) = 1 then
+      nullif(case when keys[1] = 'kind' then kind else attributes ->> keys[1] end, '')
+    else (
+      select case when count(*) = count(v) then string_agg(v, '/' order by i) end
+        from unnest(keys) with ordinality as k(key, i),
+             lateral (select nullif(case when k.key = 'kind' then kind else attributes ->> k.key end, '') as v) as x
+    )
+  end
+$$;
+
+comment on function tally._dimension_value(text[], text, jsonb) is
+  'Value of a dimension declared with these keys for an event of this kind and attributes; NULL when any key is missing or empty.';
+
+
+-- >>> functions/0040_period_start.sql
+-- First local day of the billing period that contains local day d, for periods anchored on anchor_day.
+-- Called by the merge and by the billing-period reads.
+create or replace function tally._period_start(d date, anchor_day integer)
+returns date
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when extract(day from d) >= anchor_day
+      then (date_trunc('month', d)::date + (anchor_day - 1))
+    else ((date_trunc('month', d) - interval '1 month')::date + (anchor_day - 1))
+  end
+$$;
+
+comment on function tally._period_start(date, integer) is
+  'Start of the billing period containing local day d when periods begin on day anchor_day (1-28) of each month.';
+
+
+-- >>> db/0100_settings.sql
+-- ============================================================================
+-- Per-user settings and declared dimensions: the data that steers aggregation.
+-- ============================================================================
+
+create table tally.user_settings (
+  user_id            text        primary key,
+  time_zone          text        not null default 'UTC'
+                                 constraint time_zone_must_be_known check (tally._is_valid_time_zone(time_zone)),
+  billing_anchor_day smallint    not null default 1
+                                 constraint billing_anchor_day_between_1_and_28 check (billing_anchor_day between 1 and 28),
+  updated_at         timestamptz not null default now()
+);
+
+comment on table tally.user_settings is
+  'Per-user settings: the IANA time zone that local days are counted in (default UTC) and the day of month a billing period starts. Users without a row use the defaults.';
+comment on column tally.user_settings.time_zone is
+  'Local days of this user''s daily rollups are computed in this zone when their events are merged; changing it affects later merges, tally.rebuild re-buckets history.';
+comment on column tally.user_settings.billing_anchor_day is
+  'Billing periods start on this local day of each month (1-28).';
+
+create table tally.dimensions (
+  name        text        primary key
+                          constraint dimension_name_is_identifier check (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  keys        text[]      not null
+                          constraint dimension_has_1_to_4_keys check (cardinality(keys) between 1 and 4 and array_position(keys, null) is null),
+  description text,
+  declared_at timestamptz not null default now()
+);
+
+comment on table tally.dimensions is
+  'Declared dimensions. An event''s value for a dimension is its attribute values for keys joined by ''/'' (the key ''kind'' means the kind column); an event missing any key has no value for that dimension.';
+
+
+-- >>> functions/0100_trg_usage_events_before_insert_record.sql
+-- Row trigger on tally.usage_events: validates, deduplicates by event_id and appends the pending delta.
+-- Fires for every INSERT/COPY that does not come through tally.record_usage_batch (which does the same set-wise).
+create or replace function tally._trg_usage_events_before_insert_record()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  is_correction boolean := new.corrects_event_id is not null;
+  original      record;
+  succeeded     boolean;
+begin
+  -- Validation: the message names the field, the SQLSTATE (class PT) names the rule.
+  if new.event_id is null or new.event_id = '' then
+    raise exception using errcode = 'PT001', column = 'event_id', message = 'event_id is required';
+  elsif new.user_id is null or new.user_id = '' then
+    raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
+  elsif new.kind is null or new.kind = '' then
+    raise exception using errcode = 'PT001', column = 'kind', message = 'kind is required';
+  elsif length(new.event_id) > 200 or length(new.user_id) > 200 or length(new.kind) > 64
+        or length(new.error_code) > 200 or length(new.corrects_event_id) > 200 then
+    raise exception using errcode = 'PT007',
+      column = case when length(new.event_id) > 200 then 'event_id' when length(new.user_id) > 200 then 'user_id'
+                    when length(new.kind) > 64 then 'kind' when length(new.error_code) > 200 then 'error_code'
+                    else 'corrects_event_id' end,
+      message = 'text field too long: event_id, user_id, error_code and corrects_event_id take at most 200 characters, kind at most 64';
+  elsif new.status is null or new.status not in ('succeeded', 'failed', 'cancelled', 'reversed') then
+    raise exception using errcode = 'PT003', column = 'status',
+      message = format('status %L is unknown: use succeeded, failed, cancelled, or reversed on a correction', new.status);
+  elsif new.status = 'reversed' and not is_correction then
+    raise exception using errcode = 'PT003', column = 'status',
+      message = 'status reversed is only valid on a correction (corrects_event_id set)';
+  elsif not is_correction and (new.quantity < 0 or new.duration_ms < 0 or new.cost < 0) then
+    raise exception using errcode = 'PT002',
+      column = case when new.quantity < 0 then 'quantity' when new.duration_ms < 0 then 'duration_ms' else 'cost' end,
+      message = format('%s must not be negative outside a correction (got %s)',
+        case when new.quantity < 0 then 'quantity' when new.duration_ms < 0 then 'duration_ms' else 'cost' end,
+        case when new.quantity < 0 then new.quantity::text when new.duration_ms < 0 then new.duration_ms::text else new.cost::text end);
+  elsif new.quantity is null or new.cost is null or new.cost = 'NaN'::numeric then
+    raise exception using errcode = 'PT002', column = case when new.quantity is null then 'quantity' else 'cost' end,
+      message = 'quantity and cost must be numbers (not null, not NaN)';
+  elsif new.occurred_at is null or new.occurred_at < '2000-01-01 00:00:00+00'
+        or new.occurred_at > statement_timestamp() + interval '1 day' then
+    raise exception using errcode = 'PT004', column = 'occurred_at',
+      message = format('occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', new.occurred_at);
+  elsif new.attributes is null or jsonb_typeof(new.attributes) <> 'object' then
+    raise exception using errcode = 'PT005', column = 'attributes',
+      message = format('attributes must be a JSON object (got %s)', coalesce(jsonb_typeof(new.attributes), 'null'));
+  elsif pg_column_size(new.attributes) > 16384 then
+    raise exception using errcode = 'PT006', column = 'attributes',
+      message = format('attributes take %s bytes; at most 16384 are allowed', pg_column_size(new.attributes));
+  end if;
+
+  if is_correction then
+    select k.user_id into original from tally.event_keys k where k.event_id = new.corrects_event_id;
+    if not found or new.corrects_event_id = new.event_id then
+      raise exception using errcode = 'PT008', column = 'corrects_event_id',
+        message = format('corrects_event_id %L names no recorded event', new.corrects_event_id);
+    elsif original.user_id <> new.user_id then
+      raise exception using errcode = 'PT008', column = 'corrects_event_id',
+        message = format('corrects_event_id %L belongs to another user', new.corrects_event_id);
+    end if;
+  end if;
+
+  new.recorded_at := statement_timestamp();
+
+  -- Exactly-once: the first committed insert of a key wins; a concurrent retry waits
+  -- for it and then skips silently, so the producer's transaction goes on.
+  insert into tally.event_keys (event_id, user_id, occurred_at)
+  values (new.event_id, new.user_id, new.occurred_at)
+  on conflict do nothing;
+  if not found then
+    return null;
+  end if;
+
+  succeeded := new.status = 'succeeded';
+  insert into tally.pending_deltas
+    (user_id, event_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
+     timed_events, cost, billable, is_use)
+  values
+    (new.user_id, new.event_id, new.kind, new.occurred_at, new.attributes,
+     case when not succeeded then (case when new.status = 'reversed' then -1 else 0 end)
+          when is_correction then 0 else 1 end,
+     case when new.status = 'failed' then 1 else 0 end,
+     case when succeeded or new.status = 'reversed' then new.quantity else 0 end,
+     case when succeeded or new.status = 'reversed' then coalesce(new.duration_ms, 0) else 0 end,
+     case when new.duration_ms is null or not (succeeded or new.status = 'reversed') then 0
+          when new.status = 'reversed' then -1 when is_correction then 0 else 1 end,
+     case when succeeded or new.status = 'reversed' then new.cost else 0 end,
+     new.billable and (succeeded or new.status = 'reversed'),
+     succeeded and not is_correction);
+  return new;
+end
+$$;
+
+comment on function tally._trg_usage_events_before_insert_record() is
+  'Validates a new usage event (SQLSTATE class PT), skips a duplicate event_id silently and appends its signed contribution to tally.pending_deltas.';
+
+
+-- >>> db/0110_usage_events.sql
+-- ============================================================================
+-- The usage log: immutable, partitioned by month of occurred_at, independent of
+-- the host application's tables (no foreign keys in or out).
+-- ============================================================================
+
+create table tally.usage_events (
+  event_id          text        not null,
+  user_id           text        not null,
+  kind              text        not null,
+  occurred_at       timestamptz not null default now(),
+  recorded_at       timestamptz not null,
+  quantity          bigint      not null default 0,
+  duration_ms       bigint,
+  cost              numeric     not null default 0,
+  status            text        not null default 'succeeded',
+  error_code        text,
+  billable          boolean     not null default true,
+  attributes        jsonb       not null default '{}',
+  corrects_event_id text
+) partition by range (occurred_at);
+
+comment on table tally.usage_events is
+  'The immutable usage log (the data contract). Append with INSERT, COPY, tally.record_usage or tally.record_usage_batch; duplicates of an event_id are skipped silently; UPDATE, DELETE and TRUNCATE are refused.';
+comment on column tally.usage_events.event_id is 'Producer''s idempotency key: the same key recorded twice counts once, forever (see tally.event_keys).';
+comment on column tally.usage_events.user_id is 'The host application''s opaque user or account id.';
+comment on column tally.usage_events.kind is 'Usage type (tts, ocr, transcription, export, llm, session, ...) or a product event such as paywall.viewed.';
+comment on column tally.usage_events.occurred_at is 'When the usage happened, by the producer''s clock; the partition key.';
+comment on column tally.usage_events.recorded_at is 'When pgtally stored the row; set by the database (writers have no privilege on this column).';
+comment on column tally.usage_events.quantity is 'Metered amount in the kind''s unit (characters, tokens, seconds, pages); negative only on corrections.';
+comment on column tally.usage_events.duration_ms is 'Audio or processing duration in milliseconds; NULL means unknown, not zero.';
+comment on column tally.usage_events.cost is 'Money, exact numeric; negative only on corrections.';
+comment on column tally.usage_events.status is 'succeeded, failed or cancelled; reversed on a correction that cancels its original.';
+comment on column tally.usage_events.error_code is 'Error code of a failed event.';
+comment on column tally.usage_events.billable is 'Whether the event counts towards billing-period counters (only succeeded events do).';
+comment on column tally.usage_events.attributes is 'JSON object of dimension values and context (voice, model, provider, session_id, ...); at most 16 kB.';
+comment on column tally.usage_events.corrects_event_id is 'Set on a correction: the event_id this row amends (signed amounts) or reverses (status reversed).';
+
+-- Rows for a month without its own partition land here and are moved out by
+-- tally.ensure_partitions, so an insert never fails for lack of a partition.
+create table tally.usage_events_default partition of tally.usage_events default;
+comment on table tally.usage_events_default is
+  'Catch-all partition of tally.usage_events; tally.ensure_partitions moves its rows into monthly partitions.';
+
+create index usage_events_user_time on tally.usage_events (user_id, occurred_at);
+
+
+-- >>> functions/0110_trg_usage_events_refuse_change.sql
+-- Row and statement trigger on tally.usage_events: refuses UPDATE, DELETE and TRUNCATE.
+-- The log is immutable; corrections are new rows (corrects_event_id), retention drops whole partitions.
+create or replace function tally._trg_usage_events_refuse_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'PT009',
+    message = format('tally.usage_events is immutable: %s is refused', tg_op),
+    hint = 'Record a correction (corrects_event_id, or tally.reverse_usage) instead; old partitions are dropped by tally.apply_retention.';
+end
+$$;
+
+comment on function tally._trg_usage_events_refuse_change() is
+  'Refuses UPDATE, DELETE and TRUNCATE on the usage log (SQLSTATE PT009).';
+
+
+-- >>> db/0120_event_keys.sql
+-- ============================================================================
+-- Exactly-once: one row per event_id ever recorded, across all partitions.
+-- ============================================================================
+
+create table tally.event_keys (
+  event_id    text        primary key,
+  user_id     text        not null,
+  occurred_at timestamptz not null
+);
+
+comment on table tally.event_keys is
+  'Every event_id recorded, kept after its raw partition is dropped so the deduplication window is forever (internal). Also locates an original event for corrections.';
+
+
+-- >>> db/0130_pending_deltas.sql
+-- ============================================================================
+-- Pending deltas: what the insert trigger appends and tally.merge_pending folds
+-- into the rollups. Readers add the pending part to the rollups, so every read
+-- is exact at commit whatever the merge cadence.
+-- ============================================================================
+
+create table tally.pending_deltas (
+  user_id      text        not null,
+  event_id     text        not null,
+  kind         text        not null,
+  occurred_at  timestamptz not null,
+  attributes   jsonb       not null,
+  events       integer     not null,
+  failures     integer     not null,
+  quantity     bigint      not null,
+  duration_ms  bigint      not null,
+  timed_events integer     not null,
+  cost         numeric     not null,
+  billable     boolean     not null,
+  is_use       boolean     not null
+) with (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 5000,
+        autovacuum_vacuum_insert_scale_factor = 0.0, autovacuum_vacuum_insert_threshold = 5000);
+
+comment on table tally.pending_deltas is
+  'Signed contributions of recorded events not yet merged into the rollups (internal). Append-only for writers, so concurrent writers never wait on each other''s rows; drained by tally.merge_pending.';
+comment on column tally.pending_deltas.events is '+1 for a succeeded event, -1 for a reversal, 0 for an amendment or a failure.';
+comment on column tally.pending_deltas.billable is 'Counts towards the billing period: billable and not failed.';
+comment on column tally.pending_deltas.is_use is 'A succeeded original event: moves first_at/last_at.';
+
+create index pending_deltas_user on tally.pending_deltas (user_id);
+
+
+-- >>> db/0140_rollups.sql
+-- ============================================================================
+-- Rollups: lifetime per user and dimension value, daily per user, dimension
+-- value and local day, billing period per user and kind. Every key is led by
+-- user_id so the schema distributes by user (Citus) and no row is shared by
+-- two users. Written only by tally.merge_pending and tally.rebuild.
+-- ============================================================================
+
+create table tally.user_totals (
+  user_id      text        not null,
+  dimension    text        not null,
+  value        text        not null,
+  events       bigint      not null default 0,
+  failures     bigint      not null default 0,
+  quantity     bigint      not null default 0,
+  duration_ms  bigint      not null default 0,
+  timed_events bigint      not null default 0,
+  cost         numeric     not null default 0,
+  first_at     timestamptz,
+  last_at      timestamptz,
+  primary key (user_id, dimension, value)
+) with (fillfactor = 80);
+
+comment on table tally.user_totals is
+  'Merged lifetime totals per user, dimension and value (internal; read through tally.lifetime_totals, which adds pending deltas).';
+
+create table tally.user_daily (
+  user_id      text        not null,
+  dimension    text        not null,
+  day          date        not null,
+  value        text        not null,
+  events       bigint      not null default 0,
+  failures     bigint      not null default 0,
+  quantity     bigint      not null default 0,
+  duration_ms  bigint      not null default 0,
+  timed_events bigint      not null default 0,
+  cost         numeric     not null default 0,
+  first_at     timestamptz,
+  last_at      timestamptz,
+  primary key (user_id, dimension, day, value)
+) with (fillfactor = 80);
+
+comment on table tally.user_daily is
+  'Merged daily rollups per user, dimension, local day (in the user''s time zone) and value (internal; read through tally.daily_totals). Kept forever: raw retention never drops them.';
+
+create table tally.user_periods (
+  user_id      text        not null,
+  period_start date        not null,
+  kind         text        not null,
+  events       bigint      not null default 0,
+  quantity     bigint      not null default 0,
+  duration_ms  bigint      not null default 0,
+  cost         numeric     not null default 0,
+  primary key (user_id, period_start, kind)
+) with (fillfactor = 80);
+
+comment on table tally.user_periods is
+  'Merged billing-period counters per user and kind: billable, succeeded usage only. A new period is a new key, so nothing is ever reset (internal; read through tally.period_totals).';
+
+
+-- >>> functions/0200_record_usage.sql
+-- Records one usage event with validation; true when it was new, false for a duplicate event_id.
+-- Called by producers (any language) and by the Python client's record().
+create or replace function tally.record_usage(
+  event_id          text,
+  user_id           text,
+  kind              text,
+  quantity          bigint      default 0,
+  occurred_at       timestamptz default now(),
+  duration_ms       bigint      default null,
+  cost              numeric     default 0,
+  status            text        default 'succeeded',
+  error_code        text        default null,
+  billable          boolean     default true,
+  attributes        jsonb       default '{}',
+  corrects_event_id text        default null
+)
+returns boolean
+language sql
+set search_path = ''
+as $$
+  -- The row trigger validates and deduplicates; a skipped duplicate returns no row.
+  with inserted as (
+    insert into tally.usage_events
+      (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
+       attributes, corrects_event_id)
+    values
+      (record_usage.event_id, record_usage.user_id, record_usage.kind, record_usage.occurred_at,
+       record_usage.quantity, record_usage.duration_ms, record_usage.cost, record_usage.status,
+       record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id)
+    returning 1
+  )
+  select exists (select from inserted)
+$$;
+
+comment on function tally.record_usage(text, text, text, bigint, timestamptz, bigint, numeric, text, text, boolean, jsonb, text) is
+  'Records one usage event (validated, exactly-once by event_id). Returns true when new, false when the event_id was already recorded.';
+
+
+-- >>> functions/0210_record_usage_batch.sql
+-- Records many events set-wise (the fast batch path, used by the client's record_many);
+-- same validation, deduplication and aggregation as the row trigger. Returns how many were new.
+create or replace function tally.record_usage_batch(
+  event_ids          text[],
+  user_ids           text[],
+  kinds              text[],
+  quantities         bigint[],
+  occurred_ats       timestamptz[],
+  durations_ms       bigint[],
+  costs              numeric[],
+  statuses           text[],
+  error_codes        text[],
+  billables          boolean[],
+  attributes_list    jsonb[],
+  corrects_event_ids text[]
+)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  n     integer := cardinality(event_ids);
+  bad   record;
+  added integer;
+begin
+  if n is null or n = 0 then
+    return 0;
+  end if;
+  if cardinality(user_ids) <> n or cardinality(kinds) <> n or cardinality(quantities) <> n
+     or cardinality(occurred_ats) <> n or cardinality(durations_ms) <> n or cardinality(costs) <> n
+     or cardinality(statuses) <> n or cardinality(error_codes) <> n or cardinality(billables) <> n
+     or cardinality(attributes_list) <> n or cardinality(corrects_event_ids) <> n then
+    raise exception using errcode = 'PT011', message = 'record_usage_batch: every array must have the same length';
+  end if;
+
+  -- The same rules as the row trigger, checked for the whole batch before anything is written.
+  with input as (
+    select u.ord, u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0) as quantity, coalesce(u.occurred_at, now()) as occurred_at,
+           u.duration_ms, coalesce(u.cost, 0) as cost, coalesce(u.status, 'succeeded') as status, u.error_code,
+           coalesce(u.attributes, '{}') as attributes, u.corrects_event_id
+      from unnest(event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
+                  error_codes, attributes_list, corrects_event_ids)
+           with ordinality as u(event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status,
+                                error_code, attributes, corrects_event_id, ord)
+  ), checked as (
+    select b.*,
+           coalesce(k.user_id, (select o.user_id from input o where o.event_id = b.corrects_event_id and o.ord < b.ord limit 1))
+             as original_user
+      from input b
+      left join tally.event_keys k on k.event_id = b.corrects_event_id
+  )
+  select b.ord, b.event_id,
+         case
+           when b.event_id is null or b.event_id = '' then 'PT001:event_id:event_id is required'
+           when b.user_id is null or b.user_id = '' then 'PT001:user_id:user_id is required'
+           when b.kind is null or b.kind = '' then 'PT001:kind:kind is required'
+           when length(b.event_id) > 200 then 'PT007:event_id:event_id takes at most 200 characters'
+           when length(b.user_id) > 200 then 'PT007:user_id:user_id takes at most 200 characters'
+           when length(b.kind) > 64 then 'PT007:kind:kind takes at most 64 characters'
+           when length(b.error_code) > 200 then 'PT007:error_code:error_code takes at most 200 characters'
+           when length(b.corrects_event_id) > 200 then 'PT007:corrects_event_id:corrects_event_id takes at most 200 characters'
+           when b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
+             then format('PT003:status:status %L is unknown: use succeeded, failed, cancelled, or reversed on a correction', b.status)
+           when b.status = 'reversed' and b.corrects_event_id is null
+             then 'PT003:status:status reversed is only valid on a correction (corrects_event_id set)'
+           when b.corrects_event_id is null and b.quantity < 0 then format('PT002:quantity:quantity must not be negative outside a correction (got %s)', b.quantity)
+           when b.corrects_event_id is null and b.duration_ms < 0 then format('PT002:duration_ms:duration_ms must not be negative outside a correction (got %s)', b.duration_ms)
+           when b.corrects_event_id is null and b.cost < 0 then format('PT002:cost:cost must not be negative outside a correction (got %s)', b.cost)
+           when b.cost = 'NaN'::numeric then 'PT002:cost:quantity and cost must be numbers (not null, not NaN)'
+           when b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
+             then format('PT004:occurred_at:occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', b.occurred_at)
+           when jsonb_typeof(b.attributes) <> 'object'
+             then format('PT005:attributes:attributes must be a JSON object (got %s)', jsonb_typeof(b.attributes))
+           when pg_column_size(b.attributes) > 16384
+             then format('PT006:attributes:attributes take %s bytes; at most 16384 are allowed', pg_column_size(b.attributes))
+           when b.corrects_event_id is not null and (b.original_user is null or b.corrects_event_id = b.event_id)
+             then format('PT008:corrects_event_id:corrects_event_id %L names no recorded event', b.corrects_event_id)
+           when b.corrects_event_id is not null and b.original_user <> b.user_id
+             then format('PT008:corrects_event_id:corrects_event_id %L belongs to another user', b.corrects_event_id)
+         end as problem
+    into bad
+    from checked b
+   where b.event_id is null or b.event_id = '' or b.user_id is null or b.user_id = '' or b.kind is null or b.kind = ''
+      or length(b.event_id) > 200 or length(b.user_id) > 200 or length(b.kind) > 64
+      or length(b.error_code) > 200 or length(b.corrects_event_id) > 200
+      or b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
+      or (b.status = 'reversed' and b.corrects_event_id is null)
+      or (b.corrects_event_id is null and (b.quantity < 0 or b.duration_ms < 0 or b.cost < 0))
+      or b.cost = 'NaN'::numeric
+      or b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
+      or jsonb_typeof(b.attributes) <> 'object' or pg_column_size(b.attributes) > 16384
+      or (b.corrects_event_id is not null
+          and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id))
+   order by b.ord
+   limit 1;
+  if found then
+    raise exception using errcode = split_part(bad.problem, ':', 1), column = split_part(bad.problem, ':', 2),
+      message = substr(bad.problem, length(split_part(bad.problem, ':', 1)) + length(split_part(bad.problem, ':', 2)) + 3),
+      detail = format('batch row %s (event_id %L)', bad.ord, bad.event_id);
+  end if;
+
+  -- Exactly-once, in event_id order so two overlapping batches cannot deadlock;
+  -- a key repeated inside the batch counts once (its first occurrence wins).
+  -- recorded_at is set here, so the row trigger (WHEN recorded_at IS NULL) stays quiet.
+  with firsts as (
+    select distinct on (u.event_id)
+           u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0) as quantity, coalesce(u.occurred_at, now()) as occurred_at,
+           u.duration_ms, coalesce(u.cost, 0) as cost, coalesce(u.status, 'succeeded') as status, u.error_code,
+           coalesce(u.billable, true) as billable, coalesce(u.attributes, '{}') as attributes, u.corrects_event_id
+      from unnest(event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
+                  error_codes, billables, attributes_list, corrects_event_ids)
+           with ordinality as u(event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status,
+                                error_code, billable, attributes, corrects_event_id, ord)
+     order by u.event_id, u.ord
+  ), fresh as (
+    insert into tally.event_keys (event_id, user_id, occurred_at)
+    select f.event_id, f.user_id, f.occurred_at from firsts f order by f.event_id
+    on conflict do nothing
+    returning event_id
+  ), new_events as (
+    select f.* from firsts f join fresh using (event_id)
+  ), logged as (
+    insert into tally.usage_events
+      (event_id, user_id, kind, occurred_at, recorded_at, quantity, duration_ms, cost, status, error_code,
+       billable, attributes, corrects_event_id)
+    select b.event_id, b.user_id, b.kind, b.occurred_at, statement_timestamp(), b.quantity, b.duration_ms, b.cost,
+           b.status, b.error_code, b.billable, b.attributes, b.corrects_event_id
+      from new_events b
+    returning 1
+  ), deltas as (
+    insert into tally.pending_deltas
+      (user_id, event_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
+       timed_events, cost, billable, is_use)
+    select b.user_id, b.event_id, b.kind, b.occurred_at, b.attributes,
+           case when b.status = 'reversed' then -1 when b.status <> 'succeeded' or b.corrects_event_id is not null then 0 else 1 end,
+           case when b.status = 'failed' then 1 else 0 end,
+           case when b.status in ('succeeded', 'reversed') then b.quantity else 0 end,
+           case when b.status in ('succeeded', 'reversed') then coalesce(b.duration_ms, 0) else 0 end,
+           case when b.duration_ms is null or b.status not in ('succeeded', 'reversed') then 0
+                when b.status = 'reversed' then -1 when b.corrects_event_id is not null then 0 else 1 end,
+           case when b.status in ('succeeded', 'reversed') then b.cost else 0 end,
+           b.billable and b.status in ('succeeded', 'reversed'),
+           b.status = 'succeeded' and b.corrects_event_id is null
+      from new_events b
+  )
+  select count(*) into added from logged;
+
+  return added;
+end
+$$;
+
+comment on function tally.record_usage_batch(text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]) is
+  'Records a batch of usage events given as parallel arrays, set-wise: all-or-nothing validation, exactly-once by event_id. Returns the number of new events.';
+
+
+-- >>> functions/0220_reverse_usage.sql
+-- Reverses a recorded event: a new row with the original's user, kind, attributes and time and negated
+-- amounts, so every aggregate bucket of the original drops it at once. Called by producers and the client.
+create or replace function tally.reverse_usage(original_event_id text, event_id text)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  key  record;
+  orig record;
+  new_row boolean;
+begin
+  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
+  if not found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('corrects_event_id %L names no recorded event', original_event_id);
+  end if;
+  select e.* into orig from tally.usage_events e
+   where e.user_id = key.user_id and e.occurred_at = key.occurred_at and e.event_id = original_event_id;
+  if not found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
+  elsif orig.status <> 'succeeded' or orig.corrects_event_id is not null then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is not a succeeded original event (status %s); only those can be reversed', original_event_id, orig.status);
+  end if;
+  new_row := tally.record_usage(
+    event_id => reverse_usage.event_id, user_id => orig.user_id, kind => orig.kind,
+    quantity => -orig.quantity, occurred_at => orig.occurred_at, duration_ms => -orig.duration_ms,
+    cost => -orig.cost, status => 'reversed', billable => orig.billable, attributes => orig.attributes,
+    corrects_event_id => original_event_id);
+  return new_row;
+end
+$$;
+
+comment on function tally.reverse_usage(text, text) is
+  'Records a reversal (status reversed, negated amounts, same user, kind, attributes and occurred_at) of a succeeded event; true when new, false when event_id was already recorded.';
+
+-- Amends a recorded event by signed deltas, booked in the original's buckets (same user, kind, attributes, time).
+-- Called by producers that re-measure usage (e.g. a provider's final character count).
+create or replace function tally.amend_usage(
+  original_event_id text,
+  event_id          text,
+  quantity_delta    bigint  default 0,
+  duration_ms_delta bigint  default null,
+  cost_delta        numeric default 0
+)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  key  record;
+  orig record;
+begin
+  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
+  if not found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('corrects_event_id %L names no recorded event', original_event_id);
+  end if;
+  select e.* into orig from tally.usage_events e
+   where e.user_id = key.user_id and e.occurred_at = key.occurred_at and e.event_id = original_event_id;
+  if not found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
+  end if;
+  return tally.record_usage(
+    event_id => amend_usage.event_id, user_id => orig.user_id, kind => orig.kind,
+    quantity => quantity_delta, occurred_at => orig.occurred_at, duration_ms => duration_ms_delta,
+    cost => cost_delta, status => 'succeeded', billable => orig.billable, attributes => orig.attributes,
+    corrects_event_id => original_event_id);
+end
+$$;
+
+comment on function tally.amend_usage(text, text, bigint, bigint, numeric) is
+  'Records an amendment of an event by signed deltas (quantity, duration_ms, cost) booked in the original''s buckets; the event count is unchanged.';
+
+
+-- >>> functions/0300_merge_pending.sql
+-- Folds pending deltas into the rollups (lifetime, daily, billing period) in one transaction.
+-- Called on a schedule (pg_cron or `pgtally merge`), by retention and rebuild; reads never need it for exactness.
+create or replace function tally._merge_pending_locked(max_rows integer)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  merged integer;
+begin
+  -- Readers see the deleted deltas and the updated rollups switch over at commit,
+  -- so no read ever counts a delta twice or misses it. Keys are upserted in sorted
+  -- order and only one merge runs at a time (advisory lock held by the caller).
+  with moved as (
+    delete from tally.pending_deltas p
+     where p.ctid = any (array(select q.ctid from tally.pending_deltas q limit max_rows))
+    returning p.*
+  ), located as (
+    select m.*, (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date as day,
+           coalesce(s.billing_anchor_day, 1) as anchor_day
+      from moved m
+      left join tally.user_settings s on s.user_id = m.user_id
+  ), expanded as (
+    select l.*, d.name as dimension, tally._dimension_value(d.keys, l.kind, l.attributes) as value
+      from located l
+     cross join tally.dimensions d
+  ), daily as (
+    insert into tally.user_daily as t
+      (user_id, dimension, day, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
+    select e.user_id, e.dimension, e.day, e.value, sum(e.events), sum(e.failures), sum(e.quantity),
+           sum(e.duration_ms), sum(e.timed_events), sum(e.cost),
+           min(e.occurred_at) filter (where e.is_use), max(e.occurred_at) filter (where e.is_use)
+      from expanded e
+     where e.value is not null
+     group by e.user_id, e.dimension, e.day, e.value
+     order by e.user_id, e.dimension, e.day, e.value
+    on conflict (user_id, dimension, day, value) do update set
+      events = t.events + excluded.events, failures = t.failures + excluded.failures,
+      quantity = t.quantity + excluded.quantity, duration_ms = t.duration_ms + excluded.duration_ms,
+      timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
+      first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)
+  ), totals as (
+    insert into tally.user_totals as t
+      (user_id, dimension, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
+    select e.user_id, e.dimension, e.value, sum(e.events), sum(e.failures), sum(e.quantity),
+           sum(e.duration_ms), sum(e.timed_events), sum(e.cost),
+           min(e.occurred_at) filter (where e.is_use), max(e.occurred_at) filter (where e.is_use)
+      from expanded e
+     where e.value is not null
+     group by e.user_id, e.dimension, e.value
+     order by e.user_id, e.dimension, e.value
+    on conflict (user_id, dimension, value) do update set
+      events = t.events + excluded.events, failures = t.failures + excluded.failures,
+      quantity = t.quantity + excluded.quantity, duration_ms = t.duration_ms + excluded.duration_ms,
+      timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
+      first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)
+  ), periods as (
+    insert into tally.user_periods as t (user_id, period_start, kind, events, quantity, duration_ms, cost)
+    select l.user_id, tally._period_start(l.day, l.anchor_day), l.kind, sum(l.events), sum(l.quantity),
+           sum(l.duration_ms), sum(l.cost)
+      from located l
+     where l.billable
+     group by 1, 2, 3
+     order by 1, 2, 3
+    on conflict (user_id, period_start, kind) do update set
+      events = t.events + excluded.events, quantity = t.quantity + excluded.quantity,
+      duration_ms = t.duration_ms + excluded.duration_ms, cost = t.cost + excluded.cost
+  )
+  select count(*) into merged from moved;
+  return merged;
+end
+$$;
+
+comment on function tally._merge_pending_locked(integer) is
+  'Moves up to max_rows pending deltas into the rollups; the caller holds the merge advisory lock (internal).';
+
+create or replace function tally.merge_pending(max_rows integer default 100000)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if max_rows is null or max_rows < 1 then
+    raise exception using errcode = 'PT011', column = 'max_rows', message = 'max_rows must be a positive integer';
+  end if;
+  -- One merge at a time; a second caller returns 0 at once instead of queueing.
+  if not pg_try_advisory_xact_lock(7461, 1) then
+    return 0;
+  end if;
+  return tally._merge_pending_locked(max_rows);
+end
+$$;
+
+comment on function tally.merge_pending(integer) is
+  'Folds up to max_rows pending deltas into the rollups and returns how many it merged; returns 0 at once when another merge is running. Schedule it every minute (reads stay exact either way; merging keeps them fast).';
+
+
+-- >>> functions/0400_ensure_partitions.sql
+-- Creates the monthly partitions of tally.usage_events from one month to another, moving any
+-- rows the default partition holds for them. Called at install, by `pgtally partitions` and on a schedule.
+create or replace function tally.ensure_partitions(
+  from_month date default (date_trunc('month', now()) - interval '1 month')::date,
+  to_month   date default (date_trunc('month', now()) + interval '3 months')::date
+)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  month_start date;
+  month_end   date;
+  part        text;
+  created     integer := 0;
+begin
+  if from_month is null or to_month is null or to_month < from_month
+     or to_month > from_month + interval '100 years' then
+    raise exception using errcode = 'PT011', message = 'ensure_partitions: need from_month <= to_month, at most 100 years apart';
+  end if;
+  month_start := date_trunc('month', from_month)::date;
+  while month_start <= to_month loop
+    part := format('usage_events_%s', to_char(month_start, 'YYYY_MM'));
+    if to_regclass(format('tally.%I', part)) is null then
+      -- Serialize creators; the lock on the default partition makes the move atomic for writers.
+      perform pg_advisory_xact_lock(7461, 2);
+      if to_regclass(format('tally.%I', part)) is null then
+        month_end := (month_start + interval '1 month')::date;
+        perform 1 from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end limit 1;
+        if not found then
+          execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
+                         part, month_start, month_end);
+        else
+          -- Rows of this month sit in the default partition: detach it (writers wait on the
+          -- parent's lock, none fails), create the month, move the rows, re-attach.
+          -- A detached table has no triggers, so the move is not a change of the log.
+          alter table tally.usage_events detach partition tally.usage_events_default;
+          execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
+                         part, month_start, month_end);
+          insert into tally.usage_events
+          select * from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
+          delete from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
+          alter table tally.usage_events attach partition tally.usage_events_default default;
+        end if;
+        execute format('comment on table tally.%I is %L', part,
+                       format('Usage log partition for %s (created by tally.ensure_partitions).', to_char(month_start, 'YYYY-MM')));
+        created := created + 1;
+      end if;
+    end if;
+    month_start := (month_start + interval '1 month')::date;
+  end loop;
+  return created;
+end
+$$;
+
+comment on function tally.ensure_partitions(date, date) is
+  'Creates monthly partitions of the usage log covering from_month..to_month (default: last month to three months ahead), moving matching rows out of the default partition. Returns how many it created.';
+
+
+-- >>> functions/0410_apply_retention.sql
+-- Drops whole monthly partitions of the raw log that end before now() - keep; rollups stay.
+-- Called by DBAs, `pgtally retention` and schedules. Pending deltas are merged first, so nothing is lost.
+create or replace function tally.apply_retention(keep interval)
+returns table (partition_name text, range_start date, range_end date, rows_dropped bigint)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  horizon timestamptz;
+  part    record;
+  n       bigint;
+begin
+  if keep is null or keep < interval '1 day' then
+    raise exception using errcode = 'PT011', column = 'keep',
+      message = format('keep must be at least 1 day (got %s)', coalesce(keep::text, 'null'));
+  end if;
+  horizon := now() - keep;
+  -- The merge lock keeps merges out while partitions go; merging first guarantees every
+  -- delta of a dropped row is already in the rollups.
+  perform pg_advisory_xact_lock(7461, 1);
+  for part in
+    select c.relname, c.oid,
+           (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)')) as bounds
+      from pg_inherits i
+      join pg_class c on c.oid = i.inhrelid
+     where i.inhparent = 'tally.usage_events'::regclass
+       and c.relname <> 'usage_events_default'
+     order by c.relname
+  loop
+    continue when part.bounds is null or part.bounds[2]::timestamptz > horizon;
+    -- Writers of late events into this month finish before the lock is granted.
+    execute format('lock table tally.%I in access exclusive mode', part.relname);
+    loop
+      exit when tally._merge_pending_locked(100000) = 0;
+    end loop;
+    execute format('select count(*) from tally.%I', part.relname) into n;
+    execute format('drop table tally.%I', part.relname);
+    partition_name := part.relname;
+    range_start := part.bounds[1]::timestamptz::date;
+    range_end := part.bounds[2]::timestamptz::date;
+    rows_dropped := n;
+    return next;
+  end loop;
+end
+$$;
+
+comment on function tally.apply_retention(interval) is
+  'Drops raw log partitions whose whole month ends before now() - keep, after merging pending deltas. Lifetime, daily and billing rollups and the deduplication keys are kept. Returns the partitions dropped.';
+
+
+-- >>> functions/0500_set_user_settings.sql
+-- Sets a user's time zone and billing anchor day (upsert); validates both.
+-- Called by application backends when a user changes preferences.
+create or replace function tally.set_user_settings(user_id text, time_zone text default 'UTC', billing_anchor_day integer default 1)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if user_id is null or user_id = '' then
+    raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
+  elsif not tally._is_valid_time_zone(time_zone) then
+    raise exception using errcode = 'PT011', column = 'time_zone',
+      message = format('time_zone %L is not a time zone PostgreSQL knows', time_zone);
+  elsif billing_anchor_day is null or billing_anchor_day not between 1 and 28 then
+    raise exception using errcode = 'PT011', column = 'billing_anchor_day',
+      message = format('billing_anchor_day must be between 1 and 28 (got %s)', coalesce(billing_anchor_day::text, 'null'));
+  end if;
+  insert into tally.user_settings as s (user_id, time_zone, billing_anchor_day)
+  values (set_user_settings.user_id, set_user_settings.time_zone, set_user_settings.billing_anchor_day)
+  on conflict on constraint user_settings_pkey do update
+    set time_zone = excluded.time_zone, billing_anchor_day = excluded.billing_anchor_day, updated_at = now();
+end
+$$;
+
+comment on function tally.set_user_settings(text, text, integer) is
+  'Sets a user''s time zone (local days of later merges) and billing anchor day (1-28).';
+
+
+-- >>> functions/0510_declare_dimension.sql
+-- Declares (or re-declares) a dimension from attribute keys, without writing SQL.
+-- Called by product code or `pgtally`; history is backfilled by tally.rebuild.
+create or replace function tally.declare_dimension(name text, keys text[], description text default null)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if name is null or name !~ '^[a-z][a-z0-9_]{0,62}$' then
+    raise exception using errcode = 'PT011', column = 'name',
+      message = format('dimension name %L must be a lower-case identifier (a-z, 0-9, _)', name);
+  elsif keys is null or cardinality(keys) not between 1 and 4 or array_position(keys, null) is not null then
+    raise exception using errcode = 'PT011', column = 'keys', message = 'a dimension takes 1 to 4 non-null attribute keys';
+  end if;
+  insert into tally.dimensions as d (name, keys, description)
+  values (declare_dimension.name, declare_dimension.keys, declare_dimension.description)
+  on conflict on constraint dimensions_pkey do update set keys = excluded.keys, description = excluded.description;
+end
+$$;
+
+comment on function tally.declare_dimension(text, text[], text) is
+  'Declares a dimension whose value is the event attributes named by keys joined by ''/'' (key ''kind'' = the kind column). New events count at once; run tally.rebuild to backfill history.';
+
+
+-- >>> functions/0600_check_dimension.sql
+-- Returns the keys of a declared dimension or raises PT010 naming it.
+-- Called by every read function that takes a dimension name.
+create or replace function tally._dimension_keys(dimension text)
+returns text[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  found_keys text[];
+begin
+  select d.keys into found_keys from tally.dimensions d where d.name = dimension;
+  if found_keys is null then
+    raise exception using errcode = 'PT010', column = 'dimension',
+      message = format('dimension %L is not declared', dimension),
+      hint = 'Declared dimensions are listed in tally.dimensions; add one with tally.declare_dimension.';
+  end if;
+  return found_keys;
+end
+$$;
+
+comment on function tally._dimension_keys(text) is
+  'Keys of a declared dimension; raises PT010 when the dimension is not declared (internal).';
+
+
+-- >>> functions/0610_lifetime_totals.sql
+-- Lifetime totals of one user per value of one dimension: merged rollups plus pending deltas.
+-- Called by application backends (account pages) and the Python client's lifetime_totals().
+create or replace function tally.lifetime_totals(user_id text, dimension text)
+returns table (
+  value       text,
+  events      bigint,
+  quantity    bigint,
+  duration_ms bigint,
+  cost        numeric,
+  first_at    timestamptz,
+  last_at     timestamptz,
+  failures    bigint
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  keys text[] := tally._dimension_keys(dimension);
+begin
+  -- One statement, one snapshot: a delta is either still pending or already merged.
+  return query
+  select x.value, sum(x.events)::bigint, sum(x.quantity)::bigint, sum(x.duration_ms)::bigint, sum(x.cost),
+         min(x.first_at), max(x.last_at), sum(x.failures)::bigint
+    from (
+      select t.value, t.events, t.quantity, t.duration_ms, t.cost, t.first_at, t.last_at, t.failures
+        from tally.user_totals t
+       where t.user_id = lifetime_totals.user_id and t.dimension = lifetime_totals.dimension
+      union all
+      select tally._dimension_value(keys, p.kind, p.attributes), p.events, p.quantity, p.duration_ms, p.cost,
+             case when p.is_use then p.occurred_at end, case when p.is_use then p.occurred_at end, p.failures
+        from tally.pending_deltas p
+       where p.user_id = lifetime_totals.user_id
+    ) as x
+   where x.value is not null
+   group by x.value
+   order by sum(x.quantity) desc, x.value;
+end
+$$;
+
+comment on function tally.lifetime_totals(text, text) is
+  'Lifetime totals of a user per value of a declared dimension (events, quantity, duration_ms, cost, first_at, last_at, failures), exact at commit.';
+
+
+-- >>> functions/0620_daily_totals.sql
+-- Daily totals of one user per local day and dimension value in a range of local days.
+-- Called by application backends (trend charts) and the Python client's daily_totals().
+create or replace function tally.daily_totals(user_id text, dimension text, from_day date, to_day date)
+returns table (
+  day         date,
+  value       text,
+  events      bigint,
+  quantity    bigint,
+  duration_ms bigint,
+  cost        numeric,
+  failures    bigint
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  keys text[] := tally._dimension_keys(dimension);
+begin
+  if from_day is null or to_day is null or to_day < from_day then
+    raise exception using errcode = 'PT011', column = 'to_day',
+      message = format('need from_day <= to_day (got %s .. %s)', coalesce(from_day::text, 'null'), coalesce(to_day::text, 'null'));
+  end if;
+  return query
+  select x.day, x.value, sum(x.events)::bigint, sum(x.quantity)::bigint, sum(x.duration_ms)::bigint, sum(x.cost),
+         sum(x.failures)::bigint
+    from (
+      select t.day, t.value, t.events, t.quantity, t.duration_ms, t.cost, t.failures
+        from tally.user_daily t
+       where t.user_id = daily_totals.user_id and t.dimension = daily_totals.dimension
+         and t.day between from_day and to_day
+      union all
+      select p.day, p.value, p.events, p.quantity, p.duration_ms, p.cost, p.failures
+        from (
+          select (q.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date as day,
+                 tally._dimension_value(keys, q.kind, q.attributes) as value,
+                 q.events, q.quantity, q.duration_ms, q.cost, q.failures
+            from tally.pending_deltas q
+            left join tally.user_settings s on s.user_id = q.user_id
+           where q.user_id = daily_totals.user_id
+        ) as p
+       where p.day between from_day and to_day
+    ) as x
+   where x.value is not null
+   group by x.day, x.value
+   order by x.day, x.value;
+end
+$$;
+
+comment on function tally.daily_totals(text, text, date, date) is
+  'Totals of a user per local day (user''s time zone) and value of a declared dimension, for days from_day..to_day with activity; exact at commit.';
+
+
+-- >>> functions/0630_period_totals.sql
+-- Billing-period counters of one user per kind for the period containing a moment (default now).
+-- Called by quota checks and usage pages; billable, succeeded usage only.
+create or replace function tally.period_totals(user_id text, at timestamptz default now())
+returns table (
+  period_start date,
+  period_end   date,
+  kind         text,
+  events       bigint,
+  quantity     bigint,
+  duration_ms  bigint,
+  cost         numeric
+)
+language sql
+stable
+set search_path = ''
+as $$
+  with settings as (
+    select coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor
+      from (select) as one
+      left join tally.user_settings s on s.user_id = period_totals.user_id
+  ), bounds as (
+    select st.tz, st.anchor,
+           tally._period_start((period_totals.at at time zone st.tz)::date, st.anchor) as p_start
+      from settings st
+  )
+  select b.p_start, (b.p_start + interval '1 month')::date, x.kind,
+         sum(x.events)::bigint, sum(x.quantity)::bigint, sum(x.duration_ms)::bigint, sum(x.cost)
+    from bounds b
+    cross join lateral (
+      select t.kind, t.events, t.quantity, t.duration_ms, t.cost
+        from tally.user_periods t
+       where t.user_id = period_totals.user_id and t.period_start = b.p_start
+      union all
+      select q.kind, q.events, q.quantity, q.duration_ms, q.cost
+        from tally.pending_deltas q
+       where q.user_id = period_totals.user_id and q.billable
+         and tally._period_start((q.occurred_at at time zone b.tz)::date, b.anchor) = b.p_start
+    ) as x
+   group by b.p_start, x.kind
+   order by x.kind
+$$;
+
+comment on function tally.period_totals(text, timestamptz) is
+  'Billing-period counters of a user per kind (billable, succeeded usage) for the period containing at; a new period starts at zero without any reset.';
+
+
+-- >>> db/0900_triggers.sql
+-- ============================================================================
+-- Triggers on the usage log (after the functions they call).
+-- ============================================================================
+
+-- Rows inserted by tally.record_usage_batch arrive with recorded_at set and are
+-- processed set-wise there; writers hold no privilege on recorded_at, so every
+-- other insert goes through this trigger.
+create trigger usage_events_before_insert_record
+  before insert on tally.usage_events
+  for each row
+  when (new.recorded_at is null)
+  execute function tally._trg_usage_events_before_insert_record();
+
+create trigger usage_events_before_change_refuse
+  before update or delete on tally.usage_events
+  for each row
+  execute function tally._trg_usage_events_refuse_change();
+
+-- The statement trigger also refuses an UPDATE or DELETE that matches no row.
+create trigger usage_events_before_change_refuse_statement
+  before update or delete on tally.usage_events
+  for each statement
+  execute function tally._trg_usage_events_refuse_change();
+
+create trigger usage_events_before_truncate_refuse
+  before truncate on tally.usage_events
+  for each statement
+  execute function tally._trg_usage_events_refuse_change();
+
+
+-- >>> db/0950_seed.sql
+-- ============================================================================
+-- Data every installation starts with: the default dimensions and partitions.
+-- ============================================================================
+
+insert into tally.dimensions (name, keys, description) values
+  ('kind',  '{kind}',  'Usage type (the kind column).'),
+  ('voice', '{voice}', 'TTS voice (attributes.voice).'),
+  ('model', '{model}', 'Model (attributes.model).')
+on conflict do nothing;
+
+select tally.ensure_partitions();

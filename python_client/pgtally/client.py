@@ -1,0 +1,203 @@
+"""The thin Python client: one method per SQL function, typed results.
+
+``Client`` accepts a psycopg connection or a ``psycopg_pool.ConnectionPool``;
+with a pool every call borrows one connection. Errors of class PT are raised as
+the exceptions in :mod:`pgtally.errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from .errors import translated
+from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent
+
+try:  # optional dependency
+    from psycopg_pool import ConnectionPool
+except ImportError:  # pragma: no cover
+    ConnectionPool = None  # type: ignore[assignment,misc]
+
+T = TypeVar("T")
+
+RECORD_SQL = """
+select tally.record_usage(
+  event_id => %(event_id)s, user_id => %(user_id)s, kind => %(kind)s, quantity => %(quantity)s,
+  occurred_at => coalesce(%(occurred_at)s::timestamptz, now()), duration_ms => %(duration_ms)s,
+  cost => %(cost)s::numeric, status => %(status)s, error_code => %(error_code)s, billable => %(billable)s,
+  attributes => %(attributes)s::jsonb, corrects_event_id => %(corrects_event_id)s)
+"""
+
+BATCH_SQL = """
+select tally.record_usage_batch(
+  %s::text[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::numeric[],
+  %s::text[], %s::text[], %s::boolean[], %s::jsonb[], %s::text[])
+"""
+
+Connectable = Any  # psycopg.Connection | psycopg_pool.ConnectionPool
+
+
+class Client:
+    """Synchronous pgtally client.
+
+    Example::
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            tally = Client(conn)
+            tally.record("tts-job-1", "user-42", "tts", 180, attributes={"voice": "af_alloy"})
+            for row in tally.lifetime_totals("user-42", "voice"):
+                print(row.value, row.duration_text)
+    """
+
+    def __init__(self, conn: Connectable) -> None:
+        self._conn = conn
+
+    @classmethod
+    def connect(cls, dsn: str) -> Client:
+        """A client on a new autocommit connection (close it with ``client.close()``)."""
+        return cls(psycopg.connect(dsn, autocommit=True))
+
+    def close(self) -> None:
+        """Close the underlying connection or pool."""
+        self._conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """The connection to use for one call (borrowed from the pool when there is one)."""
+        if ConnectionPool is not None and isinstance(self._conn, ConnectionPool):
+            with self._conn.connection() as conn:
+                yield conn
+        else:
+            yield self._conn
+
+    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any], build: Callable[[dict[str, Any]], T]) -> list[T]:
+        with self.connection() as conn, translated(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, params)
+            return [build(r) for r in cur.fetchall()]
+
+    def _scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
+        with self.connection() as conn, translated():
+            row = conn.execute(sql, params).fetchone()
+            return row[0] if row else None
+
+    # ------------------------------------------------------------------ writes
+
+    def record(self, event_id: str, user_id: str, kind: str, quantity: int = 0, *,
+               occurred_at: dt.datetime | None = None, duration_ms: int | None = None,
+               cost: Decimal | int | str = 0, status: str = "succeeded", error_code: str | None = None,
+               billable: bool = True, attributes: Mapping[str, Any] | None = None,
+               corrects_event_id: str | None = None) -> bool:
+        """Record one usage event; True when new, False when ``event_id`` was already recorded.
+
+        Runs in the connection's current transaction, so it commits or rolls
+        back with the caller's own writes. Example::
+
+            tally.record("ocr-page-9", "user-42", "ocr", 1, cost="0.0015", attributes={"model": "tesseract"})
+        """
+        params = dict(event_id=event_id, user_id=user_id, kind=kind, quantity=quantity, occurred_at=occurred_at,
+                      duration_ms=duration_ms, cost=str(cost), status=status, error_code=error_code,
+                      billable=billable, attributes=Jsonb(dict(attributes or {})),
+                      corrects_event_id=corrects_event_id)
+        return bool(self._scalar(RECORD_SQL, params))
+
+    def record_many(self, events: Iterable[UsageEvent | Mapping[str, Any]], *, chunk_size: int = 5000,
+                    progress: Callable[[int], None] | None = None) -> int:
+        """Record many events set-wise; returns how many were new (duplicates are skipped).
+
+        Events are sent in chunks of ``chunk_size`` through
+        ``tally.record_usage_batch``, each chunk sorted by event_id so that
+        concurrent overlapping batches cannot deadlock; a sequence is sorted as
+        a whole. Each chunk is its own transaction in autocommit mode, a
+        savepoint inside the caller's transaction. ``progress`` is called with
+        the number of events sent after each chunk. Example::
+
+            n = tally.record_many(UsageEvent(f"job-{i}", "user-42", "tts", 120) for i in range(100_000))
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        if isinstance(events, Sequence):
+            events = sorted((UsageEvent.from_mapping(e) for e in events), key=lambda e: e.event_id)
+        added = 0
+        iterator = iter(events)
+        while chunk := [UsageEvent.from_mapping(e) for e in itertools.islice(iterator, chunk_size)]:
+            chunk.sort(key=lambda e: e.event_id)
+            params = (
+                [e.event_id for e in chunk], [e.user_id for e in chunk], [e.kind for e in chunk],
+                [e.quantity for e in chunk], [e.occurred_at for e in chunk], [e.duration_ms for e in chunk],
+                [Decimal(str(e.cost)) for e in chunk], [e.status for e in chunk], [e.error_code for e in chunk],
+                [e.billable for e in chunk], [Jsonb(dict(e.attributes)) for e in chunk],
+                [e.corrects_event_id for e in chunk],
+            )
+            with self.connection() as conn, translated(), conn.transaction():
+                row = conn.execute(BATCH_SQL, params).fetchone()
+            added += int(row[0]) if row else 0
+            if progress:
+                progress(len(chunk))
+        return added
+
+    def reverse(self, original_event_id: str, event_id: str) -> bool:
+        """Reverse a succeeded event (booked in its own buckets); True when the reversal is new.
+
+        Example: ``tally.reverse("tts-job-1", "tts-job-1:refund")``
+        """
+        return bool(self._scalar("select tally.reverse_usage(%s, %s)", (original_event_id, event_id)))
+
+    def amend(self, original_event_id: str, event_id: str, *, quantity_delta: int = 0,
+              duration_ms_delta: int | None = None, cost_delta: Decimal | int | str = 0) -> bool:
+        """Amend an event by signed deltas booked in its own buckets; True when the amendment is new.
+
+        Example: ``tally.amend("tts-job-1", "tts-job-1:recount", quantity_delta=-12)``
+        """
+        return bool(self._scalar("select tally.amend_usage(%s, %s, %s, %s, %s::numeric)",
+                                 (original_event_id, event_id, quantity_delta, duration_ms_delta, str(cost_delta))))
+
+    def set_user_settings(self, user_id: str, *, time_zone: str = "UTC", billing_anchor_day: int = 1) -> None:
+        """Set a user's time zone and billing anchor day. Example: ``tally.set_user_settings("u1", time_zone="Europe/Berlin")``"""
+        self._scalar("select tally.set_user_settings(%s, %s, %s)", (user_id, time_zone, billing_anchor_day))
+
+    def declare_dimension(self, name: str, keys: Sequence[str], description: str | None = None) -> None:
+        """Declare a dimension from attribute keys. Example: ``tally.declare_dimension("voice_model", ["model", "voice"])``"""
+        self._scalar("select tally.declare_dimension(%s, %s, %s)", (name, list(keys), description))
+
+    def merge_pending(self, max_rows: int = 100_000) -> int:
+        """Fold pending deltas into the rollups; returns how many merged (0 when another merge runs)."""
+        return int(self._scalar("select tally.merge_pending(%s)", (max_rows,)) or 0)
+
+    # ------------------------------------------------------------------- reads
+
+    def lifetime_totals(self, user_id: str, dimension: str = "kind") -> list[DimensionTotal]:
+        """Lifetime totals of a user per value of ``dimension``, largest quantity first.
+
+        Example: ``[t.value for t in tally.lifetime_totals("user-42", "voice")]``
+        """
+        return self._rows("select * from tally.lifetime_totals(%s, %s)", (user_id, dimension), DimensionTotal.from_row)
+
+    def daily_totals(self, user_id: str, dimension: str, from_day: dt.date, to_day: dt.date) -> list[DailyTotal]:
+        """Totals of a user per local day and value of ``dimension`` (days with activity only).
+
+        Example: ``tally.daily_totals("user-42", "kind", date(2026, 11, 1), date(2026, 11, 30))``
+        """
+        return self._rows("select * from tally.daily_totals(%s, %s, %s, %s)", (user_id, dimension, from_day, to_day),
+                          DailyTotal.from_row)
+
+    def period_totals(self, user_id: str, at: dt.datetime | None = None) -> list[PeriodTotal]:
+        """Billing-period counters per kind for the period containing ``at`` (default now).
+
+        Example: ``{p.kind: p.quantity for p in tally.period_totals("user-42")}``
+        """
+        return self._rows("select * from tally.period_totals(%s, coalesce(%s::timestamptz, now()))", (user_id, at),
+                          PeriodTotal.from_row)

@@ -1,0 +1,102 @@
+"""Typed results of the read API and the input of the batch write path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+
+def human_duration(ms: int | None) -> str:
+    """A duration for people: ``14 h 12 min``, ``3 min 05 s``, ``42 s``."""
+    if ms is None:
+        return "unknown"
+    seconds = int(round(ms / 1000))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One event for ``Client.record_many`` (the columns of tally.usage_events)."""
+
+    event_id: str
+    user_id: str
+    kind: str
+    quantity: int = 0
+    occurred_at: dt.datetime | None = None
+    duration_ms: int | None = None
+    cost: Decimal | int | str = 0
+    status: str = "succeeded"
+    error_code: str | None = None
+    billable: bool = True
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    corrects_event_id: str | None = None
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any]) -> UsageEvent:
+        return m if isinstance(m, UsageEvent) else cls(**m)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class DimensionTotal:
+    """Lifetime totals of one user for one dimension value."""
+
+    value: str
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+    failures: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DimensionTotal:
+        return cls(**row)
+
+    @property
+    def duration_text(self) -> str:
+        """Total duration for people, e.g. ``14 h 12 min``."""
+        return human_duration(self.duration_ms)
+
+
+@dataclass(frozen=True)
+class DailyTotal:
+    """Totals of one user for one local day and dimension value."""
+
+    day: dt.date
+    value: str
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    failures: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DailyTotal:
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class PeriodTotal:
+    """Billing-period counters of one user and kind (billable, succeeded usage)."""
+
+    period_start: dt.date
+    period_end: dt.date
+    kind: str
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PeriodTotal:
+        return cls(**row)
