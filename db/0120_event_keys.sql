@@ -2,8 +2,10 @@
 -- Exactly-once: one row per event_id ever recorded, across all partitions.
 -- ============================================================================
 
+-- Collation C: byte-wise comparisons are cheaper than locale-aware ones, and an
+-- idempotency key needs equality only.
 create table tally.event_keys (
-  event_id    text        primary key,
+  event_id    text        collate "C" primary key,
   user_id     text        not null,
   occurred_at timestamptz not null
 );

@@ -6,7 +6,6 @@
 
 create table tally.pending_deltas (
   user_id      text        not null,
-  event_id     text        not null,
   kind         text        not null,
   occurred_at  timestamptz not null,
   attributes   jsonb       not null,
@@ -27,4 +26,6 @@ comment on column tally.pending_deltas.events is '+1 for a succeeded event, -1 f
 comment on column tally.pending_deltas.billable is 'Counts towards the billing period: billable and not failed.';
 comment on column tally.pending_deltas.is_use is 'A succeeded original event: moves first_at/last_at.';
 
-create index pending_deltas_user on tally.pending_deltas (user_id);
+-- Without deduplication: a hot user's deltas all carry the same key, and
+-- rewriting posting lists under the leaf page lock would serialize its writers.
+create index pending_deltas_user on tally.pending_deltas (user_id) with (deduplicate_items = off);

@@ -26,3 +26,7 @@ create trigger usage_events_before_truncate_refuse
   before truncate on tally.usage_events
   for each statement
   execute function tally._trg_usage_events_refuse_change();
+
+-- Statement triggers are not cloned to partitions: the default partition gets
+-- its own here, monthly partitions get theirs from tally.ensure_partitions.
+select tally._protect_partition('tally.usage_events_default');

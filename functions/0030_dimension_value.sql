@@ -1,20 +1,22 @@
 -- The value of one declared dimension for an event: attribute values for keys joined by '/'.
 -- Called by the merge, the rebuild and every read that adds pending deltas.
+--
+-- Not pinned to a search_path on purpose: a pinned SQL function is never inlined,
+-- and this one runs once per event and dimension. It names only its arguments
+-- and pg_catalog operators (spelled OPERATOR(pg_catalog.x)), so no caller's
+-- search_path can change what it does.
 create or replace function tally._dimension_value(keys text[], kind text, attributes jsonb)
 returns text
 language sql
 immutable
 parallel safe
-set search_path = ''
 as $$
   select case
-    when cardinality(keys) = 1 then
-      nullif(case when keys[1] = 'kind' then kind else attributes ->> keys[1] end, '')
-    else (
-      select case when count(*) = count(v) then string_agg(v, '/' order by i) end
-        from unnest(keys) with ordinality as k(key, i),
-             lateral (select nullif(case when k.key = 'kind' then kind else attributes ->> k.key end, '') as v) as x
-    )
+    when pg_catalog.cardinality(keys) OPERATOR(pg_catalog.=) 1 then
+      nullif(
+        case when keys[1] OPERATOR(pg_catalog.=) 'kind' then kind else attributes OPERATOR(pg_catalog.->>) keys[1] end,
+        '')
+    else tally._dimension_value_combined(keys, kind, attributes)
   end
 $$;
 

@@ -11,7 +11,22 @@ declare
   original      record;
   succeeded     boolean;
 begin
-  -- Validation: the message names the field, the SQLSTATE (class PT) names the rule.
+  -- Fast path: one expression accepts a valid row; the detailed checks below only
+  -- run to explain a rejection (the message names the field, the SQLSTATE the rule).
+  if not coalesce(
+       new.event_id <> '' and new.user_id <> '' and new.kind <> ''
+       and length(new.event_id) <= 200 and length(new.user_id) <= 200 and length(new.kind) <= 64
+       and (new.error_code is null or length(new.error_code) <= 200)
+       and (new.status = 'succeeded' or new.status = 'failed' or new.status = 'cancelled'
+            or (new.status = 'reversed' and is_correction))
+       and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15
+       and (is_correction or (new.quantity >= 0 and new.cost >= 0 and (new.duration_ms is null or new.duration_ms >= 0)))
+       and new.occurred_at >= '2000-01-01 00:00:00+00' and new.occurred_at <= statement_timestamp() + interval '1 day'
+       and jsonb_typeof(new.attributes) = 'object'
+       and ((pg_column_size(new.attributes) <= 1024 and pg_column_compression(new.attributes) is null)
+            or octet_length(new.attributes::text) <= 16384)
+       and (not is_correction or length(new.corrects_event_id) <= 200),
+       false) then
   if new.event_id is null or new.event_id = '' then
     raise exception using errcode = 'PT001', column = 'event_id', message = 'event_id is required';
   elsif new.user_id is null or new.user_id = '' then
@@ -37,9 +52,11 @@ begin
       message = format('%s must not be negative outside a correction (got %s)',
         case when new.quantity < 0 then 'quantity' when new.duration_ms < 0 then 'duration_ms' else 'cost' end,
         case when new.quantity < 0 then new.quantity::text when new.duration_ms < 0 then new.duration_ms::text else new.cost::text end);
-  elsif new.quantity is null or new.cost is null or new.cost = 'NaN'::numeric then
+  elsif new.quantity is null or new.cost is null or not (new.cost > -1e15 and new.cost < 1e15) then
     raise exception using errcode = 'PT002', column = case when new.quantity is null then 'quantity' else 'cost' end,
-      message = 'quantity and cost must be numbers (not null, not NaN)';
+      message = format('%s must be a finite number below 1e15 in magnitude (got %s)',
+                       case when new.quantity is null then 'quantity' else 'cost' end,
+                       coalesce(new.cost::text, 'null'));
   elsif new.occurred_at is null or new.occurred_at < '2000-01-01 00:00:00+00'
         or new.occurred_at > statement_timestamp() + interval '1 day' then
     raise exception using errcode = 'PT004', column = 'occurred_at',
@@ -47,9 +64,15 @@ begin
   elsif new.attributes is null or jsonb_typeof(new.attributes) <> 'object' then
     raise exception using errcode = 'PT005', column = 'attributes',
       message = format('attributes must be a JSON object (got %s)', coalesce(jsonb_typeof(new.attributes), 'null'));
-  elsif pg_column_size(new.attributes) > 16384 then
+  elsif octet_length(new.attributes::text) > 16384 then
     raise exception using errcode = 'PT006', column = 'attributes',
-      message = format('attributes take %s bytes; at most 16384 are allowed', pg_column_size(new.attributes));
+      message = format('attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(new.attributes::text));
+  elsif is_correction and length(new.corrects_event_id) > 200 then
+    raise exception using errcode = 'PT007', column = 'corrects_event_id',
+      message = 'corrects_event_id takes at most 200 characters';
+  else
+    raise exception using errcode = 'PT000', message = 'usage event rejected by validation (no rule named it: a pgtally bug)';
+  end if;
   end if;
 
   if is_correction then
@@ -76,10 +99,10 @@ begin
 
   succeeded := new.status = 'succeeded';
   insert into tally.pending_deltas
-    (user_id, event_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
+    (user_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
      timed_events, cost, billable, is_use)
   values
-    (new.user_id, new.event_id, new.kind, new.occurred_at, new.attributes,
+    (new.user_id, new.kind, new.occurred_at, new.attributes,
      case when not succeeded then (case when new.status = 'reversed' then -1 else 0 end)
           when is_correction then 0 else 1 end,
      case when new.status = 'failed' then 1 else 0 end,

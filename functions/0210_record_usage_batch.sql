@@ -67,13 +67,13 @@ begin
            when b.corrects_event_id is null and b.quantity < 0 then format('PT002:quantity:quantity must not be negative outside a correction (got %s)', b.quantity)
            when b.corrects_event_id is null and b.duration_ms < 0 then format('PT002:duration_ms:duration_ms must not be negative outside a correction (got %s)', b.duration_ms)
            when b.corrects_event_id is null and b.cost < 0 then format('PT002:cost:cost must not be negative outside a correction (got %s)', b.cost)
-           when b.cost = 'NaN'::numeric then 'PT002:cost:quantity and cost must be numbers (not null, not NaN)'
+           when not (b.cost > -1e15 and b.cost < 1e15) then format('PT002:cost:cost must be a finite number below 1e15 in magnitude (got %s)', b.cost)
            when b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
              then format('PT004:occurred_at:occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', b.occurred_at)
            when jsonb_typeof(b.attributes) <> 'object'
              then format('PT005:attributes:attributes must be a JSON object (got %s)', jsonb_typeof(b.attributes))
-           when pg_column_size(b.attributes) > 16384
-             then format('PT006:attributes:attributes take %s bytes; at most 16384 are allowed', pg_column_size(b.attributes))
+           when octet_length(b.attributes::text) > 16384
+             then format('PT006:attributes:attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(b.attributes::text))
            when b.corrects_event_id is not null and (b.original_user is null or b.corrects_event_id = b.event_id)
              then format('PT008:corrects_event_id:corrects_event_id %L names no recorded event', b.corrects_event_id)
            when b.corrects_event_id is not null and b.original_user <> b.user_id
@@ -87,9 +87,11 @@ begin
       or b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
       or (b.status = 'reversed' and b.corrects_event_id is null)
       or (b.corrects_event_id is null and (b.quantity < 0 or b.duration_ms < 0 or b.cost < 0))
-      or b.cost = 'NaN'::numeric
+      or not (b.cost > -1e15 and b.cost < 1e15)
       or b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
-      or jsonb_typeof(b.attributes) <> 'object' or pg_column_size(b.attributes) > 16384
+      or jsonb_typeof(b.attributes) <> 'object'
+      or ((pg_column_size(b.attributes) > 1024 or pg_column_compression(b.attributes) is not null)
+          and octet_length(b.attributes::text) > 16384)
       or (b.corrects_event_id is not null
           and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id))
    order by b.ord
@@ -130,9 +132,9 @@ begin
     returning 1
   ), deltas as (
     insert into tally.pending_deltas
-      (user_id, event_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
+      (user_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
        timed_events, cost, billable, is_use)
-    select b.user_id, b.event_id, b.kind, b.occurred_at, b.attributes,
+    select b.user_id, b.kind, b.occurred_at, b.attributes,
            case when b.status = 'reversed' then -1 when b.status <> 'succeeded' or b.corrects_event_id is not null then 0 else 1 end,
            case when b.status = 'failed' then 1 else 0 end,
            case when b.status in ('succeeded', 'reversed') then b.quantity else 0 end,

@@ -25,6 +25,14 @@ begin
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is not a succeeded original event (status %s); only those can be reversed', original_event_id, orig.status);
   end if;
+  -- Reversals share the original's user and time, so the log index finds them.
+  perform 1 from tally.usage_events e
+   where e.user_id = orig.user_id and e.occurred_at = orig.occurred_at
+     and e.corrects_event_id = original_event_id and e.status = 'reversed' and e.event_id <> reverse_usage.event_id;
+  if found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is already reversed', original_event_id);
+  end if;
   new_row := tally.record_usage(
     event_id => reverse_usage.event_id, user_id => orig.user_id, kind => orig.kind,
     quantity => -orig.quantity, occurred_at => orig.occurred_at, duration_ms => -orig.duration_ms,
@@ -65,6 +73,9 @@ begin
   if not found then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
+  elsif orig.status <> 'succeeded' or orig.corrects_event_id is not null then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is not a succeeded original event (status %s); only those can be amended', original_event_id, orig.status);
   end if;
   return tally.record_usage(
     event_id => amend_usage.event_id, user_id => orig.user_id, kind => orig.kind,

@@ -43,6 +43,7 @@ begin
           delete from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
           alter table tally.usage_events attach partition tally.usage_events_default default;
         end if;
+        perform tally._protect_partition(format('tally.%I', part)::regclass);
         execute format('comment on table tally.%I is %L', part,
                        format('Usage log partition for %s (created by tally.ensure_partitions).', to_char(month_start, 'YYYY-MM')));
         created := created + 1;

@@ -34,24 +34,45 @@ comment on function tally._is_valid_time_zone(text) is
   'True when the argument is a time zone name PostgreSQL accepts; used by checks on user settings.';
 
 
--- >>> functions/0030_dimension_value.sql
--- The value of one declared dimension for an event: attribute values for keys joined by '/'.
--- Called by the merge, the rebuild and every read that adds pending deltas.
-create or replace function tally._dimension_value(keys text[], kind text, attributes jsonb)
+-- >>> functions/0025_dimension_value_combined.sql
+-- Combined dimensions (several keys): the values joined by '/', NULL when any is missing.
+-- Called by tally._dimension_value.
+create or replace function tally._dimension_value_combined(keys text[], kind text, attributes jsonb)
 returns text
 language sql
 immutable
 parallel safe
 set search_path = ''
 as $$
+  select case when count(*) = count(v) then string_agg(v, '/' order by i) end
+    from unnest(keys) with ordinality as k(key, i),
+         lateral (select nullif(case when k.key = 'kind' then kind else attributes ->> k.key end, '') as v) as x
+$$;
+
+comment on function tally._dimension_value_combined(text[], text, jsonb) is
+  'Value of a dimension of several keys: the attribute values joined by ''/''; NULL when any is missing or empty.';
+
+
+-- >>> functions/0030_dimension_value.sql
+-- The value of one declared dimension for an event: attribute values for keys joined by '/'.
+-- Called by the merge, the rebuild and every read that adds pending deltas.
+--
+-- Not pinned to a search_path on purpose: a pinned SQL function is never inlined,
+-- and this one runs once per event and dimension. It names only its arguments
+-- and pg_catalog operators (spelled OPERATOR(pg_catalog.x)), so no caller's
+-- search_path can change what it does.
+create or replace function tally._dimension_value(keys text[], kind text, attributes jsonb)
+returns text
+language sql
+immutable
+parallel safe
+as $$
   select case
-    when cardinality(keys) = 1 then
-      nullif(case when keys[1] = 'kind' then kind else attributes ->> keys[1] end, '')
-    else (
-      select case when count(*) = count(v) then string_agg(v, '/' order by i) end
-        from unnest(keys) with ordinality as k(key, i),
-             lateral (select nullif(case when k.key = 'kind' then kind else attributes ->> k.key end, '') as v) as x
-    )
+    when pg_catalog.cardinality(keys) OPERATOR(pg_catalog.=) 1 then
+      nullif(
+        case when keys[1] OPERATOR(pg_catalog.=) 'kind' then kind else attributes OPERATOR(pg_catalog.->>) keys[1] end,
+        '')
+    else tally._dimension_value_combined(keys, kind, attributes)
   end
 $$;
 
@@ -128,7 +149,22 @@ declare
   original      record;
   succeeded     boolean;
 begin
-  -- Validation: the message names the field, the SQLSTATE (class PT) names the rule.
+  -- Fast path: one expression accepts a valid row; the detailed checks below only
+  -- run to explain a rejection (the message names the field, the SQLSTATE the rule).
+  if not coalesce(
+       new.event_id <> '' and new.user_id <> '' and new.kind <> ''
+       and length(new.event_id) <= 200 and length(new.user_id) <= 200 and length(new.kind) <= 64
+       and (new.error_code is null or length(new.error_code) <= 200)
+       and (new.status = 'succeeded' or new.status = 'failed' or new.status = 'cancelled'
+            or (new.status = 'reversed' and is_correction))
+       and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15
+       and (is_correction or (new.quantity >= 0 and new.cost >= 0 and (new.duration_ms is null or new.duration_ms >= 0)))
+       and new.occurred_at >= '2000-01-01 00:00:00+00' and new.occurred_at <= statement_timestamp() + interval '1 day'
+       and jsonb_typeof(new.attributes) = 'object'
+       and ((pg_column_size(new.attributes) <= 1024 and pg_column_compression(new.attributes) is null)
+            or octet_length(new.attributes::text) <= 16384)
+       and (not is_correction or length(new.corrects_event_id) <= 200),
+       false) then
   if new.event_id is null or new.event_id = '' then
     raise exception using errcode = 'PT001', column = 'event_id', message = 'event_id is required';
   elsif new.user_id is null or new.user_id = '' then
@@ -154,9 +190,11 @@ begin
       message = format('%s must not be negative outside a correction (got %s)',
         case when new.quantity < 0 then 'quantity' when new.duration_ms < 0 then 'duration_ms' else 'cost' end,
         case when new.quantity < 0 then new.quantity::text when new.duration_ms < 0 then new.duration_ms::text else new.cost::text end);
-  elsif new.quantity is null or new.cost is null or new.cost = 'NaN'::numeric then
+  elsif new.quantity is null or new.cost is null or not (new.cost > -1e15 and new.cost < 1e15) then
     raise exception using errcode = 'PT002', column = case when new.quantity is null then 'quantity' else 'cost' end,
-      message = 'quantity and cost must be numbers (not null, not NaN)';
+      message = format('%s must be a finite number below 1e15 in magnitude (got %s)',
+                       case when new.quantity is null then 'quantity' else 'cost' end,
+                       coalesce(new.cost::text, 'null'));
   elsif new.occurred_at is null or new.occurred_at < '2000-01-01 00:00:00+00'
         or new.occurred_at > statement_timestamp() + interval '1 day' then
     raise exception using errcode = 'PT004', column = 'occurred_at',
@@ -164,9 +202,15 @@ begin
   elsif new.attributes is null or jsonb_typeof(new.attributes) <> 'object' then
     raise exception using errcode = 'PT005', column = 'attributes',
       message = format('attributes must be a JSON object (got %s)', coalesce(jsonb_typeof(new.attributes), 'null'));
-  elsif pg_column_size(new.attributes) > 16384 then
+  elsif octet_length(new.attributes::text) > 16384 then
     raise exception using errcode = 'PT006', column = 'attributes',
-      message = format('attributes take %s bytes; at most 16384 are allowed', pg_column_size(new.attributes));
+      message = format('attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(new.attributes::text));
+  elsif is_correction and length(new.corrects_event_id) > 200 then
+    raise exception using errcode = 'PT007', column = 'corrects_event_id',
+      message = 'corrects_event_id takes at most 200 characters';
+  else
+    raise exception using errcode = 'PT000', message = 'usage event rejected by validation (no rule named it: a pgtally bug)';
+  end if;
   end if;
 
   if is_correction then
@@ -193,10 +237,10 @@ begin
 
   succeeded := new.status = 'succeeded';
   insert into tally.pending_deltas
-    (user_id, event_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
+    (user_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
      timed_events, cost, billable, is_use)
   values
-    (new.user_id, new.event_id, new.kind, new.occurred_at, new.attributes,
+    (new.user_id, new.kind, new.occurred_at, new.attributes,
      case when not succeeded then (case when new.status = 'reversed' then -1 else 0 end)
           when is_correction then 0 else 1 end,
      case when new.status = 'failed' then 1 else 0 end,
@@ -287,8 +331,10 @@ comment on function tally._trg_usage_events_refuse_change() is
 -- Exactly-once: one row per event_id ever recorded, across all partitions.
 -- ============================================================================
 
+-- Collation C: byte-wise comparisons are cheaper than locale-aware ones, and an
+-- idempotency key needs equality only.
 create table tally.event_keys (
-  event_id    text        primary key,
+  event_id    text        collate "C" primary key,
   user_id     text        not null,
   occurred_at timestamptz not null
 );
@@ -306,7 +352,6 @@ comment on table tally.event_keys is
 
 create table tally.pending_deltas (
   user_id      text        not null,
-  event_id     text        not null,
   kind         text        not null,
   occurred_at  timestamptz not null,
   attributes   jsonb       not null,
@@ -327,7 +372,9 @@ comment on column tally.pending_deltas.events is '+1 for a succeeded event, -1 f
 comment on column tally.pending_deltas.billable is 'Counts towards the billing period: billable and not failed.';
 comment on column tally.pending_deltas.is_use is 'A succeeded original event: moves first_at/last_at.';
 
-create index pending_deltas_user on tally.pending_deltas (user_id);
+-- Without deduplication: a hot user's deltas all carry the same key, and
+-- rewriting posting lists under the leaf page lock would serialize its writers.
+create index pending_deltas_user on tally.pending_deltas (user_id) with (deduplicate_items = off);
 
 
 -- >>> db/0140_rollups.sql
@@ -499,13 +546,13 @@ begin
            when b.corrects_event_id is null and b.quantity < 0 then format('PT002:quantity:quantity must not be negative outside a correction (got %s)', b.quantity)
            when b.corrects_event_id is null and b.duration_ms < 0 then format('PT002:duration_ms:duration_ms must not be negative outside a correction (got %s)', b.duration_ms)
            when b.corrects_event_id is null and b.cost < 0 then format('PT002:cost:cost must not be negative outside a correction (got %s)', b.cost)
-           when b.cost = 'NaN'::numeric then 'PT002:cost:quantity and cost must be numbers (not null, not NaN)'
+           when not (b.cost > -1e15 and b.cost < 1e15) then format('PT002:cost:cost must be a finite number below 1e15 in magnitude (got %s)', b.cost)
            when b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
              then format('PT004:occurred_at:occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', b.occurred_at)
            when jsonb_typeof(b.attributes) <> 'object'
              then format('PT005:attributes:attributes must be a JSON object (got %s)', jsonb_typeof(b.attributes))
-           when pg_column_size(b.attributes) > 16384
-             then format('PT006:attributes:attributes take %s bytes; at most 16384 are allowed', pg_column_size(b.attributes))
+           when octet_length(b.attributes::text) > 16384
+             then format('PT006:attributes:attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(b.attributes::text))
            when b.corrects_event_id is not null and (b.original_user is null or b.corrects_event_id = b.event_id)
              then format('PT008:corrects_event_id:corrects_event_id %L names no recorded event', b.corrects_event_id)
            when b.corrects_event_id is not null and b.original_user <> b.user_id
@@ -519,9 +566,11 @@ begin
       or b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
       or (b.status = 'reversed' and b.corrects_event_id is null)
       or (b.corrects_event_id is null and (b.quantity < 0 or b.duration_ms < 0 or b.cost < 0))
-      or b.cost = 'NaN'::numeric
+      or not (b.cost > -1e15 and b.cost < 1e15)
       or b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
-      or jsonb_typeof(b.attributes) <> 'object' or pg_column_size(b.attributes) > 16384
+      or jsonb_typeof(b.attributes) <> 'object'
+      or ((pg_column_size(b.attributes) > 1024 or pg_column_compression(b.attributes) is not null)
+          and octet_length(b.attributes::text) > 16384)
       or (b.corrects_event_id is not null
           and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id))
    order by b.ord
@@ -562,9 +611,9 @@ begin
     returning 1
   ), deltas as (
     insert into tally.pending_deltas
-      (user_id, event_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
+      (user_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
        timed_events, cost, billable, is_use)
-    select b.user_id, b.event_id, b.kind, b.occurred_at, b.attributes,
+    select b.user_id, b.kind, b.occurred_at, b.attributes,
            case when b.status = 'reversed' then -1 when b.status <> 'succeeded' or b.corrects_event_id is not null then 0 else 1 end,
            case when b.status = 'failed' then 1 else 0 end,
            case when b.status in ('succeeded', 'reversed') then b.quantity else 0 end,
@@ -614,6 +663,14 @@ begin
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is not a succeeded original event (status %s); only those can be reversed', original_event_id, orig.status);
   end if;
+  -- Reversals share the original's user and time, so the log index finds them.
+  perform 1 from tally.usage_events e
+   where e.user_id = orig.user_id and e.occurred_at = orig.occurred_at
+     and e.corrects_event_id = original_event_id and e.status = 'reversed' and e.event_id <> reverse_usage.event_id;
+  if found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is already reversed', original_event_id);
+  end if;
   new_row := tally.record_usage(
     event_id => reverse_usage.event_id, user_id => orig.user_id, kind => orig.kind,
     quantity => -orig.quantity, occurred_at => orig.occurred_at, duration_ms => -orig.duration_ms,
@@ -654,6 +711,9 @@ begin
   if not found then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
+  elsif orig.status <> 'succeeded' or orig.corrects_event_id is not null then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is not a succeeded original event (status %s); only those can be amended', original_event_id, orig.status);
   end if;
   return tally.record_usage(
     event_id => amend_usage.event_id, user_id => orig.user_id, kind => orig.kind,
@@ -767,6 +827,27 @@ comment on function tally.merge_pending(integer) is
   'Folds up to max_rows pending deltas into the rollups and returns how many it merged; returns 0 at once when another merge is running. Schedule it every minute (reads stay exact either way; merging keeps them fast).';
 
 
+-- >>> functions/0390_protect_partition.sql
+-- Puts the statement-level immutability triggers on one partition of the usage log.
+-- Called by tally.ensure_partitions and at install: PostgreSQL clones row triggers to partitions, not statement triggers.
+create or replace function tally._protect_partition(part regclass)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  execute format('create trigger usage_events_before_change_refuse_statement before update or delete on %s '
+                 'for each statement execute function tally._trg_usage_events_refuse_change()', part);
+  execute format('create trigger usage_events_before_truncate_refuse before truncate on %s '
+                 'for each statement execute function tally._trg_usage_events_refuse_change()', part);
+end
+$$;
+
+comment on function tally._protect_partition(regclass) is
+  'Creates the UPDATE/DELETE/TRUNCATE-refusing statement triggers on a log partition (internal).';
+
+
 -- >>> functions/0400_ensure_partitions.sql
 -- Creates the monthly partitions of tally.usage_events from one month to another, moving any
 -- rows the default partition holds for them. Called at install, by `pgtally partitions` and on a schedule.
@@ -813,6 +894,7 @@ begin
           delete from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
           alter table tally.usage_events attach partition tally.usage_events_default default;
         end if;
+        perform tally._protect_partition(format('tally.%I', part)::regclass);
         execute format('comment on table tally.%I is %L', part,
                        format('Usage log partition for %s (created by tally.ensure_partitions).', to_char(month_start, 'YYYY-MM')));
         created := created + 1;
@@ -1137,6 +1219,10 @@ create trigger usage_events_before_truncate_refuse
   before truncate on tally.usage_events
   for each statement
   execute function tally._trg_usage_events_refuse_change();
+
+-- Statement triggers are not cloned to partitions: the default partition gets
+-- its own here, monthly partitions get theirs from tally.ensure_partitions.
+select tally._protect_partition('tally.usage_events_default');
 
 
 -- >>> db/0950_seed.sql

@@ -1,0 +1,16 @@
+-- Combined dimensions (several keys): the values joined by '/', NULL when any is missing.
+-- Called by tally._dimension_value.
+create or replace function tally._dimension_value_combined(keys text[], kind text, attributes jsonb)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case when count(*) = count(v) then string_agg(v, '/' order by i) end
+    from unnest(keys) with ordinality as k(key, i),
+         lateral (select nullif(case when k.key = 'kind' then kind else attributes ->> k.key end, '') as v) as x
+$$;
+
+comment on function tally._dimension_value_combined(text[], text, jsonb) is
+  'Value of a dimension of several keys: the attribute values joined by ''/''; NULL when any is missing or empty.';

@@ -1,0 +1,190 @@
+"""The `pgtally` command line: a thin layer over the client and the SQL API."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from . import migrate as migrations
+from . import schema
+from .client import Client
+from .errors import PgTallyError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(_jsonable(obj), indent=2))
+
+
+def _require_dsn(dsn: str | None) -> str:
+    if not dsn:
+        raise click.UsageError("no database given: pass --dsn or set DATABASE_URL")
+    return dsn
+
+
+@contextmanager
+def connect(dsn: str | None) -> Iterator[psycopg.Connection]:
+    """Connect with an error message that says what to do."""
+    dsn = _require_dsn(dsn)
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise click.ClickException(f"cannot connect to the database ({exc}). Is the server running and the DSN right?") from exc
+    with conn:
+        installed = conn.execute("select to_regnamespace('tally') is not null").fetchone()
+        if not installed or not installed[0]:
+            raise click.ClickException("the pgtally schema is not installed in this database: run `pgtally migrate` first")
+        yield conn
+
+
+dsn_option = click.option("--dsn", envvar="DATABASE_URL", help="libpq DSN or URL (default: $DATABASE_URL).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pgtally")
+def main() -> None:
+    """pgtally: PostgreSQL-native usage ledger and engagement analytics."""
+
+
+@main.command()
+@dsn_option
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.option("--downgrade", is_flag=True, help="Downgrade to --revision (e.g. base) instead of upgrading.")
+def migrate(dsn: str | None, revision: str, downgrade: bool) -> None:
+    """Apply pgtally's Alembic migrations to the database."""
+    dsn = _require_dsn(dsn)
+    try:
+        if downgrade:
+            migrations.downgrade(dsn, revision)
+        else:
+            migrations.upgrade(dsn, revision)
+        now = migrations.current_revision(dsn)
+    except psycopg.OperationalError as exc:
+        raise click.ClickException(f"cannot connect to the database ({exc})") from exc
+    console.print(f"pgtally schema at revision [bold]{now or 'base (not installed)'}[/bold]")
+
+
+@main.command()
+@click.option("--alembic", "via_alembic", is_flag=True, help="Print the migration chain's SQL (alembic offline mode).")
+def sql(via_alembic: bool) -> None:
+    """Print the install SQL without connecting (declarative schema by default)."""
+    click.echo(migrations.offline_sql() if via_alembic else schema.install_sql())
+
+
+@main.command()
+@dsn_option
+@click.option("--max-rows", default=100_000, show_default=True, help="Deltas per merge transaction.")
+@click.option("--all", "drain", is_flag=True, help="Repeat until nothing is pending.")
+def merge(dsn: str | None, max_rows: int, drain: bool) -> None:
+    """Fold pending deltas into the rollups (schedule every minute)."""
+    with connect(dsn) as conn:
+        client, total = Client(conn), 0
+        while True:
+            n = client.merge_pending(max_rows)
+            total += n
+            if not drain or n == 0:
+                break
+    console.print(f"merged {total} pending deltas")
+
+
+def print_lifetime(client: Client, user_id: str, dimension: str, title: str | None = None) -> None:
+    rows = client.lifetime_totals(user_id, dimension)
+    table = Table(title=title or f"{user_id}: lifetime by {dimension}")
+    for col, justify in (("value", "left"), ("events", "right"), ("quantity", "right"), ("duration", "right"),
+                         ("cost", "right"), ("first", "left"), ("last", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(r.value, f"{r.events:,}", f"{r.quantity:,}", r.duration_text, f"{r.cost:.4f}",
+                      r.first_at.strftime("%Y-%m-%d") if r.first_at else "-",
+                      r.last_at.strftime("%Y-%m-%d") if r.last_at else "-")
+    console.print(table)
+
+
+@main.command()
+@dsn_option
+@json_option
+@click.argument("user_id")
+@click.option("--dimension", "-d", multiple=True, help="Dimension(s) to show (default: kind, voice, model).")
+def stats(dsn: str | None, as_json: bool, user_id: str, dimension: tuple[str, ...]) -> None:
+    """A user's lifetime totals per dimension and current billing period."""
+    dims = dimension or ("kind", "voice", "model")
+    with connect(dsn) as conn:
+        client = Client(conn)
+        try:
+            if as_json:
+                emit_json({"user_id": user_id,
+                           "lifetime": {d: client.lifetime_totals(user_id, d) for d in dims},
+                           "period": client.period_totals(user_id)})
+                return
+            for d in dims:
+                print_lifetime(client, user_id, d)
+            period = Table(title=f"{user_id}: current billing period")
+            for col in ("kind", "from", "to", "events", "quantity", "cost"):
+                period.add_column(col)
+            for p in client.period_totals(user_id):
+                period.add_row(p.kind, str(p.period_start), str(p.period_end), f"{p.events:,}", f"{p.quantity:,}",
+                               f"{p.cost:.4f}")
+            console.print(period)
+        except PgTallyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--users", default=300, show_default=True, help="Number of users.")
+@click.option("--events", default=5000, show_default=True, help="Number of events to load.")
+@click.option("--seed", default=7, show_default=True, help="Random seed (the load is deterministic).")
+@click.option("--dsn", envvar="PGTALLY_DEMO_DSN", help="Use this database instead of a throwaway server.")
+def demo(users: int, events: int, seed: int, dsn: str | None) -> None:
+    """Start a throwaway PostgreSQL, install pgtally, load realistic usage, print a user's card."""
+    from .demo import run_demo
+
+    run_demo(users=users, events=events, seed=seed, dsn=dsn, console=console)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print ratios against baselines measured in the same run."""
+
+
+@bench.command("ingest")
+@click.option("--seconds", default=10.0, show_default=True, help="Duration of each timed single-row run.")
+@click.option("--clients", default=8, show_default=True, help="Concurrent writer connections.")
+@click.option("--batch-events", default=200_000, show_default=True, help="Events in the batch (COPY) comparison.")
+@click.option("--users", default=10_000, show_default=True, help="Distinct users in the many-users runs.")
+@click.option("--dsn", envvar="PGTALLY_BENCH_DSN", help="Benchmark this server instead of a throwaway one.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
+def bench_ingest(seconds: float, clients: int, batch_events: int, users: int, dsn: str | None, output: str | None) -> None:
+    """T1-T3: ingest with pgtally's triggers vs the same inserts into a bare table."""
+    from .bench import run_ingest_bench
+
+    run_ingest_bench(seconds=seconds, clients=clients, batch_events=batch_events, users=users, dsn=dsn,
+                     output=output, console=console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
