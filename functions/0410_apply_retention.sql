@@ -37,8 +37,8 @@ begin
     execute format('select count(*) from tally.%I', part.relname) into n;
     execute format('drop table tally.%I', part.relname);
     partition_name := part.relname;
-    range_start := part.bounds[1]::timestamptz::date;
-    range_end := part.bounds[2]::timestamptz::date;
+    range_start := (part.bounds[1]::timestamptz at time zone 'UTC')::date;
+    range_end := (part.bounds[2]::timestamptz at time zone 'UTC')::date;
     rows_dropped := n;
     return next;
   end loop;

@@ -635,6 +635,70 @@ comment on function tally.record_usage_batch(text[], text[], text[], bigint[], t
   'Records a batch of usage events given as parallel arrays, set-wise: all-or-nothing validation, exactly-once by event_id. Returns the number of new events.';
 
 
+-- >>> functions/0212_begin_staging.sql
+-- Creates this session's staging table pg_temp.tally_staging (if missing) for COPY-based batches.
+-- Called by the Python client's record_many (and by any producer) before COPY ... then tally.record_usage_staged().
+create or replace function tally.begin_staging()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if to_regclass('pg_temp.tally_staging') is null then
+    -- Rows live until the end of the transaction that stages them.
+    create temporary table tally_staging (
+      event_id          text,
+      user_id           text,
+      kind              text,
+      quantity          bigint,
+      occurred_at       timestamptz,
+      duration_ms       bigint,
+      cost              numeric,
+      status            text,
+      error_code        text,
+      billable          boolean,
+      attributes        jsonb,
+      corrects_event_id text
+    ) on commit delete rows;
+  end if;
+end
+$$;
+
+comment on function tally.begin_staging() is
+  'Creates the session''s temporary staging table pg_temp.tally_staging (same columns as the log, no rules) for COPY batches; call tally.record_usage_staged() in the same transaction.';
+
+
+-- >>> functions/0214_record_usage_staged.sql
+-- Records every row of pg_temp.tally_staging through tally.record_usage_batch and empties the table.
+-- Called by the Python client's record_many after COPY into the staging table, in the same transaction.
+create or replace function tally.record_usage_staged()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  added integer;
+begin
+  if to_regclass('pg_temp.tally_staging') is null then
+    raise exception using errcode = 'PT011',
+      message = 'no staging table in this session: call tally.begin_staging() and COPY into pg_temp.tally_staging first';
+  end if;
+  -- Arrays are built server-side; the batch function sorts keys itself.
+  select tally.record_usage_batch(
+           array_agg(s.event_id), array_agg(s.user_id), array_agg(s.kind), array_agg(s.quantity),
+           array_agg(s.occurred_at), array_agg(s.duration_ms), array_agg(s.cost), array_agg(s.status),
+           array_agg(s.error_code), array_agg(s.billable), array_agg(s.attributes), array_agg(s.corrects_event_id))
+    into added
+    from pg_temp.tally_staging s;
+  delete from pg_temp.tally_staging;
+  return coalesce(added, 0);
+end
+$$;
+
+comment on function tally.record_usage_staged() is
+  'Records the rows COPYed into pg_temp.tally_staging (validated all-or-nothing, exactly-once) and empties it; returns how many were new.';
+
+
 -- >>> functions/0220_reverse_usage.sql
 -- Reverses a recorded event: a new row with the original's user, kind, attributes and time and negated
 -- amounts, so every aggregate bucket of the original drops it at once. Called by producers and the client.
@@ -863,6 +927,8 @@ as $$
 declare
   month_start date;
   month_end   date;
+  lo          timestamptz;
+  hi          timestamptz;
   part        text;
   created     integer := 0;
 begin
@@ -878,20 +944,27 @@ begin
       perform pg_advisory_xact_lock(7461, 2);
       if to_regclass(format('tally.%I', part)) is null then
         month_end := (month_start + interval '1 month')::date;
-        perform 1 from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end limit 1;
+        -- Months are UTC months whatever the session's time zone, so boundaries
+        -- made by different sessions always meet.
+        lo := month_start::timestamp at time zone 'UTC';
+        hi := month_end::timestamp at time zone 'UTC';
+        perform 1 from tally.usage_events_default where occurred_at >= lo and occurred_at < hi limit 1;
         if not found then
           execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
-                         part, month_start, month_end);
+                         part, lo, hi);
         else
           -- Rows of this month sit in the default partition: detach it (writers wait on the
           -- parent's lock, none fails), create the month, move the rows, re-attach.
           -- A detached table has no triggers, so the move is not a change of the log.
           alter table tally.usage_events detach partition tally.usage_events_default;
           execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
-                         part, month_start, month_end);
+                         part, lo, hi);
           insert into tally.usage_events
-          select * from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
-          delete from tally.usage_events_default where occurred_at >= month_start and occurred_at < month_end;
+          select * from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;
+          -- Detached and locked: the refusal trigger (its own, not the parent's) can step aside.
+          alter table tally.usage_events_default disable trigger usage_events_before_change_refuse_statement;
+          delete from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;
+          alter table tally.usage_events_default enable trigger usage_events_before_change_refuse_statement;
           alter table tally.usage_events attach partition tally.usage_events_default default;
         end if;
         perform tally._protect_partition(format('tally.%I', part)::regclass);
@@ -950,8 +1023,8 @@ begin
     execute format('select count(*) from tally.%I', part.relname) into n;
     execute format('drop table tally.%I', part.relname);
     partition_name := part.relname;
-    range_start := part.bounds[1]::timestamptz::date;
-    range_end := part.bounds[2]::timestamptz::date;
+    range_start := (part.bounds[1]::timestamptz at time zone 'UTC')::date;
+    range_end := (part.bounds[2]::timestamptz at time zone 'UTC')::date;
     rows_dropped := n;
     return next;
   end loop;

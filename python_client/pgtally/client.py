@@ -36,11 +36,9 @@ select tally.record_usage(
   attributes => %(attributes)s::jsonb, corrects_event_id => %(corrects_event_id)s)
 """
 
-BATCH_SQL = """
-select tally.record_usage_batch(
-  %s::text[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::numeric[],
-  %s::text[], %s::text[], %s::boolean[], %s::jsonb[], %s::text[])
-"""
+STAGING_COLUMNS = ("event_id", "user_id", "kind", "quantity", "occurred_at", "duration_ms", "cost", "status",
+                   "error_code", "billable", "attributes", "corrects_event_id")
+STAGING_COPY = f"copy pg_temp.tally_staging ({', '.join(STAGING_COLUMNS)}) from stdin"
 
 Connectable = Any  # psycopg.Connection | psycopg_pool.ConnectionPool
 
@@ -118,11 +116,12 @@ class Client:
                     progress: Callable[[int], None] | None = None) -> int:
         """Record many events set-wise; returns how many were new (duplicates are skipped).
 
-        Events are sent in chunks of ``chunk_size`` through
-        ``tally.record_usage_batch``, each chunk sorted by event_id so that
-        concurrent overlapping batches cannot deadlock; a sequence is sorted as
-        a whole. Each chunk is its own transaction in autocommit mode, a
-        savepoint inside the caller's transaction. ``progress`` is called with
+        Each chunk of ``chunk_size`` events is COPYed into the session's
+        staging table and recorded set-wise by ``tally.record_usage_staged``
+        (validation all-or-nothing per chunk, keys inserted in event_id order
+        so concurrent overlapping batches cannot deadlock; a sequence is
+        sorted as a whole). Each chunk is its own transaction in autocommit
+        mode, a savepoint inside the caller's transaction. ``progress`` is called with
         the number of events sent after each chunk. Example::
 
             n = tally.record_many(UsageEvent(f"job-{i}", "user-42", "tts", 120) for i in range(100_000))
@@ -135,15 +134,14 @@ class Client:
         iterator = iter(events)
         while chunk := [UsageEvent.from_mapping(e) for e in itertools.islice(iterator, chunk_size)]:
             chunk.sort(key=lambda e: e.event_id)
-            params = (
-                [e.event_id for e in chunk], [e.user_id for e in chunk], [e.kind for e in chunk],
-                [e.quantity for e in chunk], [e.occurred_at for e in chunk], [e.duration_ms for e in chunk],
-                [Decimal(str(e.cost)) for e in chunk], [e.status for e in chunk], [e.error_code for e in chunk],
-                [e.billable for e in chunk], [Jsonb(dict(e.attributes)) for e in chunk],
-                [e.corrects_event_id for e in chunk],
-            )
             with self.connection() as conn, translated(), conn.transaction():
-                row = conn.execute(BATCH_SQL, params).fetchone()
+                conn.execute("select tally.begin_staging()")
+                with conn.cursor() as cur, cur.copy(STAGING_COPY) as copy:
+                    for e in chunk:
+                        copy.write_row((e.event_id, e.user_id, e.kind, e.quantity, e.occurred_at, e.duration_ms,
+                                        e.cost, e.status, e.error_code, e.billable, Jsonb(dict(e.attributes)),
+                                        e.corrects_event_id))
+                row = conn.execute("select tally.record_usage_staged()").fetchone()
             added += int(row[0]) if row else 0
             if progress:
                 progress(len(chunk))

@@ -1,0 +1,158 @@
+"""The workload generator's promises (determinism, shape of the usage) and the demo end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+from collections import Counter, defaultdict
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from pgtally.cli import main
+from pgtally.models import UsageEvent
+from pgtally.workload import (
+    CHARS_PER_SECOND,
+    MAX_BLOCK_CHARS,
+    MIN_BLOCK_CHARS,
+    TIME_ZONES,
+    TTS_PRICE_PER_CHAR,
+    VOICES,
+    generate_events,
+    user_time_zones,
+)
+
+END = dt.datetime(2025, 6, 1, 12, tzinfo=dt.timezone.utc)
+START = END - dt.timedelta(days=365)
+USERS, EVENTS, SEED = 100, 20_000, 11
+
+
+@pytest.fixture(scope="module")
+def events() -> list[UsageEvent]:
+    """One mid-sized load shared by the shape tests (generation is deterministic)."""
+    return list(generate_events(USERS, EVENTS, SEED, START, END))
+
+
+def _firsts(events: list[UsageEvent]) -> list[UsageEvent]:
+    """The events without their retries (first occurrence of every event_id)."""
+    seen: set[str] = set()
+    firsts = []
+    for e in events:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            firsts.append(e)
+    return firsts
+
+
+def test_same_seed_same_events(events: list[UsageEvent]) -> None:
+    assert list(generate_events(USERS, EVENTS, SEED, START, END)) == events
+    other = list(generate_events(USERS, EVENTS, SEED + 1, START, END))
+    assert [e.event_id for e in other] != [e.event_id for e in events]
+
+
+def test_exact_count_range_and_order(events: list[UsageEvent]) -> None:
+    assert len(events) == EVENTS
+    assert all(START <= e.occurred_at < END for e in events)
+    firsts = _firsts(events)
+    assert all(a.occurred_at <= b.occurred_at for a, b in zip(firsts, firsts[1:]))
+    assert list(generate_events(3, 0, SEED, START, END)) == []
+
+
+def test_zipf_skew(events: list[UsageEvent]) -> None:
+    per_user = Counter(e.user_id for e in events)
+    counts = [per_user.get(u, 0) for u in user_time_zones(USERS, SEED)]
+    assert max(counts) > 10 * statistics.median(counts)
+    assert sum(1 for c in counts if c > 0) > USERS // 2  # a long tail, not a handful of users
+
+
+def test_tts_blocks(events: list[UsageEvent]) -> None:
+    tts = [e for e in events if e.kind == "tts"]
+    assert len(tts) > 0.8 * len(events)
+    assert all(MIN_BLOCK_CHARS <= e.quantity <= MAX_BLOCK_CHARS for e in tts)
+    assert min(e.quantity for e in tts) < 100 and max(e.quantity for e in tts) > 300
+    for e in (e for e in tts if e.status == "succeeded"):
+        model, voice = e.attributes["model"], e.attributes["voice"]
+        assert voice in VOICES[model]
+        assert e.cost == e.quantity * TTS_PRICE_PER_CHAR[model]
+        assert e.duration_ms is not None
+        assert abs(e.duration_ms - e.quantity / CHARS_PER_SECOND * 1000) <= 0.15 * e.quantity / CHARS_PER_SECOND * 1000
+        assert set(e.attributes) == {"voice", "model", "document_id", "session_id"}
+
+
+def test_sessions_and_favourite_voices(events: list[UsageEvent]) -> None:
+    sessions: dict[str, list[UsageEvent]] = defaultdict(list)
+    for e in _firsts(events):
+        if e.kind == "tts":
+            sessions[e.attributes["session_id"]].append(e)
+    assert statistics.median(len(blocks) for blocks in sessions.values()) > 5
+    for blocks in sessions.values():
+        assert len({(b.user_id, b.attributes["voice"], b.attributes["document_id"]) for b in blocks}) == 1
+    voices_per_user: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for blocks in sessions.values():
+        voices_per_user[blocks[0].user_id].add((blocks[0].attributes["model"], blocks[0].attributes["voice"]))
+    assert max(len(v) for v in voices_per_user.values()) <= 3
+
+
+def test_kinds_failures_and_funnel(events: list[UsageEvent]) -> None:
+    kinds = Counter(e.kind for e in _firsts(events))
+    assert {"tts", "ocr", "export"} <= set(kinds)
+    funnel = [kinds[k] for k in ("paywall.viewed", "paywall.clicked", "checkout.started", "checkout.completed")]
+    assert funnel[-1] > 0 and funnel == sorted(funnel, reverse=True)
+    assert all(e.quantity == 0 and not e.billable for e in events if e.kind.startswith(("paywall.", "checkout.")))
+    ocr = [e for e in events if e.kind == "ocr"]
+    assert {e.attributes["model"] for e in ocr} == {"tesseract", "mistral-ocr"} and all(e.quantity == 1 for e in ocr)
+    exports = [e for e in _firsts(events) if e.kind == "export"]
+    formats = Counter(e.attributes["format"] for e in exports)
+    assert set(formats) <= {"mp3", "m4a", "wav"} and formats.most_common(1)[0][0] == "mp3"
+    failed = [e for e in exports if e.status == "failed"]
+    assert 0 < len(failed) < 0.15 * len(exports) and all(e.error_code for e in failed)
+
+
+def test_duplicates_are_retries(events: list[UsageEvent]) -> None:
+    by_id: dict[str, list[UsageEvent]] = defaultdict(list)
+    for e in events:
+        by_id[e.event_id].append(e)
+    retried = [copies for copies in by_id.values() if len(copies) > 1]
+    assert 0.005 * EVENTS < len(retried) < 0.015 * EVENTS
+    assert all(all(c == copies[0] for c in copies) for copies in retried)
+    assert all(re.fullmatch(rf"{re.escape(e.kind)}-{SEED}-\d+", e.event_id) for e in events)
+
+
+def test_time_zones_and_seasonality(events: list[UsageEvent]) -> None:
+    zones = user_time_zones(USERS, SEED)
+    assert len(zones) == USERS and set(zones.values()) <= {z for z, _ in TIME_ZONES}
+    assert {e.user_id for e in events} <= set(zones)
+    local = [e.occurred_at.astimezone(ZoneInfo(zones[e.user_id])) for e in events]
+    evening = sum(1 for t in local if 18 <= t.hour < 24)
+    night = sum(1 for t in local if 1 <= t.hour < 7)
+    assert evening > 3 * night
+    per_weekday = Counter(t.weekday() for t in local)
+    assert (per_weekday[5] + per_weekday[6]) / 2 < statistics.mean(per_weekday[d] for d in range(5))
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ValueError):
+        generate_events(10, 10, SEED, START.replace(tzinfo=None), END)
+    with pytest.raises(ValueError):
+        generate_events(10, 10, SEED, END, START)
+    with pytest.raises(ValueError):
+        generate_events(0, 10, SEED, START, END)
+
+
+def test_demo_end_to_end(dsn: str) -> None:
+    result = CliRunner().invoke(main, ["demo", "--users", "30", "--events", "2000", "--dsn", dsn])
+    assert result.exit_code == 0, result.output
+    voices = "|".join(re.escape(v) for names in VOICES.values() for v in names)
+    assert re.search(rf"\b(\d+ h \d\d min|\d+ min \d\d s|\d+ s) of ({voices})\b", result.output), result.output
+    # Rich wraps the summary line at the test console's width.
+    summary = re.search(r"2,000 events sent for 30 users: ([\d,]+) recorded,\s+([\d,]+)\s+duplicates\s+skipped",
+                        result.output)
+    assert summary, result.output
+    recorded, skipped = (int(g.replace(",", "")) for g in summary.groups())
+    assert recorded + skipped == 2000 and skipped > 0
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(*) from tally.usage_events").fetchone() == (recorded,)
+        assert conn.execute("select count(*) from tally.pending_deltas").fetchone() == (0,)
