@@ -76,13 +76,16 @@ begin
   end if;
 
   if is_correction then
-    select k.user_id into original from tally.event_keys k where k.event_id = new.corrects_event_id;
+    select k.user_id, k.correctable into original from tally.event_keys k where k.event_id = new.corrects_event_id;
     if not found or new.corrects_event_id = new.event_id then
       raise exception using errcode = 'PT008', column = 'corrects_event_id',
         message = format('corrects_event_id %L names no recorded event', new.corrects_event_id);
     elsif original.user_id <> new.user_id then
       raise exception using errcode = 'PT008', column = 'corrects_event_id',
         message = format('corrects_event_id %L belongs to another user', new.corrects_event_id);
+    elsif not original.correctable then
+      raise exception using errcode = 'PT008', column = 'corrects_event_id',
+        message = format('corrects_event_id %L is not a succeeded original event; only those can be corrected', new.corrects_event_id);
     end if;
   end if;
 
@@ -90,11 +93,21 @@ begin
 
   -- Exactly-once: the first committed insert of a key wins; a concurrent retry waits
   -- for it and then skips silently, so the producer's transaction goes on.
-  insert into tally.event_keys (event_id, user_id, occurred_at)
-  values (new.event_id, new.user_id, new.occurred_at)
+  insert into tally.event_keys (event_id, user_id, occurred_at, correctable)
+  values (new.event_id, new.user_id, new.occurred_at, new.status = 'succeeded' and not is_correction)
   on conflict do nothing;
   if not found then
     return null;
+  end if;
+
+  if new.status = 'reversed' then
+    -- A concurrent reversal of the same original waits here, then fails.
+    insert into tally.reversals (original_event_id, event_id) values (new.corrects_event_id, new.event_id)
+    on conflict do nothing;
+    if not found then
+      raise exception using errcode = 'PT008', column = 'corrects_event_id',
+        message = format('event %L is already reversed', new.corrects_event_id);
+    end if;
   end if;
 
   succeeded := new.status = 'succeeded';

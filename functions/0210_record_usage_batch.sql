@@ -23,6 +23,7 @@ declare
   n     integer := cardinality(event_ids);
   bad   record;
   added integer;
+  twice_reversed text;
 begin
   if n is null or n = 0 then
     return 0;
@@ -45,10 +46,13 @@ begin
                                 error_code, attributes, corrects_event_id, ord)
   ), checked as (
     select b.*,
-           coalesce(k.user_id, (select o.user_id from input o where o.event_id = b.corrects_event_id and o.ord < b.ord limit 1))
-             as original_user
+           coalesce(k.user_id, o.user_id) as original_user,
+           coalesce(k.correctable, o.status = 'succeeded' and o.corrects_event_id is null) as original_correctable
       from input b
       left join tally.event_keys k on k.event_id = b.corrects_event_id
+      -- an original may also come in the same batch, before or after its correction
+      left join lateral (select o.user_id, o.status, o.corrects_event_id from input o
+                          where k.event_id is null and o.event_id = b.corrects_event_id order by o.ord limit 1) o on true
   )
   select b.ord, b.event_id,
          case
@@ -78,6 +82,8 @@ begin
              then format('PT008:corrects_event_id:corrects_event_id %L names no recorded event', b.corrects_event_id)
            when b.corrects_event_id is not null and b.original_user <> b.user_id
              then format('PT008:corrects_event_id:corrects_event_id %L belongs to another user', b.corrects_event_id)
+           when b.corrects_event_id is not null and not b.original_correctable
+             then format('PT008:corrects_event_id:corrects_event_id %L is not a succeeded original event; only those can be corrected', b.corrects_event_id)
          end as problem
     into bad
     from checked b
@@ -93,7 +99,8 @@ begin
       or ((pg_column_size(b.attributes) > 1024 or pg_column_compression(b.attributes) is not null)
           and octet_length(b.attributes::text) > 16384)
       or (b.corrects_event_id is not null
-          and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id))
+          and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id
+               or not b.original_correctable))
    order by b.ord
    limit 1;
   if found then
@@ -116,8 +123,9 @@ begin
                                 error_code, billable, attributes, corrects_event_id, ord)
      order by u.event_id, u.ord
   ), fresh as (
-    insert into tally.event_keys (event_id, user_id, occurred_at)
-    select f.event_id, f.user_id, f.occurred_at from firsts f order by f.event_id
+    insert into tally.event_keys (event_id, user_id, occurred_at, correctable)
+    select f.event_id, f.user_id, f.occurred_at, f.status = 'succeeded' and f.corrects_event_id is null
+      from firsts f order by f.event_id
     on conflict do nothing
     returning event_id
   ), new_events as (
@@ -145,8 +153,22 @@ begin
            b.billable and b.status in ('succeeded', 'reversed'),
            b.status = 'succeeded' and b.corrects_event_id is null
       from new_events b
+  ), reversed as (
+    -- One reversal per original (tally.reversals); a concurrent one waits, then conflicts.
+    insert into tally.reversals (original_event_id, event_id)
+    select b.corrects_event_id, b.event_id from new_events b where b.status = 'reversed'
+     order by b.corrects_event_id
+    on conflict do nothing
+    returning event_id
   )
-  select count(*) into added from logged;
+  select (select count(*) from logged),
+         (select b.corrects_event_id from new_events b
+           where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1)
+    into added, twice_reversed;
+  if twice_reversed is not null then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is already reversed', twice_reversed);
+  end if;
 
   return added;
 end

@@ -21,18 +21,9 @@ begin
   if not found then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
-  elsif orig.status <> 'succeeded' or orig.corrects_event_id is not null then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is not a succeeded original event (status %s); only those can be reversed', original_event_id, orig.status);
   end if;
-  -- Reversals share the original's user and time, so the log index finds them.
-  perform 1 from tally.usage_events e
-   where e.user_id = orig.user_id and e.occurred_at = orig.occurred_at
-     and e.corrects_event_id = original_event_id and e.status = 'reversed' and e.event_id <> reverse_usage.event_id;
-  if found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is already reversed', original_event_id);
-  end if;
+  -- The row trigger checks the original is a succeeded original of this user and
+  -- not reversed yet (tally.reversals), race-free.
   new_row := tally.record_usage(
     event_id => reverse_usage.event_id, user_id => orig.user_id, kind => orig.kind,
     quantity => -orig.quantity, occurred_at => orig.occurred_at, duration_ms => -orig.duration_ms,
@@ -44,46 +35,3 @@ $$;
 
 comment on function tally.reverse_usage(text, text) is
   'Records a reversal (status reversed, negated amounts, same user, kind, attributes and occurred_at) of a succeeded event; true when new, false when event_id was already recorded.';
-
--- Amends a recorded event by signed deltas, booked in the original's buckets (same user, kind, attributes, time).
--- Called by producers that re-measure usage (e.g. a provider's final character count).
-create or replace function tally.amend_usage(
-  original_event_id text,
-  event_id          text,
-  quantity_delta    bigint  default 0,
-  duration_ms_delta bigint  default null,
-  cost_delta        numeric default 0
-)
-returns boolean
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  key  record;
-  orig record;
-begin
-  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('corrects_event_id %L names no recorded event', original_event_id);
-  end if;
-  select e.* into orig from tally.usage_events e
-   where e.user_id = key.user_id and e.occurred_at = key.occurred_at and e.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
-  elsif orig.status <> 'succeeded' or orig.corrects_event_id is not null then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is not a succeeded original event (status %s); only those can be amended', original_event_id, orig.status);
-  end if;
-  return tally.record_usage(
-    event_id => amend_usage.event_id, user_id => orig.user_id, kind => orig.kind,
-    quantity => quantity_delta, occurred_at => orig.occurred_at, duration_ms => duration_ms_delta,
-    cost => cost_delta, status => 'succeeded', billable => orig.billable, attributes => orig.attributes,
-    corrects_event_id => original_event_id);
-end
-$$;
-
-comment on function tally.amend_usage(text, text, bigint, bigint, numeric) is
-  'Records an amendment of an event by signed deltas (quantity, duration_ms, cost) booked in the original''s buckets; the event count is unchanged.';

@@ -214,13 +214,16 @@ begin
   end if;
 
   if is_correction then
-    select k.user_id into original from tally.event_keys k where k.event_id = new.corrects_event_id;
+    select k.user_id, k.correctable into original from tally.event_keys k where k.event_id = new.corrects_event_id;
     if not found or new.corrects_event_id = new.event_id then
       raise exception using errcode = 'PT008', column = 'corrects_event_id',
         message = format('corrects_event_id %L names no recorded event', new.corrects_event_id);
     elsif original.user_id <> new.user_id then
       raise exception using errcode = 'PT008', column = 'corrects_event_id',
         message = format('corrects_event_id %L belongs to another user', new.corrects_event_id);
+    elsif not original.correctable then
+      raise exception using errcode = 'PT008', column = 'corrects_event_id',
+        message = format('corrects_event_id %L is not a succeeded original event; only those can be corrected', new.corrects_event_id);
     end if;
   end if;
 
@@ -228,11 +231,21 @@ begin
 
   -- Exactly-once: the first committed insert of a key wins; a concurrent retry waits
   -- for it and then skips silently, so the producer's transaction goes on.
-  insert into tally.event_keys (event_id, user_id, occurred_at)
-  values (new.event_id, new.user_id, new.occurred_at)
+  insert into tally.event_keys (event_id, user_id, occurred_at, correctable)
+  values (new.event_id, new.user_id, new.occurred_at, new.status = 'succeeded' and not is_correction)
   on conflict do nothing;
   if not found then
     return null;
+  end if;
+
+  if new.status = 'reversed' then
+    -- A concurrent reversal of the same original waits here, then fails.
+    insert into tally.reversals (original_event_id, event_id) values (new.corrects_event_id, new.event_id)
+    on conflict do nothing;
+    if not found then
+      raise exception using errcode = 'PT008', column = 'corrects_event_id',
+        message = format('event %L is already reversed', new.corrects_event_id);
+    end if;
   end if;
 
   succeeded := new.status = 'succeeded';
@@ -336,11 +349,24 @@ comment on function tally._trg_usage_events_refuse_change() is
 create table tally.event_keys (
   event_id    text        collate "C" primary key,
   user_id     text        not null,
-  occurred_at timestamptz not null
+  occurred_at timestamptz not null,
+  correctable boolean     not null
 );
 
 comment on table tally.event_keys is
   'Every event_id recorded, kept after its raw partition is dropped so the deduplication window is forever (internal). Also locates an original event for corrections.';
+comment on column tally.event_keys.correctable is
+  'The event is a succeeded original (not itself a correction), so it may be amended or reversed.';
+
+-- One reversal per original, enforced by a key so two concurrent reversals
+-- with different event_ids cannot both count.
+create table tally.reversals (
+  original_event_id text collate "C" primary key,
+  event_id          text collate "C" not null
+);
+
+comment on table tally.reversals is
+  'The reversal recorded for each reversed event (internal): an original is reversed at most once, whatever the path and concurrency.';
 
 
 -- >>> db/0130_pending_deltas.sql
@@ -502,6 +528,7 @@ declare
   n     integer := cardinality(event_ids);
   bad   record;
   added integer;
+  twice_reversed text;
 begin
   if n is null or n = 0 then
     return 0;
@@ -524,10 +551,13 @@ begin
                                 error_code, attributes, corrects_event_id, ord)
   ), checked as (
     select b.*,
-           coalesce(k.user_id, (select o.user_id from input o where o.event_id = b.corrects_event_id and o.ord < b.ord limit 1))
-             as original_user
+           coalesce(k.user_id, o.user_id) as original_user,
+           coalesce(k.correctable, o.status = 'succeeded' and o.corrects_event_id is null) as original_correctable
       from input b
       left join tally.event_keys k on k.event_id = b.corrects_event_id
+      -- an original may also come in the same batch, before or after its correction
+      left join lateral (select o.user_id, o.status, o.corrects_event_id from input o
+                          where k.event_id is null and o.event_id = b.corrects_event_id order by o.ord limit 1) o on true
   )
   select b.ord, b.event_id,
          case
@@ -557,6 +587,8 @@ begin
              then format('PT008:corrects_event_id:corrects_event_id %L names no recorded event', b.corrects_event_id)
            when b.corrects_event_id is not null and b.original_user <> b.user_id
              then format('PT008:corrects_event_id:corrects_event_id %L belongs to another user', b.corrects_event_id)
+           when b.corrects_event_id is not null and not b.original_correctable
+             then format('PT008:corrects_event_id:corrects_event_id %L is not a succeeded original event; only those can be corrected', b.corrects_event_id)
          end as problem
     into bad
     from checked b
@@ -572,7 +604,8 @@ begin
       or ((pg_column_size(b.attributes) > 1024 or pg_column_compression(b.attributes) is not null)
           and octet_length(b.attributes::text) > 16384)
       or (b.corrects_event_id is not null
-          and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id))
+          and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id
+               or not b.original_correctable))
    order by b.ord
    limit 1;
   if found then
@@ -595,8 +628,9 @@ begin
                                 error_code, billable, attributes, corrects_event_id, ord)
      order by u.event_id, u.ord
   ), fresh as (
-    insert into tally.event_keys (event_id, user_id, occurred_at)
-    select f.event_id, f.user_id, f.occurred_at from firsts f order by f.event_id
+    insert into tally.event_keys (event_id, user_id, occurred_at, correctable)
+    select f.event_id, f.user_id, f.occurred_at, f.status = 'succeeded' and f.corrects_event_id is null
+      from firsts f order by f.event_id
     on conflict do nothing
     returning event_id
   ), new_events as (
@@ -624,8 +658,22 @@ begin
            b.billable and b.status in ('succeeded', 'reversed'),
            b.status = 'succeeded' and b.corrects_event_id is null
       from new_events b
+  ), reversed as (
+    -- One reversal per original (tally.reversals); a concurrent one waits, then conflicts.
+    insert into tally.reversals (original_event_id, event_id)
+    select b.corrects_event_id, b.event_id from new_events b where b.status = 'reversed'
+     order by b.corrects_event_id
+    on conflict do nothing
+    returning event_id
   )
-  select count(*) into added from logged;
+  select (select count(*) from logged),
+         (select b.corrects_event_id from new_events b
+           where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1)
+    into added, twice_reversed;
+  if twice_reversed is not null then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is already reversed', twice_reversed);
+  end if;
 
   return added;
 end
@@ -723,18 +771,9 @@ begin
   if not found then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
-  elsif orig.status <> 'succeeded' or orig.corrects_event_id is not null then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is not a succeeded original event (status %s); only those can be reversed', original_event_id, orig.status);
   end if;
-  -- Reversals share the original's user and time, so the log index finds them.
-  perform 1 from tally.usage_events e
-   where e.user_id = orig.user_id and e.occurred_at = orig.occurred_at
-     and e.corrects_event_id = original_event_id and e.status = 'reversed' and e.event_id <> reverse_usage.event_id;
-  if found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is already reversed', original_event_id);
-  end if;
+  -- The row trigger checks the original is a succeeded original of this user and
+  -- not reversed yet (tally.reversals), race-free.
   new_row := tally.record_usage(
     event_id => reverse_usage.event_id, user_id => orig.user_id, kind => orig.kind,
     quantity => -orig.quantity, occurred_at => orig.occurred_at, duration_ms => -orig.duration_ms,
@@ -747,6 +786,8 @@ $$;
 comment on function tally.reverse_usage(text, text) is
   'Records a reversal (status reversed, negated amounts, same user, kind, attributes and occurred_at) of a succeeded event; true when new, false when event_id was already recorded.';
 
+
+-- >>> functions/0225_amend_usage.sql
 -- Amends a recorded event by signed deltas, booked in the original's buckets (same user, kind, attributes, time).
 -- Called by producers that re-measure usage (e.g. a provider's final character count).
 create or replace function tally.amend_usage(
@@ -775,9 +816,6 @@ begin
   if not found then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
-  elsif orig.status <> 'succeeded' or orig.corrects_event_id is not null then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is not a succeeded original event (status %s); only those can be amended', original_event_id, orig.status);
   end if;
   return tally.record_usage(
     event_id => amend_usage.event_id, user_id => orig.user_id, kind => orig.kind,
