@@ -49,63 +49,37 @@ begin
            coalesce(k.user_id, o.user_id) as original_user,
            coalesce(k.correctable, o.status = 'succeeded' and o.corrects_event_id is null) as original_correctable
       from input b
-      left join tally.event_keys k on k.event_id = b.corrects_event_id
+      -- index probes for corrections only: never a scan of the (large) key table
+      left join lateral (select k.event_id, k.user_id, k.correctable from tally.event_keys k
+                          where b.corrects_event_id is not null and k.event_id = b.corrects_event_id) k on true
       -- an original may also come in the same batch, before or after its correction
-      left join lateral (select o.user_id, o.status, o.corrects_event_id from input o
-                          where k.event_id is null and o.event_id = b.corrects_event_id order by o.ord limit 1) o on true
+      left join (select distinct on (i.event_id) i.event_id, i.user_id, i.status, i.corrects_event_id
+                   from input i order by i.event_id, i.ord) o
+        on o.event_id = b.corrects_event_id and k.event_id is null
   )
-  select b.ord, b.event_id,
-         case
-           when b.event_id is null or b.event_id = '' then 'PT001:event_id:event_id is required'
-           when b.user_id is null or b.user_id = '' then 'PT001:user_id:user_id is required'
-           when b.kind is null or b.kind = '' then 'PT001:kind:kind is required'
-           when length(b.event_id) > 200 then 'PT007:event_id:event_id takes at most 200 characters'
-           when length(b.user_id) > 200 then 'PT007:user_id:user_id takes at most 200 characters'
-           when length(b.kind) > 64 then 'PT007:kind:kind takes at most 64 characters'
-           when length(b.error_code) > 200 then 'PT007:error_code:error_code takes at most 200 characters'
-           when length(b.corrects_event_id) > 200 then 'PT007:corrects_event_id:corrects_event_id takes at most 200 characters'
-           when b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
-             then format('PT003:status:status %L is unknown: use succeeded, failed, cancelled, or reversed on a correction', b.status)
-           when b.status = 'reversed' and b.corrects_event_id is null
-             then 'PT003:status:status reversed is only valid on a correction (corrects_event_id set)'
-           when b.corrects_event_id is null and b.quantity < 0 then format('PT002:quantity:quantity must not be negative outside a correction (got %s)', b.quantity)
-           when b.corrects_event_id is null and b.duration_ms < 0 then format('PT002:duration_ms:duration_ms must not be negative outside a correction (got %s)', b.duration_ms)
-           when b.corrects_event_id is null and b.cost < 0 then format('PT002:cost:cost must not be negative outside a correction (got %s)', b.cost)
-           when not (b.cost > -1e15 and b.cost < 1e15) then format('PT002:cost:cost must be a finite number below 1e15 in magnitude (got %s)', b.cost)
-           when b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
-             then format('PT004:occurred_at:occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', b.occurred_at)
-           when jsonb_typeof(b.attributes) <> 'object'
-             then format('PT005:attributes:attributes must be a JSON object (got %s)', jsonb_typeof(b.attributes))
-           when octet_length(b.attributes::text) > 16384
-             then format('PT006:attributes:attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(b.attributes::text))
-           when b.corrects_event_id is not null and (b.original_user is null or b.corrects_event_id = b.event_id)
-             then format('PT008:corrects_event_id:corrects_event_id %L names no recorded event', b.corrects_event_id)
-           when b.corrects_event_id is not null and b.original_user <> b.user_id
-             then format('PT008:corrects_event_id:corrects_event_id %L belongs to another user', b.corrects_event_id)
-           when b.corrects_event_id is not null and not b.original_correctable
-             then format('PT008:corrects_event_id:corrects_event_id %L is not a succeeded original event; only those can be corrected', b.corrects_event_id)
-         end as problem
+  select p.ord, p.event_id, p.problem
     into bad
-    from checked b
-   where b.event_id is null or b.event_id = '' or b.user_id is null or b.user_id = '' or b.kind is null or b.kind = ''
-      or length(b.event_id) > 200 or length(b.user_id) > 200 or length(b.kind) > 64
-      or length(b.error_code) > 200 or length(b.corrects_event_id) > 200
-      or b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
-      or (b.status = 'reversed' and b.corrects_event_id is null)
-      or (b.corrects_event_id is null and (b.quantity < 0 or b.duration_ms < 0 or b.cost < 0))
-      or not (b.cost > -1e15 and b.cost < 1e15)
-      or b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
-      or jsonb_typeof(b.attributes) <> 'object'
-      or ((pg_column_size(b.attributes) > 1024 or pg_column_compression(b.attributes) is not null)
-          and octet_length(b.attributes::text) > 16384)
-      or (b.corrects_event_id is not null
-          and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id
-               or not b.original_correctable))
-   order by b.ord
+    from (
+      select b.ord, b.event_id,
+             coalesce(
+               tally._event_problem(b.event_id, b.user_id, b.kind, b.quantity, b.occurred_at, b.duration_ms,
+                                    b.cost, b.status, b.error_code, b.attributes, b.corrects_event_id),
+               case
+                 when b.corrects_event_id is null then null
+                 when b.original_user is null or b.corrects_event_id = b.event_id
+                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L names no recorded event', b.corrects_event_id)]
+                 when b.original_user <> b.user_id
+                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L belongs to another user', b.corrects_event_id)]
+                 when not b.original_correctable
+                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L is not a succeeded original event; only those can be corrected', b.corrects_event_id)]
+               end) as problem
+        from checked b
+    ) as p
+   where p.problem is not null
+   order by p.ord
    limit 1;
   if found then
-    raise exception using errcode = split_part(bad.problem, ':', 1), column = split_part(bad.problem, ':', 2),
-      message = substr(bad.problem, length(split_part(bad.problem, ':', 1)) + length(split_part(bad.problem, ':', 2)) + 3),
+    raise exception using errcode = bad.problem[1], column = bad.problem[2], message = bad.problem[3],
       detail = format('batch row %s (event_id %L)', bad.ord, bad.event_id);
   end if;
 

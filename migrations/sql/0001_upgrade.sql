@@ -101,6 +101,58 @@ comment on function tally._period_start(date, integer) is
   'Start of the billing period containing local day d when periods begin on day anchor_day (1-28) of each month.';
 
 
+-- >>> functions/0090_event_problem.sql
+-- What is wrong with a usage event, as {sqlstate, field, message}, or NULL when it is valid.
+-- Called by the insert trigger (to explain a row its fast check refused) and by the batch path.
+--
+-- Not pinned to a search_path so the batch path can inline it; it uses only its
+-- arguments and built-in functions, spelled without schema-dependent names.
+create or replace function tally._event_problem(
+  event_id text, user_id text, kind text, quantity bigint, occurred_at timestamptz, duration_ms bigint,
+  cost numeric, status text, error_code text, attributes jsonb, corrects_event_id text
+)
+returns text[]
+language sql
+stable
+parallel safe
+as $$
+  select case
+    when event_id is null or event_id = '' then array['PT001', 'event_id', 'event_id is required']
+    when user_id is null or user_id = '' then array['PT001', 'user_id', 'user_id is required']
+    when kind is null or kind = '' then array['PT001', 'kind', 'kind is required']
+    when length(event_id) > 200 then array['PT007', 'event_id', 'event_id takes at most 200 characters']
+    when length(user_id) > 200 then array['PT007', 'user_id', 'user_id takes at most 200 characters']
+    when length(kind) > 64 then array['PT007', 'kind', 'kind takes at most 64 characters']
+    when length(error_code) > 200 then array['PT007', 'error_code', 'error_code takes at most 200 characters']
+    when length(corrects_event_id) > 200
+      then array['PT007', 'corrects_event_id', 'corrects_event_id takes at most 200 characters']
+    when status is null or status not in ('succeeded', 'failed', 'cancelled', 'reversed')
+      then array['PT003', 'status', format('status %L is unknown: use succeeded, failed, cancelled, or reversed on a correction', status)]
+    when status = 'reversed' and corrects_event_id is null
+      then array['PT003', 'status', 'status reversed is only valid on a correction (corrects_event_id set)']
+    when quantity is null then array['PT002', 'quantity', 'quantity must be a number (got null)']
+    when cost is null or not (cost > -1e15 and cost < 1e15)
+      then array['PT002', 'cost', format('cost must be a finite number below 1e15 in magnitude (got %s)', coalesce(cost::text, 'null'))]
+    when corrects_event_id is null and quantity < 0
+      then array['PT002', 'quantity', format('quantity must not be negative outside a correction (got %s)', quantity)]
+    when corrects_event_id is null and duration_ms < 0
+      then array['PT002', 'duration_ms', format('duration_ms must not be negative outside a correction (got %s)', duration_ms)]
+    when corrects_event_id is null and cost < 0
+      then array['PT002', 'cost', format('cost must not be negative outside a correction (got %s)', cost)]
+    when occurred_at is null or occurred_at < '2000-01-01 00:00:00+00' or occurred_at > statement_timestamp() + interval '1 day'
+      then array['PT004', 'occurred_at', format('occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', coalesce(occurred_at::text, 'null'))]
+    when attributes is null or jsonb_typeof(attributes) <> 'object'
+      then array['PT005', 'attributes', format('attributes must be a JSON object (got %s)', coalesce(jsonb_typeof(attributes), 'null'))]
+    when (pg_column_size(attributes) > 1024 or pg_column_compression(attributes) is not null)
+         and octet_length(attributes::text) > 16384
+      then array['PT006', 'attributes', format('attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(attributes::text))]
+  end
+$$;
+
+comment on function tally._event_problem(text, text, text, bigint, timestamptz, bigint, numeric, text, text, jsonb, text) is
+  'Validation rules of a usage event: NULL when valid, else {SQLSTATE, field, message} of the first broken rule (internal).';
+
+
 -- >>> db/0100_settings.sql
 -- ============================================================================
 -- Per-user settings and declared dimensions: the data that steers aggregation.
@@ -137,7 +189,7 @@ comment on table tally.dimensions is
 
 -- >>> functions/0100_trg_usage_events_before_insert_record.sql
 -- Row trigger on tally.usage_events: validates, deduplicates by event_id and appends the pending delta.
--- Fires for every INSERT/COPY that does not come through tally.record_usage_batch (which does the same set-wise).
+-- Fires for every INSERT/COPY row that does not come through tally.record_usage_batch (which does this set-wise).
 create or replace function tally._trg_usage_events_before_insert_record()
 returns trigger
 language plpgsql
@@ -148,13 +200,17 @@ declare
   is_correction boolean := new.corrects_event_id is not null;
   original      record;
   succeeded     boolean;
+  problem       text[];
 begin
-  -- Fast path: one expression accepts a valid row; the detailed checks below only
-  -- run to explain a rejection (the message names the field, the SQLSTATE the rule).
+  -- Fast path: one expression (compiled once per session) accepts a valid row;
+  -- tally._event_problem only runs to explain a rejection. Keep the two in step
+  -- (tests/pgtap/log/validation checks every rule through this trigger).
+  -- (A trigger WHEN clause would be re-planned for every single-row statement.)
   if not coalesce(
        new.event_id <> '' and new.user_id <> '' and new.kind <> ''
        and length(new.event_id) <= 200 and length(new.user_id) <= 200 and length(new.kind) <= 64
        and (new.error_code is null or length(new.error_code) <= 200)
+       and (not is_correction or length(new.corrects_event_id) <= 200)
        and (new.status = 'succeeded' or new.status = 'failed' or new.status = 'cancelled'
             or (new.status = 'reversed' and is_correction))
        and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15
@@ -162,55 +218,16 @@ begin
        and new.occurred_at >= '2000-01-01 00:00:00+00' and new.occurred_at <= statement_timestamp() + interval '1 day'
        and jsonb_typeof(new.attributes) = 'object'
        and ((pg_column_size(new.attributes) <= 1024 and pg_column_compression(new.attributes) is null)
-            or octet_length(new.attributes::text) <= 16384)
-       and (not is_correction or length(new.corrects_event_id) <= 200),
+            or octet_length(new.attributes::text) <= 16384),
        false) then
-  if new.event_id is null or new.event_id = '' then
-    raise exception using errcode = 'PT001', column = 'event_id', message = 'event_id is required';
-  elsif new.user_id is null or new.user_id = '' then
-    raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
-  elsif new.kind is null or new.kind = '' then
-    raise exception using errcode = 'PT001', column = 'kind', message = 'kind is required';
-  elsif length(new.event_id) > 200 or length(new.user_id) > 200 or length(new.kind) > 64
-        or length(new.error_code) > 200 or length(new.corrects_event_id) > 200 then
-    raise exception using errcode = 'PT007',
-      column = case when length(new.event_id) > 200 then 'event_id' when length(new.user_id) > 200 then 'user_id'
-                    when length(new.kind) > 64 then 'kind' when length(new.error_code) > 200 then 'error_code'
-                    else 'corrects_event_id' end,
-      message = 'text field too long: event_id, user_id, error_code and corrects_event_id take at most 200 characters, kind at most 64';
-  elsif new.status is null or new.status not in ('succeeded', 'failed', 'cancelled', 'reversed') then
-    raise exception using errcode = 'PT003', column = 'status',
-      message = format('status %L is unknown: use succeeded, failed, cancelled, or reversed on a correction', new.status);
-  elsif new.status = 'reversed' and not is_correction then
-    raise exception using errcode = 'PT003', column = 'status',
-      message = 'status reversed is only valid on a correction (corrects_event_id set)';
-  elsif not is_correction and (new.quantity < 0 or new.duration_ms < 0 or new.cost < 0) then
-    raise exception using errcode = 'PT002',
-      column = case when new.quantity < 0 then 'quantity' when new.duration_ms < 0 then 'duration_ms' else 'cost' end,
-      message = format('%s must not be negative outside a correction (got %s)',
-        case when new.quantity < 0 then 'quantity' when new.duration_ms < 0 then 'duration_ms' else 'cost' end,
-        case when new.quantity < 0 then new.quantity::text when new.duration_ms < 0 then new.duration_ms::text else new.cost::text end);
-  elsif new.quantity is null or new.cost is null or not (new.cost > -1e15 and new.cost < 1e15) then
-    raise exception using errcode = 'PT002', column = case when new.quantity is null then 'quantity' else 'cost' end,
-      message = format('%s must be a finite number below 1e15 in magnitude (got %s)',
-                       case when new.quantity is null then 'quantity' else 'cost' end,
-                       coalesce(new.cost::text, 'null'));
-  elsif new.occurred_at is null or new.occurred_at < '2000-01-01 00:00:00+00'
-        or new.occurred_at > statement_timestamp() + interval '1 day' then
-    raise exception using errcode = 'PT004', column = 'occurred_at',
-      message = format('occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', new.occurred_at);
-  elsif new.attributes is null or jsonb_typeof(new.attributes) <> 'object' then
-    raise exception using errcode = 'PT005', column = 'attributes',
-      message = format('attributes must be a JSON object (got %s)', coalesce(jsonb_typeof(new.attributes), 'null'));
-  elsif octet_length(new.attributes::text) > 16384 then
-    raise exception using errcode = 'PT006', column = 'attributes',
-      message = format('attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(new.attributes::text));
-  elsif is_correction and length(new.corrects_event_id) > 200 then
-    raise exception using errcode = 'PT007', column = 'corrects_event_id',
-      message = 'corrects_event_id takes at most 200 characters';
-  else
-    raise exception using errcode = 'PT000', message = 'usage event rejected by validation (no rule named it: a pgtally bug)';
-  end if;
+    problem := tally._event_problem(new.event_id, new.user_id, new.kind, new.quantity, new.occurred_at,
+                                    new.duration_ms, new.cost, new.status, new.error_code, new.attributes,
+                                    new.corrects_event_id);
+    if problem is null then
+      raise exception using errcode = 'PT000',
+        message = 'usage event rejected by the insert check but no rule names it (a pgtally bug: please report)';
+    end if;
+    raise exception using errcode = problem[1], column = problem[2], message = problem[3];
   end if;
 
   if is_correction then
@@ -269,7 +286,7 @@ end
 $$;
 
 comment on function tally._trg_usage_events_before_insert_record() is
-  'Validates a new usage event (SQLSTATE class PT), skips a duplicate event_id silently and appends its signed contribution to tally.pending_deltas.';
+  'Validates a new usage event (SQLSTATE class PT, message naming the field), checks a correction''s original, skips a duplicate event_id silently and appends the event''s signed contribution to tally.pending_deltas.';
 
 
 -- >>> db/0110_usage_events.sql
@@ -554,63 +571,37 @@ begin
            coalesce(k.user_id, o.user_id) as original_user,
            coalesce(k.correctable, o.status = 'succeeded' and o.corrects_event_id is null) as original_correctable
       from input b
-      left join tally.event_keys k on k.event_id = b.corrects_event_id
+      -- index probes for corrections only: never a scan of the (large) key table
+      left join lateral (select k.event_id, k.user_id, k.correctable from tally.event_keys k
+                          where b.corrects_event_id is not null and k.event_id = b.corrects_event_id) k on true
       -- an original may also come in the same batch, before or after its correction
-      left join lateral (select o.user_id, o.status, o.corrects_event_id from input o
-                          where k.event_id is null and o.event_id = b.corrects_event_id order by o.ord limit 1) o on true
+      left join (select distinct on (i.event_id) i.event_id, i.user_id, i.status, i.corrects_event_id
+                   from input i order by i.event_id, i.ord) o
+        on o.event_id = b.corrects_event_id and k.event_id is null
   )
-  select b.ord, b.event_id,
-         case
-           when b.event_id is null or b.event_id = '' then 'PT001:event_id:event_id is required'
-           when b.user_id is null or b.user_id = '' then 'PT001:user_id:user_id is required'
-           when b.kind is null or b.kind = '' then 'PT001:kind:kind is required'
-           when length(b.event_id) > 200 then 'PT007:event_id:event_id takes at most 200 characters'
-           when length(b.user_id) > 200 then 'PT007:user_id:user_id takes at most 200 characters'
-           when length(b.kind) > 64 then 'PT007:kind:kind takes at most 64 characters'
-           when length(b.error_code) > 200 then 'PT007:error_code:error_code takes at most 200 characters'
-           when length(b.corrects_event_id) > 200 then 'PT007:corrects_event_id:corrects_event_id takes at most 200 characters'
-           when b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
-             then format('PT003:status:status %L is unknown: use succeeded, failed, cancelled, or reversed on a correction', b.status)
-           when b.status = 'reversed' and b.corrects_event_id is null
-             then 'PT003:status:status reversed is only valid on a correction (corrects_event_id set)'
-           when b.corrects_event_id is null and b.quantity < 0 then format('PT002:quantity:quantity must not be negative outside a correction (got %s)', b.quantity)
-           when b.corrects_event_id is null and b.duration_ms < 0 then format('PT002:duration_ms:duration_ms must not be negative outside a correction (got %s)', b.duration_ms)
-           when b.corrects_event_id is null and b.cost < 0 then format('PT002:cost:cost must not be negative outside a correction (got %s)', b.cost)
-           when not (b.cost > -1e15 and b.cost < 1e15) then format('PT002:cost:cost must be a finite number below 1e15 in magnitude (got %s)', b.cost)
-           when b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
-             then format('PT004:occurred_at:occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', b.occurred_at)
-           when jsonb_typeof(b.attributes) <> 'object'
-             then format('PT005:attributes:attributes must be a JSON object (got %s)', jsonb_typeof(b.attributes))
-           when octet_length(b.attributes::text) > 16384
-             then format('PT006:attributes:attributes take %s bytes as JSON text; at most 16384 are allowed', octet_length(b.attributes::text))
-           when b.corrects_event_id is not null and (b.original_user is null or b.corrects_event_id = b.event_id)
-             then format('PT008:corrects_event_id:corrects_event_id %L names no recorded event', b.corrects_event_id)
-           when b.corrects_event_id is not null and b.original_user <> b.user_id
-             then format('PT008:corrects_event_id:corrects_event_id %L belongs to another user', b.corrects_event_id)
-           when b.corrects_event_id is not null and not b.original_correctable
-             then format('PT008:corrects_event_id:corrects_event_id %L is not a succeeded original event; only those can be corrected', b.corrects_event_id)
-         end as problem
+  select p.ord, p.event_id, p.problem
     into bad
-    from checked b
-   where b.event_id is null or b.event_id = '' or b.user_id is null or b.user_id = '' or b.kind is null or b.kind = ''
-      or length(b.event_id) > 200 or length(b.user_id) > 200 or length(b.kind) > 64
-      or length(b.error_code) > 200 or length(b.corrects_event_id) > 200
-      or b.status not in ('succeeded', 'failed', 'cancelled', 'reversed')
-      or (b.status = 'reversed' and b.corrects_event_id is null)
-      or (b.corrects_event_id is null and (b.quantity < 0 or b.duration_ms < 0 or b.cost < 0))
-      or not (b.cost > -1e15 and b.cost < 1e15)
-      or b.occurred_at < '2000-01-01 00:00:00+00' or b.occurred_at > statement_timestamp() + interval '1 day'
-      or jsonb_typeof(b.attributes) <> 'object'
-      or ((pg_column_size(b.attributes) > 1024 or pg_column_compression(b.attributes) is not null)
-          and octet_length(b.attributes::text) > 16384)
-      or (b.corrects_event_id is not null
-          and (b.original_user is null or b.corrects_event_id = b.event_id or b.original_user <> b.user_id
-               or not b.original_correctable))
-   order by b.ord
+    from (
+      select b.ord, b.event_id,
+             coalesce(
+               tally._event_problem(b.event_id, b.user_id, b.kind, b.quantity, b.occurred_at, b.duration_ms,
+                                    b.cost, b.status, b.error_code, b.attributes, b.corrects_event_id),
+               case
+                 when b.corrects_event_id is null then null
+                 when b.original_user is null or b.corrects_event_id = b.event_id
+                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L names no recorded event', b.corrects_event_id)]
+                 when b.original_user <> b.user_id
+                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L belongs to another user', b.corrects_event_id)]
+                 when not b.original_correctable
+                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L is not a succeeded original event; only those can be corrected', b.corrects_event_id)]
+               end) as problem
+        from checked b
+    ) as p
+   where p.problem is not null
+   order by p.ord
    limit 1;
   if found then
-    raise exception using errcode = split_part(bad.problem, ':', 1), column = split_part(bad.problem, ':', 2),
-      message = substr(bad.problem, length(split_part(bad.problem, ':', 1)) + length(split_part(bad.problem, ':', 2)) + 3),
+    raise exception using errcode = bad.problem[1], column = bad.problem[2], message = bad.problem[3],
       detail = format('batch row %s (event_id %L)', bad.ord, bad.event_id);
   end if;
 

@@ -224,7 +224,8 @@ def _check_exact(dsn: str) -> str:
 
 
 def run_ingest_bench(*, seconds: float, clients: int, batch_events: int, users: int, dsn: str | None,
-                     output: str | None, console: Console, rounds: int = 2, durable: bool = True) -> list[Figure]:
+                     output: str | None, console: Console, rounds: int = 2, durable: bool = True,
+                     only: set[str] | None = None) -> list[Figure]:
     """Run T1-T3 and print a table of figures and ratios (targets beside them)."""
     settings = {} if durable else dict(server.FAST_UNSAFE)
     with contextlib.ExitStack() as stack:
@@ -239,11 +240,15 @@ def run_ingest_bench(*, seconds: float, clients: int, batch_events: int, users: 
             conn.execute(BARE_SQL)
             _partition_bare_like_tally(conn)
         figures = []
+        only = only or {"T1", "T2", "T3"}
         for name, n_users in (("T1 single-row, many users", users), ("T2 single-row, hot user", 1)):
+            if name[:2] not in only:
+                continue
             console.print(f"[dim]running {name} ({rounds} rounds x 3 sides x {seconds:.0f} s)...[/dim]")
             figures.append(_single_row(dsn, name, n_users, clients, seconds, rounds))
-        console.print(f"[dim]running T3 batch ingest ({rounds} rounds of {batch_events:,} events)...[/dim]")
-        figures.append(_batch(dsn, batch_events, rounds))
+        if "T3" in only:
+            console.print(f"[dim]running T3 batch ingest ({rounds} rounds of {batch_events:,} events)...[/dim]")
+            figures.append(_batch(dsn, batch_events, rounds))
         exact = _check_exact(dsn)
 
     table = Table(title="pgtally ingest benchmark (ratios measured in one run)")

@@ -178,12 +178,20 @@ def bench() -> None:
 @click.option("--users", default=10_000, show_default=True, help="Distinct users in the many-users runs.")
 @click.option("--dsn", envvar="PGTALLY_BENCH_DSN", help="Benchmark this server instead of a throwaway one.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
-def bench_ingest(seconds: float, clients: int, batch_events: int, users: int, dsn: str | None, output: str | None) -> None:
+@click.option("--rounds", default=2, show_default=True, help="Alternating rounds per figure (the median is reported).")
+@click.option("--tests", "only", default="T1,T2,T3", show_default=True, help="Which figures to measure.")
+@click.option("--fast/--durable", default=False, show_default=True,
+              help="--fast turns fsync and synchronous_commit off on the throwaway server (CPU-bound ratios).")
+def bench_ingest(seconds: float, clients: int, batch_events: int, users: int, dsn: str | None, output: str | None,
+                 rounds: int, only: str, fast: bool) -> None:
     """T1-T3: ingest with pgtally's triggers vs the same inserts into a bare table."""
     from .bench import run_ingest_bench
 
+    wanted = {t.strip().upper() for t in only.split(",") if t.strip()}
+    if not wanted <= {"T1", "T2", "T3"}:
+        raise click.BadParameter("choose among T1, T2, T3", param_hint="--tests")
     run_ingest_bench(seconds=seconds, clients=clients, batch_events=batch_events, users=users, dsn=dsn,
-                     output=output, console=console)
+                     output=output, console=console, rounds=rounds, only=wanted, durable=not fast)
 
 
 if __name__ == "__main__":  # pragma: no cover
