@@ -206,7 +206,7 @@ def _batch(dsn: str, n: int, rounds: int) -> Figure:
         keyed.append(_copy_bare(dsn, "bench.bare_keyed", events))
         tally.append(_record_many(dsn, events))
         _drain(dsn)
-    return Figure("T3 batch ingest", "rows/s", statistics.median(bare), statistics.median(tally), statistics.median(keyed),
+    return Figure("T3 batch", "rows/s", statistics.median(bare), statistics.median(tally), statistics.median(keyed),
                   notes=f"{n:,} realistic events from Python objects: COPY (write_row) vs Client.record_many",
                   samples={"bare": bare, "bare_keyed": keyed, "pgtally": tally})
 
@@ -241,17 +241,17 @@ def run_ingest_bench(*, seconds: float, clients: int, batch_events: int, users: 
             _partition_bare_like_tally(conn)
         figures = []
         only = only or {"T1", "T2", "T3"}
-        for name, n_users in (("T1 single-row, many users", users), ("T2 single-row, hot user", 1)):
+        for name, n_users in (("T1 many users", users), ("T2 hot user", 1)):
             if name[:2] not in only:
                 continue
             console.print(f"[dim]running {name} ({rounds} rounds x 3 sides x {seconds:.0f} s)...[/dim]")
             figures.append(_single_row(dsn, name, n_users, clients, seconds, rounds))
         if "T3" in only:
-            console.print(f"[dim]running T3 batch ingest ({rounds} rounds of {batch_events:,} events)...[/dim]")
+            console.print(f"[dim]running T3 batch ({rounds} rounds of {batch_events:,} events)...[/dim]")
             figures.append(_batch(dsn, batch_events, rounds))
         exact = _check_exact(dsn)
 
-    table = Table(title="pgtally ingest benchmark (ratios measured in one run)")
+    table = Table(title="pgtally ingest benchmark (ratios measured in one run)", min_width=100)
     for col in ("test", "bare", "bare + unique key", "pgtally", "ratio vs bare", "ratio vs keyed", "target"):
         table.add_column(col, justify="left" if col == "test" else "right")
     for f in figures:

@@ -1,0 +1,71 @@
+"""Where the single-row ingest budget goes: the insert trigger body, step by step.
+
+Runs pgbench (8 clients, single-row INSERTs, 10,000 users) against a bare
+table and against tally.usage_events with the insert trigger's function
+replaced by growing parts of the real one: empty, + validation, + the
+exactly-once key, the full body. Prints each side's ratio against bare,
+measured in the same run. See docs/benchmarks.md.
+
+    python benchmarks/trigger_costs.py [--seconds 6] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python_client"))
+
+from pgtally import bench, migrate, server  # noqa: E402
+
+SOURCE = (ROOT / "functions" / "0100_trg_usage_events_before_insert_record.sql").read_text()
+FUNCTION = SOURCE[SOURCE.index("create or replace function"):SOURCE.index("comment on function")]
+HEAD = FUNCTION[:FUNCTION.index("begin\n") + len("begin\n")]
+BODY = FUNCTION[len(HEAD):]
+VALIDATION = BODY[:BODY.index("  if is_correction then")]
+KEY = BODY[BODY.index("  new.recorded_at := statement_timestamp();"):BODY.index("  if new.status = 'reversed' then")]
+
+
+def variants() -> dict[str, str]:
+    tail = "  return new;\nend\n$$;\n"
+    return {
+        "empty trigger": HEAD + "  new.recorded_at := statement_timestamp();\n" + tail,
+        "+ validation": HEAD + VALIDATION + "  new.recorded_at := statement_timestamp();\n" + tail,
+        "+ exactly-once key": HEAD + VALIDATION + KEY + tail,
+        "full write path": FUNCTION,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=6)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    with server.database(backend="local") as base:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute("create database trigger_costs")
+        dsn = psycopg.conninfo.make_conninfo(base, dbname="trigger_costs")
+        migrate.upgrade(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(bench.BARE_SQL)
+            bench._partition_bare_like_tally(conn)
+        results: dict[str, list[float]] = {"bare": []}
+        for _ in range(args.rounds):
+            results["bare"].append(bench._pgbench(dsn, "bench.bare_log", 10_000, 8, args.seconds))
+            for name, sql in variants().items():
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(sql)
+                results.setdefault(name, []).append(bench._pgbench(dsn, "tally.usage_events", 10_000, 8, args.seconds))
+                bench._drain(dsn)
+    bare = statistics.median(results["bare"])
+    for name, values in results.items():
+        print(f"{name:22s} {statistics.median(values):9,.0f} rows/s   ratio {statistics.median(values) / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The `pgtally` command line against a real database."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+from click.testing import CliRunner
+
+from pgtally.cli import main
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_sql_prints_the_install_script_without_a_database() -> None:
+    res = run("sql")
+    assert res.exit_code == 0  # type: ignore[attr-defined]
+    out = res.output  # type: ignore[attr-defined]
+    assert "create table tally.usage_events" in out and out.rstrip().endswith("commit;")
+
+
+def test_migrate_installs_into_an_empty_database(databases) -> None:  # type: ignore[no-untyped-def]
+    dsn = databases.create(template="template0")
+    res = run("migrate", "--dsn", dsn)
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    assert "revision 0001" in res.output  # type: ignore[attr-defined]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(*) from tally.dimensions").fetchone() == (3,)
+
+
+def test_stats_prints_a_card_and_json(conn: psycopg.Connection, dsn: str) -> None:
+    conn.execute("""select tally.record_usage('e1', 'u1', 'tts', 140, duration_ms => 10000,
+                                              attributes => '{"voice": "af_alloy", "model": "kokoro"}')""")
+    conn.execute("select tally.record_usage('e2', 'u1', 'tts', 60, duration_ms => 5000, attributes => '{\"voice\": \"am_adam\"}')")
+    res = run("stats", "u1", "--dsn", dsn)
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    assert "af_alloy" in res.output and "10 s" in res.output  # type: ignore[attr-defined]
+    res = run("stats", "u1", "--dsn", dsn, "--json", "-d", "voice")
+    data = json.loads(res.output)  # type: ignore[attr-defined]
+    voices = {v["value"]: v for v in data["lifetime"]["voice"]}
+    assert voices["af_alloy"]["quantity"] == 140 and voices["am_adam"]["duration_ms"] == 5000
+    assert data["period"][0]["kind"] == "tts" and data["period"][0]["quantity"] == 200
+
+
+def test_stats_unknown_dimension_is_a_clear_error(dsn: str) -> None:
+    res = CliRunner().invoke(main, ["stats", "u1", "--dsn", dsn, "-d", "colour"])
+    assert res.exit_code != 0
+    assert "dimension 'colour' is not declared" in res.output
+
+
+def test_merge_folds_pending_deltas(conn: psycopg.Connection, dsn: str) -> None:
+    conn.execute("select tally.record_usage('e1', 'u1', 'tts', 5)")
+    res = run("merge", "--dsn", dsn, "--all")
+    assert res.exit_code == 0 and "merged 1 pending deltas" in res.output  # type: ignore[attr-defined]
+    assert conn.execute("select count(*) from tally.pending_deltas").fetchone() == (0,)
+
+
+def test_commands_explain_a_missing_dsn_schema_or_server(databases, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    res = CliRunner().invoke(main, ["stats", "u1"])
+    assert res.exit_code != 0 and "pass --dsn or set DATABASE_URL" in res.output
+    empty = databases.create(template="template0")
+    res = CliRunner().invoke(main, ["stats", "u1", "--dsn", empty])
+    assert res.exit_code != 0 and "run `pgtally migrate` first" in res.output
+    res = CliRunner().invoke(main, ["stats", "u1", "--dsn", "postgresql://nobody@/x?host=/nonexistent&port=1"])
+    assert res.exit_code != 0 and "cannot connect to the database" in res.output
