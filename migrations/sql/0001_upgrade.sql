@@ -821,7 +821,7 @@ comment on function tally.amend_usage(text, text, bigint, bigint, numeric) is
 
 
 -- >>> functions/0300_merge_pending.sql
--- Folds pending deltas into the rollups (lifetime, daily, billing period) in one transaction.
+-- Folds pending deltas into the rollups (lifetime, daily, billing period, and the appliers below) in one transaction.
 -- Called on a schedule (pg_cron or `pgtally merge`), by retention and rebuild; reads never need it for exactness.
 create or replace function tally._merge_pending_locked(max_rows integer)
 returns integer
@@ -832,71 +832,61 @@ as $$
 declare
   merged integer;
 begin
+  -- The batch of deltas being merged, with each user's local day and billing anchor.
   -- Readers see the deleted deltas and the updated rollups switch over at commit,
-  -- so no read ever counts a delta twice or misses it. Keys are upserted in sorted
-  -- order and only one merge runs at a time (advisory lock held by the caller).
+  -- so no read ever counts a delta twice or misses it. Only one merge runs at a
+  -- time (advisory lock held by the caller) and every applier upserts keys in
+  -- sorted order.
+  if to_regclass('pg_temp._tally_merge') is null then
+    create temporary table _tally_merge (
+      user_id      text,
+      kind         text,
+      occurred_at  timestamptz,
+      attributes   jsonb,
+      events       integer,
+      failures     integer,
+      quantity     bigint,
+      duration_ms  bigint,
+      timed_events integer,
+      cost         numeric,
+      billable     boolean,
+      is_use       boolean,
+      local_at     timestamp,
+      day          date,
+      anchor_day   integer
+    ) on commit drop;
+  else
+    truncate pg_temp._tally_merge;
+  end if;
+
   with moved as (
     delete from tally.pending_deltas p
      where p.ctid = any (array(select q.ctid from tally.pending_deltas q limit max_rows))
     returning p.*
-  ), located as (
-    select m.*, (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date as day,
-           coalesce(s.billing_anchor_day, 1) as anchor_day
-      from moved m
-      left join tally.user_settings s on s.user_id = m.user_id
-  ), expanded as (
-    select l.*, d.name as dimension, tally._dimension_value(d.keys, l.kind, l.attributes) as value
-      from located l
-     cross join tally.dimensions d
-  ), daily as (
-    insert into tally.user_daily as t
-      (user_id, dimension, day, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
-    select e.user_id, e.dimension, e.day, e.value, sum(e.events), sum(e.failures), sum(e.quantity),
-           sum(e.duration_ms), sum(e.timed_events), sum(e.cost),
-           min(e.occurred_at) filter (where e.is_use), max(e.occurred_at) filter (where e.is_use)
-      from expanded e
-     where e.value is not null
-     group by e.user_id, e.dimension, e.day, e.value
-     order by e.user_id, e.dimension, e.day, e.value
-    on conflict (user_id, dimension, day, value) do update set
-      events = t.events + excluded.events, failures = t.failures + excluded.failures,
-      quantity = t.quantity + excluded.quantity, duration_ms = t.duration_ms + excluded.duration_ms,
-      timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
-      first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)
-  ), totals as (
-    insert into tally.user_totals as t
-      (user_id, dimension, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
-    select e.user_id, e.dimension, e.value, sum(e.events), sum(e.failures), sum(e.quantity),
-           sum(e.duration_ms), sum(e.timed_events), sum(e.cost),
-           min(e.occurred_at) filter (where e.is_use), max(e.occurred_at) filter (where e.is_use)
-      from expanded e
-     where e.value is not null
-     group by e.user_id, e.dimension, e.value
-     order by e.user_id, e.dimension, e.value
-    on conflict (user_id, dimension, value) do update set
-      events = t.events + excluded.events, failures = t.failures + excluded.failures,
-      quantity = t.quantity + excluded.quantity, duration_ms = t.duration_ms + excluded.duration_ms,
-      timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
-      first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)
-  ), periods as (
-    insert into tally.user_periods as t (user_id, period_start, kind, events, quantity, duration_ms, cost)
-    select l.user_id, tally._period_start(l.day, l.anchor_day), l.kind, sum(l.events), sum(l.quantity),
-           sum(l.duration_ms), sum(l.cost)
-      from located l
-     where l.billable
-     group by 1, 2, 3
-     order by 1, 2, 3
-    on conflict (user_id, period_start, kind) do update set
-      events = t.events + excluded.events, quantity = t.quantity + excluded.quantity,
-      duration_ms = t.duration_ms + excluded.duration_ms, cost = t.cost + excluded.cost
   )
-  select count(*) into merged from moved;
+  insert into pg_temp._tally_merge
+  select m.user_id, m.kind, m.occurred_at, m.attributes, m.events, m.failures, m.quantity, m.duration_ms,
+         m.timed_events, m.cost, m.billable, m.is_use,
+         m.occurred_at at time zone coalesce(s.time_zone, 'UTC'),
+         (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date,
+         coalesce(s.billing_anchor_day, 1)
+    from moved m
+    left join tally.user_settings s on s.user_id = m.user_id;
+  get diagnostics merged = row_count;
+  if merged = 0 then
+    return 0;
+  end if;
+
+  perform tally._apply_rollups();
+  -- Appliers of later features read pg_temp._tally_merge the same way.
+  perform tally._apply_engagement();
+  perform tally._apply_admin();
   return merged;
 end
 $$;
 
 comment on function tally._merge_pending_locked(integer) is
-  'Moves up to max_rows pending deltas into the rollups; the caller holds the merge advisory lock (internal).';
+  'Moves up to max_rows pending deltas into pg_temp._tally_merge and runs every applier on them; the caller holds the merge advisory lock (internal).';
 
 create or replace function tally.merge_pending(max_rows integer default 100000)
 returns integer
@@ -918,6 +908,104 @@ $$;
 
 comment on function tally.merge_pending(integer) is
   'Folds up to max_rows pending deltas into the rollups and returns how many it merged; returns 0 at once when another merge is running. Schedule it every minute (reads stay exact either way; merging keeps them fast).';
+
+
+-- >>> functions/0301_apply_rollups.sql
+-- Applier: adds the merge batch (pg_temp._tally_merge) to user_daily, user_totals and user_periods.
+-- Called by tally._merge_pending_locked only.
+create or replace function tally._apply_rollups()
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  with expanded as (
+    select m.*, d.name as dimension, tally._dimension_value(d.keys, m.kind, m.attributes) as value
+      from pg_temp._tally_merge m
+     cross join tally.dimensions d
+  ), daily as (
+    insert into tally.user_daily as t
+      (user_id, dimension, day, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
+    select e.user_id, e.dimension, e.day, e.value, sum(e.events), sum(e.failures), sum(e.quantity),
+           sum(e.duration_ms), sum(e.timed_events), sum(e.cost),
+           min(e.occurred_at) filter (where e.is_use), max(e.occurred_at) filter (where e.is_use)
+      from expanded e
+     where e.value is not null
+     group by e.user_id, e.dimension, e.day, e.value
+     order by e.user_id, e.dimension, e.day, e.value
+    on conflict (user_id, dimension, day, value) do update set
+      events = t.events + excluded.events, failures = t.failures + excluded.failures,
+      quantity = t.quantity + excluded.quantity, duration_ms = t.duration_ms + excluded.duration_ms,
+      timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
+      first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)
+  )
+  insert into tally.user_totals as t
+    (user_id, dimension, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
+  select e.user_id, e.dimension, e.value, sum(e.events), sum(e.failures), sum(e.quantity),
+         sum(e.duration_ms), sum(e.timed_events), sum(e.cost),
+         min(e.occurred_at) filter (where e.is_use), max(e.occurred_at) filter (where e.is_use)
+    from expanded e
+   where e.value is not null
+   group by e.user_id, e.dimension, e.value
+   order by e.user_id, e.dimension, e.value
+  on conflict (user_id, dimension, value) do update set
+    events = t.events + excluded.events, failures = t.failures + excluded.failures,
+    quantity = t.quantity + excluded.quantity, duration_ms = t.duration_ms + excluded.duration_ms,
+    timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
+    first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at);
+
+  insert into tally.user_periods as t (user_id, period_start, kind, events, quantity, duration_ms, cost)
+  select m.user_id, tally._period_start(m.day, m.anchor_day), m.kind, sum(m.events), sum(m.quantity),
+         sum(m.duration_ms), sum(m.cost)
+    from pg_temp._tally_merge m
+   where m.billable
+   group by 1, 2, 3
+   order by 1, 2, 3
+  on conflict (user_id, period_start, kind) do update set
+    events = t.events + excluded.events, quantity = t.quantity + excluded.quantity,
+    duration_ms = t.duration_ms + excluded.duration_ms, cost = t.cost + excluded.cost;
+end
+$$;
+
+comment on function tally._apply_rollups() is
+  'Merge applier: adds the deltas in pg_temp._tally_merge to the lifetime, daily and billing-period rollups (internal).';
+
+
+-- >>> functions/0310_apply_engagement.sql
+-- Applier: adds the merge batch (pg_temp._tally_merge) to the engagement profile (sessions, hour-of-week activity; issue: user-facing analytics).
+-- Called by tally._merge_pending_locked only; a no-op until that feature lands.
+create or replace function tally._apply_engagement()
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  return;
+end
+$$;
+
+comment on function tally._apply_engagement() is
+  'Merge applier for the engagement profile (internal).';
+
+
+-- >>> functions/0320_apply_admin.sql
+-- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics (funnel first-reached steps, duration histograms; issue: admin analytics).
+-- Called by tally._merge_pending_locked only; a no-op until that feature lands.
+create or replace function tally._apply_admin()
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  return;
+end
+$$;
+
+comment on function tally._apply_admin() is
+  'Merge applier for the admin analytics (internal).';
 
 
 -- >>> functions/0390_protect_partition.sql

@@ -194,5 +194,8 @@ def bench_ingest(seconds: float, clients: int, batch_events: int, users: int, ds
                      output=output, console=console, rounds=rounds, only=wanted, durable=not fast)
 
 
+# Command groups that live in their own modules register themselves on `main`.
+from . import cli_admin, cli_user  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

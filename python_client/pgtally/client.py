@@ -18,8 +18,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from .admin import AdminClient
 from .errors import translated
 from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent
+from .user_reads import UserReadsMixin
 
 try:  # optional dependency
     from psycopg_pool import ConnectionPool
@@ -43,7 +45,7 @@ STAGING_COPY = f"copy pg_temp.tally_staging ({', '.join(STAGING_COLUMNS)}) from 
 Connectable = Any  # psycopg.Connection | psycopg_pool.ConnectionPool
 
 
-class Client:
+class Client(UserReadsMixin):
     """Synchronous pgtally client.
 
     Example::
@@ -62,6 +64,11 @@ class Client:
     def connect(cls, dsn: str) -> Client:
         """A client on a new autocommit connection (close it with ``client.close()``)."""
         return cls(psycopg.connect(dsn, autocommit=True))
+
+    @property
+    def admin(self) -> AdminClient:
+        """Admin and analyst reads (platform analytics over the materialized views)."""
+        return AdminClient(self)
 
     def close(self) -> None:
         """Close the underlying connection or pool."""

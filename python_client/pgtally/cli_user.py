@@ -1,0 +1,3 @@
+"""CLI commands for the user-facing analytics (registered on `pgtally`)."""
+
+from __future__ import annotations
