@@ -15,21 +15,24 @@ create or replace function tally.record_usage(
   corrects_event_id text        default null
 )
 returns boolean
-language sql
+language plpgsql
 set search_path = ''
 as $$
-  -- The row trigger validates and deduplicates; a skipped duplicate returns no row.
-  with inserted as (
-    insert into tally.usage_events
-      (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
-       attributes, corrects_event_id)
-    values
-      (record_usage.event_id, record_usage.user_id, record_usage.kind, record_usage.occurred_at,
-       record_usage.quantity, record_usage.duration_ms, record_usage.cost, record_usage.status,
-       record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id)
-    returning 1
-  )
-  select exists (select from inserted)
+declare
+  added integer;
+begin
+  -- The row trigger validates and deduplicates; a skipped duplicate inserts no row.
+  -- (No RETURNING: under row-level security it would need a SELECT policy writers lack.)
+  insert into tally.usage_events
+    (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
+     attributes, corrects_event_id)
+  values
+    (record_usage.event_id, record_usage.user_id, record_usage.kind, record_usage.occurred_at,
+     record_usage.quantity, record_usage.duration_ms, record_usage.cost, record_usage.status,
+     record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id);
+  get diagnostics added = row_count;
+  return added = 1;
+end
 $$;
 
 comment on function tally.record_usage(text, text, text, bigint, timestamptz, bigint, numeric, text, text, boolean, jsonb, text) is

@@ -127,6 +127,25 @@ comment on role tally_analyst is 'pgtally: admins and analysts; platform analyti
 comment on role tally_owner is 'pgtally: owns the schema; runs migrations, merges, retention.';
 
 
+-- >>> functions/0060_current_user_id.sql
+-- The user a tally_reader session may see: the tally.user_id setting (NULL when unset: nothing is visible).
+-- Called by the row-level security policies; application backends set it per request.
+--
+-- Not pinned to a search_path so policies can inline it (it calls one pg_catalog
+-- function by its qualified name).
+create or replace function tally.current_user_id()
+returns text
+language sql
+stable
+parallel safe
+as $$
+  select pg_catalog.current_setting('tally.user_id', true)
+$$;
+
+comment on function tally.current_user_id() is
+  'The user id a reader session is scoped to (setting tally.user_id, e.g. SET LOCAL tally.user_id = ''user-42''); NULL when unset.';
+
+
 -- >>> functions/0090_event_problem.sql
 -- What is wrong with a usage event, as {sqlstate, field, message}, or NULL when it is valid.
 -- Called by the insert trigger (to explain a row its fast check refused) and by the batch path.
@@ -524,21 +543,24 @@ create or replace function tally.record_usage(
   corrects_event_id text        default null
 )
 returns boolean
-language sql
+language plpgsql
 set search_path = ''
 as $$
-  -- The row trigger validates and deduplicates; a skipped duplicate returns no row.
-  with inserted as (
-    insert into tally.usage_events
-      (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
-       attributes, corrects_event_id)
-    values
-      (record_usage.event_id, record_usage.user_id, record_usage.kind, record_usage.occurred_at,
-       record_usage.quantity, record_usage.duration_ms, record_usage.cost, record_usage.status,
-       record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id)
-    returning 1
-  )
-  select exists (select from inserted)
+declare
+  added integer;
+begin
+  -- The row trigger validates and deduplicates; a skipped duplicate inserts no row.
+  -- (No RETURNING: under row-level security it would need a SELECT policy writers lack.)
+  insert into tally.usage_events
+    (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
+     attributes, corrects_event_id)
+  values
+    (record_usage.event_id, record_usage.user_id, record_usage.kind, record_usage.occurred_at,
+     record_usage.quantity, record_usage.duration_ms, record_usage.cost, record_usage.status,
+     record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id);
+  get diagnostics added = row_count;
+  return added = 1;
+end
 $$;
 
 comment on function tally.record_usage(text, text, text, bigint, timestamptz, bigint, numeric, text, text, boolean, jsonb, text) is
@@ -1453,3 +1475,107 @@ insert into tally.dimensions (name, keys, description) values
 on conflict do nothing;
 
 select tally.ensure_partitions();
+
+
+-- >>> db/0990_security.sql
+-- ============================================================================
+-- Privileges and row-level security (docs/security.md has the matrix).
+-- Runs last, so it covers every table the schema defines: a table with a
+-- user_id column is per-user (readers see their own rows), any other table is
+-- shared reference data.
+-- ============================================================================
+
+revoke all on schema tally from public;
+grant usage on schema tally to tally_writer, tally_reader, tally_analyst;
+
+-- Functions: nothing is callable by PUBLIC; each role gets its list below.
+revoke execute on all functions in schema tally from public;
+
+do $$
+declare
+  t record;
+begin
+  for t in
+    select c.oid::regclass as rel, c.relname,
+           exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id' and not a.attisdropped) as per_user
+      from pg_class c
+     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition
+  loop
+    execute format('revoke all on %s from public', t.rel);
+    execute format('alter table %s enable row level security', t.rel);
+    if t.per_user then
+      execute format('create policy %I on %s for select to tally_reader using (user_id = tally.current_user_id())',
+                     format('readers see their own %s', replace(t.relname, '_', ' ')), t.rel);
+    else
+      execute format('create policy %I on %s for select to tally_reader, tally_analyst using (true)',
+                     format('everyone reads %s', replace(t.relname, '_', ' ')), t.rel);
+      execute format('grant select on %s to tally_reader, tally_analyst', t.rel);
+    end if;
+  end loop;
+end
+$$;
+
+-- Writers append: INSERT/COPY on the contract columns (not recorded_at), the record functions.
+create policy "writers append usage events" on tally.usage_events for insert to tally_writer with check (true);
+grant insert (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
+              attributes, corrects_event_id)
+  on tally.usage_events to tally_writer;
+grant execute on function
+  tally.record_usage(text, text, text, bigint, timestamptz, bigint, numeric, text, text, boolean, jsonb, text),
+  tally.record_usage_batch(text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]),
+  tally.begin_staging(),
+  tally.record_usage_staged(),
+  tally.reverse_usage(text, text),
+  tally.amend_usage(text, text, bigint, bigint, numeric)
+  to tally_writer;
+
+-- Readers see one user (row-level security on every per-user table) through the read API.
+grant select on tally.usage_events, tally.pending_deltas, tally.user_totals, tally.user_daily, tally.user_periods,
+                tally.user_settings
+  to tally_reader;
+grant execute on function
+  tally.current_user_id(),
+  tally._dimension_keys(text),
+  tally._dimension_value(text[], text, jsonb),
+  tally._dimension_value_combined(text[], text, jsonb),
+  tally._period_start(date, integer),
+  tally.lifetime_totals(text, text),
+  tally.daily_totals(text, text, date, date),
+  tally.period_totals(text, timestamptz)
+  to tally_reader;
+
+
+-- >>> db/0995_ownership.sql
+-- ============================================================================
+-- Ownership: tally_owner owns the schema and every object in it, so SECURITY
+-- DEFINER functions run as tally_owner and only its members can migrate.
+-- Skipped (with a notice) when the installing role may not give objects away.
+-- ============================================================================
+
+do $$
+declare
+  obj record;
+begin
+  if not (select rolsuper from pg_roles where rolname = current_user)
+     and not pg_has_role(current_user, 'tally_owner', 'member') then
+    raise notice 'pgtally: % is neither superuser nor a member of tally_owner; objects stay owned by %',
+      current_user, current_user;
+    return;
+  end if;
+  execute 'alter schema tally owner to tally_owner';
+  for obj in
+    select format('alter %s %s owner to tally_owner',
+                  case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence' else 'table' end,
+                  c.oid::regclass) as stmt
+      from pg_class c
+     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S')
+    union all
+    select format('alter %s %s owner to tally_owner', case p.prokind when 'p' then 'procedure' else 'function' end,
+                  p.oid::regprocedure)
+      from pg_proc p
+     where p.pronamespace = 'tally'::regnamespace
+  loop
+    execute obj.stmt;
+  end loop;
+end
+$$;

@@ -1,0 +1,89 @@
+-- The privilege matrix (docs/security.md): what each role may and may not do.
+begin;
+select plan(34);
+
+-- Login roles for the test, one per pgtally role.
+create role t_writer login in role tally_writer;
+create role t_reader login in role tally_reader;
+create role t_analyst login in role tally_analyst;
+create role t_nobody login;
+
+select tally.record_usage('a1', 'alice', 'tts', 100, attributes => '{"voice": "af_alloy"}');
+select tally.record_usage('b1', 'bob', 'tts', 50, attributes => '{"voice": "am_adam"}');
+
+-- Row-level security is on for every table of the schema.
+select is((select count(*)::int from pg_class c
+            where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition
+              and not c.relrowsecurity), 0, 'every table in tally has row-level security enabled');
+select is((select count(*)::int from pg_class c
+            where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition
+              and exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id')
+              and not exists (select from pg_policy p where p.polrelid = c.oid
+                                and pg_get_expr(p.polqual, p.polrelid) like '%current_user_id()%')), 0,
+          'every per-user table has a policy scoping readers to tally.user_id');
+select is((select count(*)::int from pg_proc p where p.pronamespace = 'tally'::regnamespace
+            and has_function_privilege('public', p.oid, 'execute')), 0, 'PUBLIC may execute no pgtally function');
+
+-- Writer: append only.
+set local role t_writer;
+select ok(tally.record_usage('w1', 'carol', 'ocr', 1), 'a writer records through record_usage');
+select lives_ok($$insert into tally.usage_events (event_id, user_id, kind) values ('w2', 'carol', 'ocr')$$,
+                'a writer inserts into the log');
+select throws_ok($$insert into tally.usage_events (event_id, user_id, kind, recorded_at) values ('w3', 'carol', 'ocr', now())$$,
+                 '42501', null, 'a writer cannot set recorded_at');
+select throws_ok($$select count(*) from tally.usage_events$$, '42501', null, 'a writer cannot read the log');
+select throws_ok($$select * from tally.lifetime_totals('alice', 'kind')$$, '42501', null, 'a writer cannot call read functions');
+select throws_ok($$update tally.usage_events set quantity = 0$$, '42501', null, 'a writer cannot update the log');
+select throws_ok($$delete from tally.usage_events$$, '42501', null, 'a writer cannot delete from the log');
+select throws_ok($$insert into tally.pending_deltas (user_id, kind, occurred_at, attributes, events, failures, quantity,
+                   duration_ms, timed_events, cost, billable, is_use) values ('x', 'tts', now(), '{}', 1000, 0, 0, 0, 0, 0, true, true)$$,
+                 '42501', null, 'a writer cannot forge deltas');
+select throws_ok($$insert into tally.event_keys values ('k', 'x', now(), true)$$, '42501', null, 'a writer cannot forge keys');
+select throws_ok($$select tally.merge_pending()$$, '42501', null, 'a writer cannot merge');
+select throws_ok($$select * from tally.apply_retention('1 day')$$, '42501', null, 'a writer cannot apply retention');
+select throws_ok($$select * from tally.usage_events_default$$, '42501', null, 'a writer cannot read a partition directly');
+reset role;
+
+-- Reader scoped to alice.
+set local role t_reader;
+select set_config('tally.user_id', 'alice', true);
+select results_eq($$select value, events, quantity from tally.lifetime_totals('alice', 'voice')$$,
+                  $$values ('af_alloy'::text, 1::bigint, 100::bigint)$$, 'a reader sees her own totals');
+select is_empty($$select * from tally.lifetime_totals('bob', 'voice')$$, 'a reader sees nothing of another user through functions');
+select is_empty($$select * from tally.daily_totals('bob', 'kind', '2000-01-01', '2030-01-01')$$, 'nor through daily totals');
+select is_empty($$select * from tally.period_totals('bob')$$, 'nor through period totals');
+select results_eq($$select distinct user_id from tally.usage_events$$, $$values ('alice'::text)$$,
+                  'hand-written SQL on the log sees only her rows');
+select results_eq($$select distinct user_id from tally.pending_deltas$$, $$values ('alice'::text)$$,
+                  'hand-written SQL on pending deltas sees only her rows');
+select is((select count(*)::int from tally.user_totals where user_id = 'bob'), 0, 'nor rollups of another user');
+select throws_ok($$insert into tally.usage_events (event_id, user_id, kind) values ('r1', 'alice', 'tts')$$,
+                 '42501', null, 'a reader cannot write');
+select throws_ok($$select * from tally.event_keys$$, '42501', null, 'a reader cannot read the key table');
+select set_config('tally.user_id', '', true);
+select is_empty($$select * from tally.usage_events$$, 'a reader without tally.user_id sees nothing');
+reset role;
+
+-- Analyst: no per-user raw events.
+set local role t_analyst;
+select throws_ok($$select * from tally.usage_events$$, '42501', null, 'an analyst cannot read raw events');
+select throws_ok($$select * from tally.lifetime_totals('alice', 'kind')$$, '42501', null, 'an analyst cannot read a user''s totals');
+select lives_ok($$select * from tally.dimensions$$, 'an analyst reads the declared dimensions');
+reset role;
+
+-- No role at all.
+set local role t_nobody;
+select throws_ok($$select tally.record_usage('n1', 'x', 'tts')$$, '42501', null, 'a role without pgtally roles cannot record');
+select throws_ok($$select * from tally.dimensions$$, '42501', null, 'nor read reference data');
+reset role;
+
+-- Ownership: the schema and its objects belong to tally_owner.
+select is((select nspowner::regrole::text from pg_namespace where nspname = 'tally'), 'tally_owner', 'tally_owner owns the schema');
+select is((select count(*)::int from pg_class where relnamespace = 'tally'::regnamespace and relkind in ('r', 'p', 'v', 'm')
+            and relowner <> 'tally_owner'::regrole), 0, 'tally_owner owns every table and view');
+select is((select count(*)::int from pg_proc where pronamespace = 'tally'::regnamespace
+            and proowner <> 'tally_owner'::regrole), 0, 'tally_owner owns every function');
+select ok((select count(*) from tally.usage_events where user_id = 'carol') = 2, 'the writer''s rows were recorded');
+
+select * from finish();
+rollback;
