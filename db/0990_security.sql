@@ -1,8 +1,9 @@
 -- ============================================================================
 -- Privileges and row-level security (docs/security.md has the matrix).
 -- Runs last, so it covers every table the schema defines: a table with a
--- user_id column is per-user (readers see their own rows), any other table is
--- shared reference data.
+-- user_id column is per-user (readers see their own rows); reference tables
+-- named below are readable by readers and analysts; every other table
+-- (internal: keys, reversals, logs) is for tally_owner only.
 -- ============================================================================
 
 revoke all on schema tally from public;
@@ -26,7 +27,7 @@ begin
     if t.per_user then
       execute format('create policy %I on %s for select to tally_reader using (user_id = tally.current_user_id())',
                      format('readers see their own %s', replace(t.relname, '_', ' ')), t.rel);
-    else
+    elsif t.relname = any (array['dimensions']) then
       execute format('create policy %I on %s for select to tally_reader, tally_analyst using (true)',
                      format('everyone reads %s', replace(t.relname, '_', ' ')), t.rel);
       execute format('grant select on %s to tally_reader, tally_analyst', t.rel);

@@ -17,10 +17,10 @@ begin
   execute 'alter schema tally owner to tally_owner';
   for obj in
     select format('alter %s %s owner to tally_owner',
-                  case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence' else 'table' end,
+                  case c.relkind when 'v' then 'view' when 'm' then 'materialized view' else 'table' end,
                   c.oid::regclass) as stmt
       from pg_class c
-     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S')
+     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')  -- owned sequences follow their table
     union all
     select format('alter %s %s owner to tally_owner', case p.prokind when 'p' then 'procedure' else 'function' end,
                   p.oid::regprocedure)

@@ -1,11 +1,17 @@
 -- Row and statement trigger on tally.usage_events: refuses UPDATE, DELETE and TRUNCATE.
--- The log is immutable; corrections are new rows (corrects_event_id), retention drops whole partitions.
+-- The log is immutable; corrections are new rows (corrects_event_id), retention drops whole partitions,
+-- erasure (tally.forget_user) is the one UPDATE allowed.
 create or replace function tally._trg_usage_events_refuse_change()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
+  -- tally.forget_user (SECURITY DEFINER, the owner) pseudonymizes user_id in place;
+  -- only roles that may UPDATE the log at all (the owner) can reach this branch.
+  if tg_op = 'UPDATE' and current_setting('tally.erasing', true) = 'on' then
+    return new;
+  end if;
   raise exception using
     errcode = 'PT009',
     message = format('tally.usage_events is immutable: %s is refused', tg_op),

@@ -14,27 +14,7 @@ begin
   -- so no read ever counts a delta twice or misses it. Only one merge runs at a
   -- time (advisory lock held by the caller) and every applier upserts keys in
   -- sorted order.
-  if to_regclass('pg_temp._tally_merge') is null then
-    create temporary table _tally_merge (
-      user_id      text,
-      kind         text,
-      occurred_at  timestamptz,
-      attributes   jsonb,
-      events       integer,
-      failures     integer,
-      quantity     bigint,
-      duration_ms  bigint,
-      timed_events integer,
-      cost         numeric,
-      billable     boolean,
-      is_use       boolean,
-      local_at     timestamp,
-      day          date,
-      anchor_day   integer
-    ) on commit drop;
-  else
-    truncate pg_temp._tally_merge;
-  end if;
+  perform tally._prepare_merge_batch();
 
   with moved as (
     delete from tally.pending_deltas p

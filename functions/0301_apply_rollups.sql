@@ -1,6 +1,6 @@
 -- Applier: adds the merge batch (pg_temp._tally_merge) to user_daily, user_totals and user_periods.
--- Called by tally._merge_pending_locked only.
-create or replace function tally._apply_rollups()
+-- Called by tally._merge_pending_locked and tally.rebuild.
+create or replace function tally._apply_rollups(only_dimension text default null)
 returns void
 language plpgsql
 security definer
@@ -11,6 +11,7 @@ begin
     select m.*, d.name as dimension, tally._dimension_value(d.keys, m.kind, m.attributes) as value
       from pg_temp._tally_merge m
      cross join tally.dimensions d
+     where only_dimension is null or d.name = only_dimension
   ), daily as (
     insert into tally.user_daily as t
       (user_id, dimension, day, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
@@ -42,6 +43,9 @@ begin
     timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
     first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at);
 
+  if only_dimension is not null then
+    return;  -- a dimension backfill leaves billing periods alone
+  end if;
   insert into tally.user_periods as t (user_id, period_start, kind, events, quantity, duration_ms, cost)
   select m.user_id, tally._period_start(m.day, m.anchor_day), m.kind, sum(m.events), sum(m.quantity),
          sum(m.duration_ms), sum(m.cost)
@@ -55,5 +59,5 @@ begin
 end
 $$;
 
-comment on function tally._apply_rollups() is
-  'Merge applier: adds the deltas in pg_temp._tally_merge to the lifetime, daily and billing-period rollups (internal).';
+comment on function tally._apply_rollups(text) is
+  'Merge applier: adds the deltas in pg_temp._tally_merge to the lifetime, daily and billing-period rollups, or only to one dimension''s lifetime and daily rollups (internal).';

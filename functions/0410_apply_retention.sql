@@ -40,6 +40,8 @@ begin
     range_start := (part.bounds[1]::timestamptz at time zone 'UTC')::date;
     range_end := (part.bounds[2]::timestamptz at time zone 'UTC')::date;
     rows_dropped := n;
+    insert into tally.retention_runs (partition_name, range_start, range_end, rows_dropped)
+    values (partition_name, range_start, range_end, rows_dropped);
     return next;
   end loop;
 end

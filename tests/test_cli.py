@@ -66,3 +66,27 @@ def test_commands_explain_a_missing_dsn_schema_or_server(databases, monkeypatch)
     assert res.exit_code != 0 and "run `pgtally migrate` first" in res.output
     res = CliRunner().invoke(main, ["stats", "u1", "--dsn", "postgresql://nobody@/x?host=/nonexistent&port=1"])
     assert res.exit_code != 0 and "cannot connect to the database" in res.output
+
+
+def test_verify_exits_nonzero_on_drift_and_rebuild_repairs_it(conn: psycopg.Connection, dsn: str) -> None:
+    conn.execute("select tally.record_usage('e1', 'u1', 'tts', 5)")
+    conn.execute("select tally.merge_pending()")
+    res = CliRunner().invoke(main, ["verify", "--dsn", dsn, "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["drifted"] == 0
+    conn.execute("update tally.user_daily set quantity = 99")
+    res = CliRunner().invoke(main, ["verify", "--dsn", dsn])
+    assert res.exit_code == 1 and "u1/kind/" in res.output
+    res = CliRunner().invoke(main, ["rebuild", "--dsn", dsn])
+    assert res.exit_code == 0 and "rebuilt 1 user(s)" in res.output
+    assert CliRunner().invoke(main, ["verify", "--dsn", dsn]).exit_code == 0
+
+
+def test_forget_and_retention_commands(conn: psycopg.Connection, dsn: str) -> None:
+    conn.execute("select tally.record_usage('e1', 'u1', 'tts', 5)")
+    res = CliRunner().invoke(main, ["forget", "u1", "--dsn", dsn, "--yes"])
+    assert res.exit_code == 0 and "u1 is now forgotten-" in res.output
+    assert conn.execute("select count(*) from tally.usage_events where user_id = 'u1'").fetchone() == (0,)
+    res = CliRunner().invoke(main, ["retention", "--dsn", dsn, "--keep", "5 years", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output) == []
+    res = CliRunner().invoke(main, ["retention", "--dsn", dsn, "--keep", "1 hour"])
+    assert res.exit_code != 0 and "keep must be at least 1 day" in res.output

@@ -383,13 +383,19 @@ create index usage_events_user_time on tally.usage_events (user_id, occurred_at)
 
 -- >>> functions/0110_trg_usage_events_refuse_change.sql
 -- Row and statement trigger on tally.usage_events: refuses UPDATE, DELETE and TRUNCATE.
--- The log is immutable; corrections are new rows (corrects_event_id), retention drops whole partitions.
+-- The log is immutable; corrections are new rows (corrects_event_id), retention drops whole partitions,
+-- erasure (tally.forget_user) is the one UPDATE allowed.
 create or replace function tally._trg_usage_events_refuse_change()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
+  -- tally.forget_user (SECURITY DEFINER, the owner) pseudonymizes user_id in place;
+  -- only roles that may UPDATE the log at all (the owner) can reach this branch.
+  if tg_op = 'UPDATE' and current_setting('tally.erasing', true) = 'on' then
+    return new;
+  end if;
   raise exception using
     errcode = 'PT009',
     message = format('tally.usage_events is immutable: %s is refused', tg_op),
@@ -523,6 +529,33 @@ create table tally.user_periods (
 
 comment on table tally.user_periods is
   'Merged billing-period counters per user and kind: billable, succeeded usage only. A new period is a new key, so nothing is ever reset (internal; read through tally.period_totals).';
+
+
+-- >>> db/0150_lifecycle_logs.sql
+-- ============================================================================
+-- Logs of lifecycle operations: retention runs and erasures.
+-- ============================================================================
+
+create table tally.retention_runs (
+  partition_name text        not null,
+  range_start    date        not null,
+  range_end      date        not null,
+  rows_dropped   bigint      not null,
+  dropped_at     timestamptz not null default now(),
+  primary key (partition_name, dropped_at)
+);
+
+comment on table tally.retention_runs is
+  'Raw log partitions dropped by tally.apply_retention. The latest range_end is where the retained log starts: verify and rebuild only recompute days after it.';
+
+create table tally.erasures (
+  pseudonym     text        primary key,
+  forgotten_at  timestamptz not null default now(),
+  rows_changed  bigint      not null
+);
+
+comment on table tally.erasures is
+  'Users forgotten by tally.forget_user: the pseudonym that replaced their id everywhere, when, and how many rows changed. The original id is not kept.';
 
 
 -- >>> functions/0200_record_usage.sql
@@ -868,23 +901,16 @@ comment on function tally.amend_usage(text, text, bigint, bigint, numeric) is
   'Records an amendment of an event by signed deltas (quantity, duration_ms, cost) booked in the original''s buckets; the event count is unchanged.';
 
 
--- >>> functions/0300_merge_pending.sql
--- Folds pending deltas into the rollups (lifetime, daily, billing period, and the appliers below) in one transaction.
--- Called on a schedule (pg_cron or `pgtally merge`), by retention and rebuild; reads never need it for exactness.
-create or replace function tally._merge_pending_locked(max_rows integer)
-returns integer
+-- >>> functions/0299_prepare_merge_batch.sql
+-- Creates (or empties) pg_temp._tally_merge, the batch of deltas the appliers add to the aggregates.
+-- Called by tally._merge_pending_locked and tally.rebuild.
+create or replace function tally._prepare_merge_batch()
+returns void
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  merged integer;
 begin
-  -- The batch of deltas being merged, with each user's local day and billing anchor.
-  -- Readers see the deleted deltas and the updated rollups switch over at commit,
-  -- so no read ever counts a delta twice or misses it. Only one merge runs at a
-  -- time (advisory lock held by the caller) and every applier upserts keys in
-  -- sorted order.
   if to_regclass('pg_temp._tally_merge') is null then
     create temporary table _tally_merge (
       user_id      text,
@@ -906,6 +932,31 @@ begin
   else
     truncate pg_temp._tally_merge;
   end if;
+end
+$$;
+
+comment on function tally._prepare_merge_batch() is
+  'Creates or empties the transaction''s merge batch pg_temp._tally_merge: deltas with the user''s local time, local day and billing anchor (internal).';
+
+
+-- >>> functions/0300_merge_pending.sql
+-- Folds pending deltas into the rollups (lifetime, daily, billing period, and the appliers below) in one transaction.
+-- Called on a schedule (pg_cron or `pgtally merge`), by retention and rebuild; reads never need it for exactness.
+create or replace function tally._merge_pending_locked(max_rows integer)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  merged integer;
+begin
+  -- The batch of deltas being merged, with each user's local day and billing anchor.
+  -- Readers see the deleted deltas and the updated rollups switch over at commit,
+  -- so no read ever counts a delta twice or misses it. Only one merge runs at a
+  -- time (advisory lock held by the caller) and every applier upserts keys in
+  -- sorted order.
+  perform tally._prepare_merge_batch();
 
   with moved as (
     delete from tally.pending_deltas p
@@ -960,8 +1011,8 @@ comment on function tally.merge_pending(integer) is
 
 -- >>> functions/0301_apply_rollups.sql
 -- Applier: adds the merge batch (pg_temp._tally_merge) to user_daily, user_totals and user_periods.
--- Called by tally._merge_pending_locked only.
-create or replace function tally._apply_rollups()
+-- Called by tally._merge_pending_locked and tally.rebuild.
+create or replace function tally._apply_rollups(only_dimension text default null)
 returns void
 language plpgsql
 security definer
@@ -972,6 +1023,7 @@ begin
     select m.*, d.name as dimension, tally._dimension_value(d.keys, m.kind, m.attributes) as value
       from pg_temp._tally_merge m
      cross join tally.dimensions d
+     where only_dimension is null or d.name = only_dimension
   ), daily as (
     insert into tally.user_daily as t
       (user_id, dimension, day, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
@@ -1003,6 +1055,9 @@ begin
     timed_events = t.timed_events + excluded.timed_events, cost = t.cost + excluded.cost,
     first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at);
 
+  if only_dimension is not null then
+    return;  -- a dimension backfill leaves billing periods alone
+  end if;
   insert into tally.user_periods as t (user_id, period_start, kind, events, quantity, duration_ms, cost)
   select m.user_id, tally._period_start(m.day, m.anchor_day), m.kind, sum(m.events), sum(m.quantity),
          sum(m.duration_ms), sum(m.cost)
@@ -1016,8 +1071,8 @@ begin
 end
 $$;
 
-comment on function tally._apply_rollups() is
-  'Merge applier: adds the deltas in pg_temp._tally_merge to the lifetime, daily and billing-period rollups (internal).';
+comment on function tally._apply_rollups(text) is
+  'Merge applier: adds the deltas in pg_temp._tally_merge to the lifetime, daily and billing-period rollups, or only to one dimension''s lifetime and daily rollups (internal).';
 
 
 -- >>> functions/0310_apply_engagement.sql
@@ -1191,6 +1246,8 @@ begin
     range_start := (part.bounds[1]::timestamptz at time zone 'UTC')::date;
     range_end := (part.bounds[2]::timestamptz at time zone 'UTC')::date;
     rows_dropped := n;
+    insert into tally.retention_runs (partition_name, range_start, range_end, rows_dropped)
+    values (partition_name, range_start, range_end, rows_dropped);
     return next;
   end loop;
 end
@@ -1198,6 +1255,310 @@ $$;
 
 comment on function tally.apply_retention(interval) is
   'Drops raw log partitions whose whole month ends before now() - keep, after merging pending deltas. Lifetime, daily and billing rollups and the deduplication keys are kept. Returns the partitions dropped.';
+
+
+-- >>> functions/0420_forget_user.sql
+-- Forgets a user: replaces their user_id by a fresh pseudonym in every table of the schema.
+-- Called by the application on an erasure request (GDPR); platform totals and billing stay correct.
+create or replace function tally.forget_user(user_id text)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  pseudonym text := 'forgotten-' || gen_random_uuid()::text;
+  t         record;
+  n         bigint;
+  total     bigint := 0;
+begin
+  if user_id is null or user_id = '' then
+    raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
+  end if;
+  -- No merge may move this user's deltas while ids change.
+  perform pg_advisory_xact_lock(7461, 1);
+  perform set_config('tally.erasing', 'on', true);
+  -- Every table with a user_id column, including those later features add; the
+  -- table names come from the catalog, the ids travel as parameters.
+  for t in
+    select c.oid::regclass as rel
+      from pg_class c
+     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition
+       and exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id' and not a.attisdropped)
+     order by c.relname
+  loop
+    execute format('update %s set user_id = $1 where user_id = $2', t.rel) using pseudonym, forget_user.user_id;
+    get diagnostics n = row_count;
+    total := total + n;
+  end loop;
+  perform set_config('tally.erasing', 'off', true);
+  if total = 0 then
+    return null;  -- unknown or already forgotten: nothing to do
+  end if;
+  insert into tally.erasures (pseudonym, rows_changed) values (pseudonym, total);
+  return pseudonym;
+end
+$$;
+
+comment on function tally.forget_user(text) is
+  'Erasure: replaces a user''s id by a random pseudonym in the log, keys, deltas, rollups and settings (every table with user_id), so totals and billing stay correct but the user cannot be found by id. Returns the pseudonym, or NULL when the id is unknown (idempotent). Logged in tally.erasures.';
+
+
+-- >>> functions/0430_retained_since.sql
+-- Where the retained raw log starts: the end of the latest month dropped by retention, or -infinity.
+-- Called by tally.verify and tally.rebuild, which only recompute what the retained log covers.
+create or replace function tally._retained_since()
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce((select max(r.range_end)::timestamp at time zone 'UTC' from tally.retention_runs r), '-infinity')
+$$;
+
+comment on function tally._retained_since() is
+  'Start of the retained raw log: the end of the latest partition tally.apply_retention dropped, or -infinity (internal).';
+
+
+-- >>> functions/0440_rebuild.sql
+-- Rebuilds the lifetime, daily and billing-period rollups from the retained log: all users or one,
+-- all dimensions or one (backfilling a newly declared dimension). Called by DBAs and `pgtally rebuild`.
+create or replace function tally.rebuild(user_id text default null, dimension text default null)
+returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  since    timestamptz;
+  recomputed bigint;
+begin
+  if dimension is not null then
+    perform tally._dimension_keys(dimension);  -- PT010 when not declared
+  end if;
+  -- Merges wait; writers and readers do not (writers never touch the rollups,
+  -- readers switch to the rebuilt rows at commit).
+  perform pg_advisory_xact_lock(7461, 1);
+  since := tally._retained_since();
+  perform tally._prepare_merge_batch();
+
+  -- Each user's rebuilt days start at the first local day wholly inside the retained
+  -- log; older days (whose raw events retention dropped) are kept as they are.
+  create temporary table _tally_rebuild_scope on commit drop as
+  select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor_day,
+         case when since = '-infinity' then '-infinity'::date
+              else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
+    from (select distinct k.user_id from tally.event_keys k where rebuild.user_id is null or k.user_id = rebuild.user_id
+          union
+          select distinct t.user_id from tally.user_totals t where rebuild.user_id is null or t.user_id = rebuild.user_id) as u
+    left join tally.user_settings s on s.user_id = u.user_id;
+  create unique index on pg_temp._tally_rebuild_scope (user_id);
+  analyze pg_temp._tally_rebuild_scope;
+
+  -- 1. Take the rebuilt days out of the daily rollups.
+  delete from tally.user_daily d
+   using pg_temp._tally_rebuild_scope sc
+   where d.user_id = sc.user_id and d.day >= sc.cutoff_day
+     and (rebuild.dimension is null or d.dimension = rebuild.dimension);
+
+  -- 2. Billing periods that start inside the retained log (all-dimension rebuilds only).
+  if dimension is null then
+    delete from tally.user_periods p
+     using pg_temp._tally_rebuild_scope sc
+     where p.user_id = sc.user_id and p.period_start >= sc.cutoff_day;
+  end if;
+
+  -- 3. One snapshot: the log's contributions minus what is still pending (the
+  --    next merge adds the pending deltas again; min/max times are idempotent).
+  insert into pg_temp._tally_merge
+  select x.user_id, x.kind, x.occurred_at, x.attributes, x.events, x.failures, x.quantity, x.duration_ms,
+         x.timed_events, x.cost,
+         x.billable and tally._period_start((x.occurred_at at time zone sc.tz)::date, sc.anchor_day) >= sc.cutoff_day,
+         x.is_use, x.occurred_at at time zone sc.tz, (x.occurred_at at time zone sc.tz)::date, sc.anchor_day
+    from (
+      select c.user_id, c.kind, c.occurred_at, c.attributes, c.events, c.failures, c.quantity, c.duration_ms,
+             c.timed_events, c.cost, c.billable, c.is_use
+        from tally.event_contributions c
+       where rebuild.user_id is null or c.user_id = rebuild.user_id
+      union all
+      select p.user_id, p.kind, p.occurred_at, p.attributes, -p.events, -p.failures, -p.quantity, -p.duration_ms,
+             -p.timed_events, -p.cost, p.billable, false
+        from tally.pending_deltas p
+       where rebuild.user_id is null or p.user_id = rebuild.user_id
+    ) as x
+    join pg_temp._tally_rebuild_scope sc on sc.user_id = x.user_id
+   where (x.occurred_at at time zone sc.tz)::date >= sc.cutoff_day;
+  get diagnostics recomputed = row_count;
+
+  -- The applier also adds the batch to lifetime totals; step 4 replaces them.
+  perform tally._apply_rollups(dimension);
+
+  -- 4. Lifetime totals are the sums of the daily rollups, which keep all history
+  --    (also the days older than the retained log).
+  delete from tally.user_totals t
+   using pg_temp._tally_rebuild_scope sc
+   where t.user_id = sc.user_id and (rebuild.dimension is null or t.dimension = rebuild.dimension);
+  insert into tally.user_totals
+    (user_id, dimension, value, events, failures, quantity, duration_ms, timed_events, cost, first_at, last_at)
+  select d.user_id, d.dimension, d.value, sum(d.events), sum(d.failures), sum(d.quantity), sum(d.duration_ms),
+         sum(d.timed_events), sum(d.cost), min(d.first_at), max(d.last_at)
+    from tally.user_daily d
+    join pg_temp._tally_rebuild_scope sc on sc.user_id = d.user_id
+   where rebuild.dimension is null or d.dimension = rebuild.dimension
+   group by d.user_id, d.dimension, d.value
+   order by d.user_id, d.dimension, d.value;
+  drop table pg_temp._tally_rebuild_scope;
+  return recomputed;
+end
+$$;
+
+comment on function tally.rebuild(text, text) is
+  'Rebuilds lifetime, daily and billing-period rollups from the retained log for one user or all, for one dimension (e.g. backfill a newly declared one) or all; days older than the retained log keep their rollups. Writers are not blocked; merges wait. Returns the number of log rows recomputed (minus pending deltas).';
+
+
+-- >>> functions/0450_verify.sql
+-- Compares every aggregate with a recomputation from the retained log and reports drift.
+-- Called by DBAs, `pgtally verify` (exit code 1 on drift) and the tests after every lifecycle operation.
+create or replace function tally.verify(sample_size integer default 5)
+returns table (check_name text, checked bigint, drifted bigint, sample text[])
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  since timestamptz := tally._retained_since();
+begin
+  if sample_size is null or sample_size < 0 then
+    raise exception using errcode = 'PT011', column = 'sample_size', message = 'sample_size must be 0 or more';
+  end if;
+
+  -- daily: merged rollups + pending deltas vs. the log, for the days the retained log covers wholly.
+  return query
+  with users as (
+    select u.user_id, coalesce(s.time_zone, 'UTC') as tz,
+           case when since = '-infinity' then '-infinity'::date
+                else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
+      from (select distinct k.user_id from tally.event_keys k
+            union select distinct d.user_id from tally.user_daily d) as u
+      left join tally.user_settings s on s.user_id = u.user_id
+  ), expected as (
+    select c.user_id, d.name as dimension, (c.occurred_at at time zone us.tz)::date as day,
+           tally._dimension_value(d.keys, c.kind, c.attributes) as value,
+           sum(c.events) as events, sum(c.failures) as failures, sum(c.quantity) as quantity,
+           sum(c.duration_ms) as duration_ms, sum(c.timed_events) as timed_events, sum(c.cost) as cost
+      from tally.event_contributions c
+      join users us on us.user_id = c.user_id
+     cross join tally.dimensions d
+     where (c.occurred_at at time zone us.tz)::date >= us.cutoff_day
+     group by 1, 2, 3, 4
+  ), actual as (
+    select x.user_id, x.dimension, x.day, x.value, sum(x.events) as events, sum(x.failures) as failures,
+           sum(x.quantity) as quantity, sum(x.duration_ms) as duration_ms, sum(x.timed_events) as timed_events,
+           sum(x.cost) as cost
+      from (
+        select t.user_id, t.dimension, t.day, t.value, t.events, t.failures, t.quantity, t.duration_ms,
+               t.timed_events, t.cost
+          from tally.user_daily t join users us on us.user_id = t.user_id
+         where t.day >= us.cutoff_day
+        union all
+        select p.user_id, d.name, (p.occurred_at at time zone us.tz)::date,
+               tally._dimension_value(d.keys, p.kind, p.attributes), p.events, p.failures, p.quantity,
+               p.duration_ms, p.timed_events, p.cost
+          from tally.pending_deltas p join users us on us.user_id = p.user_id
+         cross join tally.dimensions d
+         where (p.occurred_at at time zone us.tz)::date >= us.cutoff_day
+      ) as x
+     where x.value is not null
+     group by 1, 2, 3, 4
+  ), compared as (
+    select coalesce(e.user_id, a.user_id) as user_id, coalesce(e.dimension, a.dimension) as dimension,
+           coalesce(e.day, a.day) as day, coalesce(e.value, a.value) as value,
+           (e.events, e.failures, e.quantity, e.duration_ms, e.timed_events, e.cost)
+             is distinct from (a.events, a.failures, a.quantity, a.duration_ms, a.timed_events, a.cost) as drift
+      from (select * from expected where value is not null) e
+      full join actual a using (user_id, dimension, day, value)
+  )
+  select 'daily rollups vs log'::text, count(*), count(*) filter (where c.drift),
+         (array_agg(format('%s/%s/%s/%s', c.user_id, c.dimension, c.day, c.value) order by c.user_id, c.dimension, c.day, c.value)
+            filter (where c.drift))[1:sample_size]
+    from compared c;
+
+  -- lifetime: every lifetime total equals the sum of its daily rollups (this also covers
+  -- history older than the retained log), and first/last use match the daily rows.
+  return query
+  with sums as (
+    select d.user_id, d.dimension, d.value, sum(d.events) as events, sum(d.failures) as failures,
+           sum(d.quantity) as quantity, sum(d.duration_ms) as duration_ms, sum(d.timed_events) as timed_events,
+           sum(d.cost) as cost, min(d.first_at) as first_at, max(d.last_at) as last_at
+      from tally.user_daily d
+     group by 1, 2, 3
+  ), compared as (
+    select coalesce(t.user_id, s.user_id) as user_id, coalesce(t.dimension, s.dimension) as dimension,
+           coalesce(t.value, s.value) as value,
+           (t.events, t.failures, t.quantity, t.duration_ms, t.timed_events, t.cost, t.first_at, t.last_at)
+             is distinct from (s.events, s.failures, s.quantity, s.duration_ms, s.timed_events, s.cost, s.first_at, s.last_at)
+             as drift
+      from tally.user_totals t
+      full join sums s using (user_id, dimension, value)
+  )
+  select 'lifetime totals vs daily rollups'::text, count(*), count(*) filter (where c.drift),
+         (array_agg(format('%s/%s/%s', c.user_id, c.dimension, c.value) order by c.user_id, c.dimension, c.value)
+            filter (where c.drift))[1:sample_size]
+    from compared c;
+
+  -- billing periods: counters + pending vs. the log, for periods inside the retained log.
+  return query
+  with users as (
+    select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor,
+           case when since = '-infinity' then '-infinity'::date
+                else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
+      from (select distinct k.user_id from tally.event_keys k
+            union select distinct p.user_id from tally.user_periods p) as u
+      left join tally.user_settings s on s.user_id = u.user_id
+  ), expected as (
+    select c.user_id, tally._period_start((c.occurred_at at time zone us.tz)::date, us.anchor) as period_start, c.kind,
+           sum(c.events) as events, sum(c.quantity) as quantity, sum(c.duration_ms) as duration_ms, sum(c.cost) as cost
+      from tally.event_contributions c join users us on us.user_id = c.user_id
+     where c.billable
+     group by 1, 2, 3
+  ), actual as (
+    select x.user_id, x.period_start, x.kind, sum(x.events) as events, sum(x.quantity) as quantity,
+           sum(x.duration_ms) as duration_ms, sum(x.cost) as cost
+      from (
+        select t.user_id, t.period_start, t.kind, t.events, t.quantity, t.duration_ms, t.cost from tally.user_periods t
+        union all
+        select p.user_id, tally._period_start((p.occurred_at at time zone us.tz)::date, us.anchor), p.kind,
+               p.events, p.quantity, p.duration_ms, p.cost
+          from tally.pending_deltas p join users us on us.user_id = p.user_id
+         where p.billable
+      ) as x
+     group by 1, 2, 3
+  ), compared as (
+    select coalesce(e.user_id, a.user_id) as user_id, coalesce(e.period_start, a.period_start) as period_start,
+           coalesce(e.kind, a.kind) as kind,
+           (e.events, e.quantity, e.duration_ms, e.cost) is distinct from (a.events, a.quantity, a.duration_ms, a.cost) as drift
+      from expected e full join actual a using (user_id, period_start, kind)
+  )
+  select 'billing periods vs log'::text, count(*), count(*) filter (where c.drift),
+         (array_agg(format('%s/%s/%s', c.user_id, c.period_start, c.kind) order by c.user_id, c.period_start, c.kind)
+            filter (where c.drift))[1:sample_size]
+    from compared c
+    join users us on us.user_id = c.user_id
+   where c.period_start >= us.cutoff_day;
+
+  -- exactly-once keys: every retained log row has its key, owned by the same user.
+  return query
+  select 'log rows vs exactly-once keys'::text, count(*),
+         count(*) filter (where k.event_id is null or k.user_id <> e.user_id),
+         (array_agg(e.event_id order by e.event_id) filter (where k.event_id is null or k.user_id <> e.user_id))[1:sample_size]
+    from tally.usage_events e
+    left join tally.event_keys k on k.event_id = e.event_id;
+end
+$$;
+
+comment on function tally.verify(integer) is
+  'Recomputes the aggregates from the retained log and reports, per check, how many keys were compared, how many drifted and a sample of drifted keys. All drifted = 0 means the aggregates are exact.';
 
 
 -- >>> functions/0500_set_user_settings.sql
@@ -1477,12 +1838,38 @@ on conflict do nothing;
 select tally.ensure_partitions();
 
 
+-- >>> db/0960_event_contributions.sql
+-- ============================================================================
+-- What each retained log row contributes to the aggregates: the same rules the
+-- insert trigger and the batch path apply when they write a delta. Used by
+-- tally.verify and tally.rebuild to recompute aggregates from the log.
+-- ============================================================================
+
+create view tally.event_contributions as
+select e.event_id, e.user_id, e.kind, e.occurred_at, e.attributes,
+       case when e.status = 'reversed' then -1
+            when e.status <> 'succeeded' or e.corrects_event_id is not null then 0 else 1 end as events,
+       case when e.status = 'failed' then 1 else 0 end as failures,
+       case when e.status in ('succeeded', 'reversed') then e.quantity else 0 end as quantity,
+       case when e.status in ('succeeded', 'reversed') then coalesce(e.duration_ms, 0) else 0 end as duration_ms,
+       case when e.duration_ms is null or e.status not in ('succeeded', 'reversed') then 0
+            when e.status = 'reversed' then -1 when e.corrects_event_id is not null then 0 else 1 end as timed_events,
+       case when e.status in ('succeeded', 'reversed') then e.cost else 0 end as cost,
+       e.billable and e.status in ('succeeded', 'reversed') as billable,
+       e.status = 'succeeded' and e.corrects_event_id is null as is_use
+  from tally.usage_events e;
+
+comment on view tally.event_contributions is
+  'Signed contribution of every retained log row (events, failures, amounts, billable, is_use), by the rules the insert trigger applies (internal; verify and rebuild recompute from it).';
+
+
 -- >>> db/0990_security.sql
 -- ============================================================================
 -- Privileges and row-level security (docs/security.md has the matrix).
 -- Runs last, so it covers every table the schema defines: a table with a
--- user_id column is per-user (readers see their own rows), any other table is
--- shared reference data.
+-- user_id column is per-user (readers see their own rows); reference tables
+-- named below are readable by readers and analysts; every other table
+-- (internal: keys, reversals, logs) is for tally_owner only.
 -- ============================================================================
 
 revoke all on schema tally from public;
@@ -1506,7 +1893,7 @@ begin
     if t.per_user then
       execute format('create policy %I on %s for select to tally_reader using (user_id = tally.current_user_id())',
                      format('readers see their own %s', replace(t.relname, '_', ' ')), t.rel);
-    else
+    elsif t.relname = any (array['dimensions']) then
       execute format('create policy %I on %s for select to tally_reader, tally_analyst using (true)',
                      format('everyone reads %s', replace(t.relname, '_', ' ')), t.rel);
       execute format('grant select on %s to tally_reader, tally_analyst', t.rel);
@@ -1565,10 +1952,10 @@ begin
   execute 'alter schema tally owner to tally_owner';
   for obj in
     select format('alter %s %s owner to tally_owner',
-                  case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence' else 'table' end,
+                  case c.relkind when 'v' then 'view' when 'm' then 'materialized view' else 'table' end,
                   c.oid::regclass) as stmt
       from pg_class c
-     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S')
+     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')  -- owned sequences follow their table
     union all
     select format('alter %s %s owner to tally_owner', case p.prokind when 'p' then 'procedure' else 'function' end,
                   p.oid::regprocedure)

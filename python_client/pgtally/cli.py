@@ -194,6 +194,84 @@ def bench_ingest(seconds: float, clients: int, batch_events: int, users: int, ds
                      output=output, console=console, rounds=rounds, only=wanted, durable=not fast)
 
 
+@main.command()
+@dsn_option
+@json_option
+@click.option("--sample", default=5, show_default=True, help="Drifted keys to show per check.")
+def verify(dsn: str | None, as_json: bool, sample: int) -> None:
+    """Recompute every aggregate from the retained log; exit 1 on drift."""
+    with connect(dsn) as conn:
+        rows = conn.execute("select check_name, checked, drifted, sample from tally.verify(%s)", (sample,)).fetchall()
+    drift = sum(r[2] for r in rows)
+    if as_json:
+        emit_json({"drifted": drift, "checks": [dict(check=r[0], checked=r[1], drifted=r[2], sample=r[3]) for r in rows]})
+    else:
+        table = Table(title="pgtally verify")
+        for col in ("check", "checked", "drifted", "sample"):
+            table.add_column(col)
+        for name, checked, drifted, keys in rows:
+            table.add_row(name, f"{checked:,}", f"[red]{drifted:,}" if drifted else "0", ", ".join(keys or []))
+        console.print(table)
+        console.print("[red]drift found: run `pgtally rebuild`[/red]" if drift else "[green]no drift[/green]")
+    if drift:
+        sys.exit(1)
+
+
+@main.command()
+@dsn_option
+@click.option("--user", "user_id", help="Rebuild one user (default: every user, one transaction each).")
+@click.option("--dimension", help="Rebuild (backfill) one declared dimension only.")
+def rebuild(dsn: str | None, user_id: str | None, dimension: str | None) -> None:
+    """Rebuild the rollups from the retained log (after a bug, or to backfill a new dimension)."""
+    from rich.progress import Progress
+
+    with connect(dsn) as conn:
+        users = [user_id] if user_id else [r[0] for r in conn.execute(
+            "select user_id from tally.event_keys union select user_id from tally.user_totals order by 1")]
+        rows = 0
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("rebuilding", total=len(users))
+            for u in users:
+                try:
+                    rows += conn.execute("select tally.rebuild(%s, %s)", (u, dimension)).fetchone()[0]  # type: ignore[index]
+                except psycopg.Error as exc:
+                    raise click.ClickException(str(exc).splitlines()[0]) from exc
+                progress.advance(task)
+    console.print(f"rebuilt {len(users):,} user(s) from {rows:,} log rows" + (f" (dimension {dimension})" if dimension else ""))
+
+
+@main.command()
+@dsn_option
+@json_option
+@click.option("--keep", required=True, help="How much raw log to keep, e.g. '31 days' or '13 months'.")
+def retention(dsn: str | None, as_json: bool, keep: str) -> None:
+    """Drop raw log partitions older than --keep (rollups and dedup keys stay)."""
+    with connect(dsn) as conn:
+        try:
+            rows = conn.execute("select * from tally.apply_retention(%s::interval)", (keep,)).fetchall()
+        except psycopg.Error as exc:
+            raise click.ClickException(str(exc).splitlines()[0]) from exc
+    if as_json:
+        emit_json([dict(partition=r[0], range_start=r[1], range_end=r[2], rows_dropped=r[3]) for r in rows])
+        return
+    for name, start, end, n in rows:
+        console.print(f"dropped {name} ({start} .. {end}, {n:,} rows)")
+    console.print(f"{len(rows)} partition(s) dropped")
+
+
+@main.command()
+@dsn_option
+@click.argument("user_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def forget(dsn: str | None, user_id: str, yes: bool) -> None:
+    """Erase a user: replace their id by a pseudonym everywhere (totals stay correct)."""
+    if not yes:
+        click.confirm(f"Pseudonymize {user_id!r} everywhere? This cannot be undone", abort=True)
+    with connect(dsn) as conn:
+        pseudonym = conn.execute("select tally.forget_user(%s)", (user_id,)).fetchone()[0]  # type: ignore[index]
+    console.print(f"{user_id} is now {pseudonym}" if pseudonym else f"{user_id} is unknown (or already forgotten)")
+
+
 # Command groups that live in their own modules register themselves on `main`.
 from . import cli_admin, cli_user  # noqa: E402,F401
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -57,13 +59,22 @@ class Client(UserReadsMixin):
                 print(row.value, row.duration_text)
     """
 
-    def __init__(self, conn: Connectable) -> None:
+    def __init__(self, conn: Connectable, *, retries: int = 3, dsn: str | None = None) -> None:
+        """Wrap a psycopg connection or pool.
+
+        ``retries``: how often a call that owns its transaction is repeated
+        after a lost connection, a serialization failure or a deadlock (with
+        a short backoff). ``dsn``: lets a plain connection be re-opened after
+        it was lost (``Client.connect`` passes it).
+        """
         self._conn = conn
+        self._retries = retries
+        self._dsn = dsn
 
     @classmethod
-    def connect(cls, dsn: str) -> Client:
+    def connect(cls, dsn: str, *, retries: int = 3) -> Client:
         """A client on a new autocommit connection (close it with ``client.close()``)."""
-        return cls(psycopg.connect(dsn, autocommit=True))
+        return cls(psycopg.connect(dsn, autocommit=True), retries=retries, dsn=dsn)
 
     @property
     def admin(self) -> AdminClient:
@@ -89,15 +100,54 @@ class Client(UserReadsMixin):
         else:
             yield self._conn
 
+    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """Run ``work`` on a connection, repeating it when that is safe.
+
+        A call that owns its transaction (autocommit connection, or a pool) is
+        repeated after a lost connection, a serialization failure or a
+        deadlock: every write is idempotent by event_id, so a repeat never
+        counts twice (a repeated ``record`` may return False for an event the
+        lost attempt did commit). Inside the caller's transaction nothing is
+        repeated: the caller must retry the whole transaction.
+        """
+        attempt = 0
+        pooled = ConnectionPool is not None and isinstance(self._conn, ConnectionPool)
+        while True:
+            owns_transaction = True
+            try:
+                with self.connection() as conn, translated():
+                    owns_transaction = pooled or (
+                        conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE)
+                    return work(conn)
+            except (psycopg.OperationalError, psycopg.errors.SerializationFailure,
+                    psycopg.errors.DeadlockDetected) as exc:
+                attempt += 1
+                if not owns_transaction or attempt > self._retries:
+                    raise
+                self._recover(exc)
+                time.sleep(min(0.05 * 2 ** attempt, 1.0))
+
+    def _recover(self, exc: Exception) -> None:
+        """Re-open a lost plain connection (a pool replaces broken ones itself)."""
+        if isinstance(exc, psycopg.OperationalError) and isinstance(self._conn, psycopg.Connection) and self._conn.broken:
+            if not self._dsn:
+                raise exc
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+
     def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any], build: Callable[[dict[str, Any]], T]) -> list[T]:
-        with self.connection() as conn, translated(), conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql, params)
-            return [build(r) for r in cur.fetchall()]
+        def work(conn: psycopg.Connection) -> list[T]:
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(sql, params)
+                return [build(r) for r in cur.fetchall()]
+
+        return self._run(work)
 
     def _scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
-        with self.connection() as conn, translated():
+        def work(conn: psycopg.Connection) -> Any:
             row = conn.execute(sql, params).fetchone()
             return row[0] if row else None
+
+        return self._run(work)
 
     # ------------------------------------------------------------------ writes
 
@@ -141,14 +191,18 @@ class Client(UserReadsMixin):
         iterator = iter(events)
         while chunk := [UsageEvent.from_mapping(e) for e in itertools.islice(iterator, chunk_size)]:
             chunk.sort(key=lambda e: e.event_id)
-            with self.connection() as conn, translated(), conn.transaction():
-                conn.execute("select tally.begin_staging()")
-                with conn.cursor() as cur, cur.copy(STAGING_COPY) as copy:
-                    for e in chunk:
-                        copy.write_row((e.event_id, e.user_id, e.kind, e.quantity, e.occurred_at, e.duration_ms,
-                                        e.cost, e.status, e.error_code, e.billable, Jsonb(dict(e.attributes)),
-                                        e.corrects_event_id))
-                row = conn.execute("select tally.record_usage_staged()").fetchone()
+
+            def work(conn: psycopg.Connection, chunk: list[UsageEvent] = chunk) -> Any:
+                with conn.transaction():
+                    conn.execute("select tally.begin_staging()")
+                    with conn.cursor() as cur, cur.copy(STAGING_COPY) as copy:
+                        for e in chunk:
+                            copy.write_row((e.event_id, e.user_id, e.kind, e.quantity, e.occurred_at, e.duration_ms,
+                                            e.cost, e.status, e.error_code, e.billable, Jsonb(dict(e.attributes)),
+                                            e.corrects_event_id))
+                    return conn.execute("select tally.record_usage_staged()").fetchone()
+
+            row = self._run(work)
             added += int(row[0]) if row else 0
             if progress:
                 progress(len(chunk))

@@ -1,0 +1,44 @@
+-- Forgets a user: replaces their user_id by a fresh pseudonym in every table of the schema.
+-- Called by the application on an erasure request (GDPR); platform totals and billing stay correct.
+create or replace function tally.forget_user(user_id text)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  pseudonym text := 'forgotten-' || gen_random_uuid()::text;
+  t         record;
+  n         bigint;
+  total     bigint := 0;
+begin
+  if user_id is null or user_id = '' then
+    raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
+  end if;
+  -- No merge may move this user's deltas while ids change.
+  perform pg_advisory_xact_lock(7461, 1);
+  perform set_config('tally.erasing', 'on', true);
+  -- Every table with a user_id column, including those later features add; the
+  -- table names come from the catalog, the ids travel as parameters.
+  for t in
+    select c.oid::regclass as rel
+      from pg_class c
+     where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition
+       and exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id' and not a.attisdropped)
+     order by c.relname
+  loop
+    execute format('update %s set user_id = $1 where user_id = $2', t.rel) using pseudonym, forget_user.user_id;
+    get diagnostics n = row_count;
+    total := total + n;
+  end loop;
+  perform set_config('tally.erasing', 'off', true);
+  if total = 0 then
+    return null;  -- unknown or already forgotten: nothing to do
+  end if;
+  insert into tally.erasures (pseudonym, rows_changed) values (pseudonym, total);
+  return pseudonym;
+end
+$$;
+
+comment on function tally.forget_user(text) is
+  'Erasure: replaces a user''s id by a random pseudonym in the log, keys, deltas, rollups and settings (every table with user_id), so totals and billing stay correct but the user cannot be found by id. Returns the pseudonym, or NULL when the id is unknown (idempotent). Logged in tally.erasures.';
