@@ -27,7 +27,10 @@ begin
     if t.per_user then
       execute format('create policy %I on %s for select to tally_reader using (user_id = tally.current_user_id())',
                      format('readers see their own %s', replace(t.relname, '_', ' ')), t.rel);
-    elsif t.relname = any (array['dimensions']) then
+      if t.relname <> all (array['event_keys']) then  -- internal per-user tables stay the owner's
+        execute format('grant select on %s to tally_reader', t.rel);
+      end if;
+    elsif t.relname = any (array['dimensions', 'plans', 'plan_limits']) then
       execute format('create policy %I on %s for select to tally_reader, tally_analyst using (true)',
                      format('everyone reads %s', replace(t.relname, '_', ' ')), t.rel);
       execute format('grant select on %s to tally_reader, tally_analyst', t.rel);
@@ -50,17 +53,24 @@ grant execute on function
   tally.amend_usage(text, text, bigint, bigint, numeric)
   to tally_writer;
 
--- Readers see one user (row-level security on every per-user table) through the read API.
-grant select on tally.usage_events, tally.pending_deltas, tally.user_totals, tally.user_daily, tally.user_periods,
-                tally.user_settings
-  to tally_reader;
-grant execute on function
-  tally.current_user_id(),
-  tally._dimension_keys(text),
-  tally._dimension_value(text[], text, jsonb),
-  tally._dimension_value_combined(text[], text, jsonb),
-  tally._period_start(date, integer),
-  tally.lifetime_totals(text, text),
-  tally.daily_totals(text, text, date, date),
-  tally.period_totals(text, timestamptz)
-  to tally_reader;
+-- Readers see one user through the read API: every function that is STABLE (or
+-- IMMUTABLE) and SECURITY INVOKER can neither write nor see past row-level
+-- security, so readers may call all of them; SECURITY DEFINER helpers of the
+-- reads are granted one by one.
+do $$
+declare
+  f regprocedure;
+begin
+  for f in
+    select p.oid::regprocedure from pg_proc p
+     where p.pronamespace = 'tally'::regnamespace and p.prokind = 'f' and not p.prosecdef
+       and p.provolatile in ('s', 'i')
+  loop
+    execute format('grant execute on function %s to tally_reader', f);
+  end loop;
+end
+$$;
+grant execute on function tally._peer_rank(text, date, bigint, text) to tally_reader;
+
+-- Producers check a quota in their own transaction before metered work.
+grant execute on function tally.check_quota(text, text, bigint, timestamptz) to tally_writer;

@@ -558,6 +558,31 @@ comment on table tally.erasures is
   'Users forgotten by tally.forget_user: the pseudonym that replaced their id everywhere, when, and how many rows changed. The original id is not kept.';
 
 
+-- >>> db/0200_user_sessions.sql
+-- Per-user sessions for the engagement profile: one row per user and session key.
+-- Written by the merge applier tally._apply_engagement; read by tally.engagement_profile (which adds pending deltas).
+create table tally.user_sessions (
+  user_id         text        not null,
+  session_id      text        not null,
+  events          bigint      not null default 0,
+  explicit_events bigint      not null default 0,
+  explicit_ms     bigint      not null default 0,
+  first_at        timestamptz,
+  last_end_at     timestamptz,
+  primary key (user_id, session_id)
+) with (fillfactor = 80);
+
+comment on table tally.user_sessions is
+  'Merged sessions per user (internal; read through tally.engagement_profile). A session is the events sharing attributes.session_id, or one event of kind session (keyed by its session_id, else by its occurred_at). Its length is the summed duration_ms of its session-kind events when it has any, else last_end_at - first_at.';
+comment on column tally.user_sessions.session_id is
+  'attributes.session_id, or ''at:<epoch seconds of occurred_at>'' for a session-kind event without one (see tally._session_key).';
+comment on column tally.user_sessions.events is 'Succeeded events of the session (signed: reversals subtract); a session counts while this is positive.';
+comment on column tally.user_sessions.explicit_events is 'Net succeeded events of kind session in this session.';
+comment on column tally.user_sessions.explicit_ms is 'Summed duration_ms of the session-kind events (signed: corrections adjust it).';
+comment on column tally.user_sessions.first_at is 'occurred_at of the first succeeded original event of the session.';
+comment on column tally.user_sessions.last_end_at is 'Latest occurred_at + duration_ms of a succeeded original event of the session.';
+
+
 -- >>> functions/0200_record_usage.sql
 -- Records one usage event with validation; true when it was new, false for a duplicate event_id.
 -- Called by producers (any language) and by the Python client's record().
@@ -598,6 +623,26 @@ $$;
 
 comment on function tally.record_usage(text, text, text, bigint, timestamptz, bigint, numeric, text, text, boolean, jsonb, text) is
   'Records one usage event (validated, exactly-once by event_id). Returns true when new, false when the event_id was already recorded.';
+
+
+-- >>> db/0210_user_hours.sql
+-- Hour-of-week activity histogram per user, in the user's local time (Monday 00:00-00:59 is hour 0).
+-- Written by the merge applier tally._apply_engagement; read by tally.hour_of_week_heatmap (which adds pending deltas).
+create table tally.user_hours (
+  user_id     text     not null,
+  how         smallint not null
+              constraint how_between_0_and_167 check (how between 0 and 167),
+  events      bigint   not null default 0,
+  failures    bigint   not null default 0,
+  quantity    bigint   not null default 0,
+  duration_ms bigint   not null default 0,
+  cost        numeric  not null default 0,
+  primary key (user_id, how)
+) with (fillfactor = 80);
+
+comment on table tally.user_hours is
+  'Merged lifetime activity per user and local hour of the week (internal; read through tally.hour_of_week_heatmap). Local time is taken in the user''s zone when the delta is merged.';
+comment on column tally.user_hours.how is 'Hour of the week in local time: (ISO weekday - 1) * 24 + hour, so 0 is Monday 00:00-00:59 and 167 Sunday 23:00-23:59.';
 
 
 -- >>> functions/0210_record_usage_batch.sql
@@ -819,6 +864,31 @@ comment on function tally.record_usage_staged() is
   'Records the rows COPYed into pg_temp.tally_staging (validated all-or-nothing, exactly-once) and empties it; returns how many were new.';
 
 
+-- >>> db/0220_plans.sql
+-- Plans users can subscribe to: tier rank and monthly price (limits are in tally.plan_limits).
+-- Written by tally.upsert_plan; read by tally.plan_at, the quota check, the forecast and the summary card.
+create table tally.plans (
+  plan          text        primary key
+                            constraint plan_name_is_identifier check (plan ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+  tier          integer     not null default 0
+                            constraint tier_not_negative check (tier >= 0),
+  monthly_price numeric     not null default 0
+                            constraint monthly_price_not_negative check (monthly_price >= 0),
+  is_default    boolean     not null default false,
+  description   text,
+  updated_at    timestamptz not null default now()
+);
+
+-- At most one default plan: the plan of users without a current subscription.
+create unique index plans_one_default on tally.plans (is_default) where is_default;
+
+comment on table tally.plans is
+  'Plans (a small reference table, not per user): tier rank (higher is better), monthly price and whether it is the default plan of users without a subscription. Per-kind limits live in tally.plan_limits. Write through tally.upsert_plan.';
+comment on column tally.plans.tier is 'Rank of the plan; the highest tier a user reached is derived from it.';
+comment on column tally.plans.monthly_price is 'Price of one billing month, exact; copied into each subscription when it starts.';
+comment on column tally.plans.is_default is 'The plan in force for users without a current subscription (at most one).';
+
+
 -- >>> functions/0220_reverse_usage.sql
 -- Reverses a recorded event: a new row with the original's user, kind, attributes and time and negated
 -- amounts, so every aggregate bucket of the original drops it at once. Called by producers and the client.
@@ -857,6 +927,22 @@ $$;
 
 comment on function tally.reverse_usage(text, text) is
   'Records a reversal (status reversed, negated amounts, same user, kind, attributes and occurred_at) of a succeeded event; true when new, false when event_id was already recorded.';
+
+
+-- >>> db/0225_plan_limits.sql
+-- Per-kind monthly limits of a plan, in the kind's unit (characters, pages, tokens, ...).
+-- Written by tally.upsert_plan; read by tally.check_quota, tally.quota_forecast, tally.recommended_plan and tally.summary_card.
+create table tally.plan_limits (
+  plan          text   not null references tally.plans (plan) on delete cascade,
+  kind          text   not null,
+  monthly_limit bigint not null
+                       constraint monthly_limit_not_negative check (monthly_limit >= 0),
+  primary key (plan, kind)
+);
+
+comment on table tally.plan_limits is
+  'Billing-period limit of a plan per kind, in the kind''s quantity unit (billable, succeeded usage). A kind without a row is unlimited on that plan.';
+comment on column tally.plan_limits.monthly_limit is 'Most quantity of this kind a user of the plan may use in one billing period.';
 
 
 -- >>> functions/0225_amend_usage.sql
@@ -899,6 +985,26 @@ $$;
 
 comment on function tally.amend_usage(text, text, bigint, bigint, numeric) is
   'Records an amendment of an event by signed deltas (quantity, duration_ms, cost) booked in the original''s buckets; the event count is unchanged.';
+
+
+-- >>> db/0230_subscriptions.sql
+-- Subscription history per user: which plan from when to when, at which monthly price.
+-- Written by tally.start_subscription / tally.end_subscription; read by tally.plan_at and tally.subscription_summary.
+create table tally.subscriptions (
+  user_id       text        not null,
+  started_at    timestamptz not null,
+  plan          text        not null references tally.plans (plan),
+  monthly_price numeric     not null
+                            constraint subscription_price_not_negative check (monthly_price >= 0),
+  ended_at      timestamptz,
+  primary key (user_id, started_at),
+  constraint subscription_ends_after_start check (ended_at is null or ended_at > started_at)
+);
+
+comment on table tally.subscriptions is
+  'Subscription history per user (internal; write through tally.start_subscription and tally.end_subscription, which keep a user''s subscriptions from overlapping). ended_at NULL means still running. The price is the plan''s monthly price when the subscription started.';
+comment on column tally.subscriptions.monthly_price is 'Price of one billing month of this subscription, fixed when it started.';
+comment on column tally.subscriptions.ended_at is 'When the subscription ended (exclusive); NULL while it runs. Starting another plan ends the running one at the new start.';
 
 
 -- >>> functions/0299_prepare_merge_batch.sql
@@ -1076,8 +1182,8 @@ comment on function tally._apply_rollups(text) is
 
 
 -- >>> functions/0310_apply_engagement.sql
--- Applier: adds the merge batch (pg_temp._tally_merge) to the engagement profile (sessions, hour-of-week activity; issue: user-facing analytics).
--- Called by tally._merge_pending_locked only; a no-op until that feature lands.
+-- Applier: adds the merge batch (pg_temp._tally_merge) to the engagement profile: per-session rows and the hour-of-week histogram.
+-- Called by tally._merge_pending_locked only.
 create or replace function tally._apply_engagement()
 returns void
 language plpgsql
@@ -1085,12 +1191,42 @@ security definer
 set search_path = ''
 as $$
 begin
-  return;
+  -- Sessions: events sharing attributes.session_id, or one session-kind event.
+  -- Keys are upserted in sorted order like every applier (no deadlock with rebuilds).
+  insert into tally.user_sessions as s
+    (user_id, session_id, events, explicit_events, explicit_ms, first_at, last_end_at)
+  select m.user_id, tally._session_key(m.kind, m.attributes, m.occurred_at), sum(m.events),
+         sum(case when m.kind = 'session' then m.events else 0 end),
+         sum(case when m.kind = 'session' then m.duration_ms else 0 end),
+         min(m.occurred_at) filter (where m.is_use),
+         max(m.occurred_at + m.duration_ms * interval '1 millisecond') filter (where m.is_use)
+    from pg_temp._tally_merge m
+   where m.kind = 'session' or m.attributes ? 'session_id'
+   group by 1, 2
+   order by 1, 2
+  on conflict (user_id, session_id) do update set
+    events = s.events + excluded.events,
+    explicit_events = s.explicit_events + excluded.explicit_events,
+    explicit_ms = s.explicit_ms + excluded.explicit_ms,
+    first_at = least(s.first_at, excluded.first_at),
+    last_end_at = greatest(s.last_end_at, excluded.last_end_at);
+
+  -- Hour of the week in the user's local time (local_at was computed by the merge).
+  insert into tally.user_hours as h (user_id, how, events, failures, quantity, duration_ms, cost)
+  select m.user_id, ((extract(isodow from m.local_at)::integer - 1) * 24 + extract(hour from m.local_at)::integer)::smallint,
+         sum(m.events), sum(m.failures), sum(m.quantity), sum(m.duration_ms), sum(m.cost)
+    from pg_temp._tally_merge m
+   group by 1, 2
+   order by 1, 2
+  on conflict (user_id, how) do update set
+    events = h.events + excluded.events, failures = h.failures + excluded.failures,
+    quantity = h.quantity + excluded.quantity, duration_ms = h.duration_ms + excluded.duration_ms,
+    cost = h.cost + excluded.cost;
 end
 $$;
 
 comment on function tally._apply_engagement() is
-  'Merge applier for the engagement profile (internal).';
+  'Merge applier for the engagement profile: adds the batch in pg_temp._tally_merge to tally.user_sessions and tally.user_hours (internal).';
 
 
 -- >>> functions/0320_apply_admin.sql
@@ -1789,6 +1925,1447 @@ comment on function tally.period_totals(text, timestamptz) is
   'Billing-period counters of a user per kind (billable, succeeded usage) for the period containing at; a new period starts at zero without any reset.';
 
 
+-- >>> functions/0700_user_time_zone.sql
+-- The time zone a user's local days are counted in (tally.user_settings, default UTC).
+-- Called by every user-facing read of issue #3 to find the user's "today".
+create or replace function tally._user_time_zone(user_id text)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce((select s.time_zone from tally.user_settings s where s.user_id = _user_time_zone.user_id), 'UTC')
+$$;
+
+comment on function tally._user_time_zone(text) is
+  'Time zone of a user (tally.user_settings), UTC when the user has no settings (internal).';
+
+
+-- >>> functions/0701_session_key.sql
+-- The session an event belongs to: attributes.session_id, else for a session-kind event its own key from occurred_at.
+-- Called by the engagement applier and by tally.engagement_profile (pending deltas); NULL for events outside sessions.
+create or replace function tally._session_key(kind text, attributes jsonb, occurred_at timestamptz)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  -- Epoch seconds, not timestamptz text: the key must not depend on the session's TimeZone or DateStyle.
+  -- A reversal copies its original's occurred_at and attributes, so it lands on the same key.
+  select coalesce(nullif(attributes ->> 'session_id', ''),
+                  case when kind = 'session' then 'at:' || extract(epoch from occurred_at)::text end)
+$$;
+
+comment on function tally._session_key(text, jsonb, timestamptz) is
+  'Session key of an event: attributes.session_id, or ''at:<epoch>'' for a session-kind event without one; NULL otherwise (internal).';
+
+
+-- >>> functions/0702_months_started.sql
+-- Number of billing months that start in [from_at, to_at): k >= 0 with from_at + k months < to_at (local timestamps).
+-- Called by tally.subscription_summary (months subscribed and revenue).
+create or replace function tally._months_started(from_at timestamp, to_at timestamp)
+returns integer
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when to_at is null or from_at is null or to_at <= from_at then 0
+    else x.d + case when from_at + make_interval(months => x.d) < to_at then 1 else 0 end
+  end
+    from (select ((extract(year from to_at) - extract(year from from_at)) * 12
+                  + extract(month from to_at) - extract(month from from_at))::integer as d) as x
+$$;
+
+comment on function tally._months_started(timestamp, timestamp) is
+  'How many monthly billing cycles begin in [from_at, to_at) when the first begins at from_at (month arithmetic clamps to month ends) (internal).';
+
+
+-- >>> functions/0703_duration_text.sql
+-- A duration for people, like the client's human_duration: '14 h 12 min', '3 min 05 s', '42 s'.
+-- Called by tally.usage_insights.
+create or replace function tally._duration_text(ms bigint)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when ms is null then 'unknown'
+    when s >= 3600 then format('%s h %s min', s / 3600, lpad(((s % 3600) / 60)::text, 2, '0'))
+    when s >= 60 then format('%s min %s s', s / 60, lpad((s % 60)::text, 2, '0'))
+    else format('%s s', s)
+  end
+    from (select round(ms / 1000.0)::bigint as s) as x
+$$;
+
+comment on function tally._duration_text(bigint) is
+  'Duration in milliseconds as text for people (''14 h 12 min'', ''3 min 05 s'', ''42 s'') (internal).';
+
+
+-- >>> functions/0704_range_days.sql
+-- Resolves a history range ('7d', '30d', '3m', '12m', any 'N[dwmy]', or custom from/to) into local days, raising PT011 when invalid.
+-- Called by tally.usage_history and tally.usage_peak.
+create or replace function tally._range_days(range text, from_day date, to_day date, today date,
+                                             out first_day date, out last_day date)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  m text[];
+  n integer;
+begin
+  if from_day is not null or to_day is not null or range = 'custom' then
+    if from_day is null or to_day is null or to_day < from_day then
+      raise exception using errcode = 'PT011', column = 'to_day',
+        message = format('a custom range needs from_day <= to_day (got %s .. %s)',
+                         coalesce(from_day::text, 'null'), coalesce(to_day::text, 'null'));
+    end if;
+    first_day := from_day;
+    last_day := to_day;
+  else
+    m := regexp_match(coalesce(range, ''), '^([1-9][0-9]{0,3})([dwmy])$');
+    if m is null then
+      raise exception using errcode = 'PT011', column = 'range',
+        message = format('range %L is not known: use 7d, 30d, 3m, 12m (any N followed by d, w, m or y) or custom with from_day and to_day', range);
+    end if;
+    n := m[1]::integer;
+    last_day := today;
+    first_day := case m[2]
+      when 'd' then today - (n - 1)
+      when 'w' then date_trunc('week', today::timestamp)::date - 7 * (n - 1)
+      when 'm' then (date_trunc('month', today::timestamp) - make_interval(months => n - 1))::date
+      else (date_trunc('year', today::timestamp) - make_interval(years => n - 1))::date
+    end;
+  end if;
+  if last_day - first_day > 3660 then
+    raise exception using errcode = 'PT011', column = 'range',
+      message = format('range %s .. %s is longer than 3660 days', first_day, last_day);
+  end if;
+end
+$$;
+
+comment on function tally._range_days(text, date, date, date) is
+  'First and last local day of a history range: Nd = N days ending today, Nw/Nm/Ny = N calendar weeks (Monday first)/months/years ending with the current one, or custom from_day..to_day; PT011 when invalid (internal).';
+
+
+-- >>> functions/0705_metric_check.sql
+-- Checks a metric name (events, quantity, duration_ms, cost) and returns it, raising PT011 naming the field otherwise.
+-- Called by the comparison, peak, anomaly and pattern reads that take a metric.
+create or replace function tally._check_metric(metric text)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if metric is null or metric not in ('events', 'quantity', 'duration_ms', 'cost') then
+    raise exception using errcode = 'PT011', column = 'metric',
+      message = format('metric %L is not known: use events, quantity, duration_ms or cost', metric);
+  end if;
+  return metric;
+end
+$$;
+
+comment on function tally._check_metric(text) is
+  'Returns a valid metric name (events, quantity, duration_ms, cost); raises PT011 otherwise (internal).';
+
+
+-- >>> functions/0710_upsert_plan.sql
+-- Creates or updates a plan with its tier, monthly price and per-kind limits (the limits given replace the old ones).
+-- Called by billing admins and the Python client's upsert_plan().
+create or replace function tally.upsert_plan(plan text, tier integer, monthly_price numeric,
+                                             limits jsonb default '{}', is_default boolean default false,
+                                             description text default null)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  bad text;
+begin
+  if plan is null or plan !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+    raise exception using errcode = 'PT011', column = 'plan',
+      message = format('plan %L must be 1-63 characters of a-z, 0-9, _, . or - (starting with a letter or digit)', plan);
+  elsif tier is null or tier < 0 then
+    raise exception using errcode = 'PT011', column = 'tier',
+      message = format('tier must be a non-negative integer (got %s)', coalesce(tier::text, 'null'));
+  elsif monthly_price is null or monthly_price < 0 or monthly_price >= 1e12 then
+    raise exception using errcode = 'PT011', column = 'monthly_price',
+      message = format('monthly_price must be between 0 and 1e12 (got %s)', coalesce(monthly_price::text, 'null'));
+  elsif limits is null or jsonb_typeof(limits) <> 'object' then
+    raise exception using errcode = 'PT011', column = 'limits',
+      message = 'limits must be a JSON object of kind -> non-negative integer (or null for unlimited)';
+  end if;
+  select l.key into bad
+    from jsonb_each(limits) l
+   where l.key = '' or length(l.key) > 64
+      or not (jsonb_typeof(l.value) = 'null'
+              or (jsonb_typeof(l.value) = 'number' and l.value::text ~ '^[0-9]{1,18}$'))
+   limit 1;
+  if found then
+    raise exception using errcode = 'PT011', column = 'limits',
+      message = format('limit of kind %L must be a non-negative integer or null (got %s)', bad, limits -> bad);
+  end if;
+
+  if is_default then
+    update tally.plans p set is_default = false, updated_at = now()
+     where p.is_default and p.plan <> upsert_plan.plan;
+  end if;
+  insert into tally.plans as p (plan, tier, monthly_price, is_default, description)
+  values (upsert_plan.plan, upsert_plan.tier, upsert_plan.monthly_price, upsert_plan.is_default, upsert_plan.description)
+  on conflict on constraint plans_pkey do update set
+    tier = excluded.tier, monthly_price = excluded.monthly_price, is_default = excluded.is_default,
+    description = excluded.description, updated_at = now();
+
+  delete from tally.plan_limits l where l.plan = upsert_plan.plan;
+  insert into tally.plan_limits (plan, kind, monthly_limit)
+  select upsert_plan.plan, x.key, x.value::text::bigint
+    from jsonb_each(limits) x
+   where jsonb_typeof(x.value) = 'number'
+   order by x.key;
+end
+$$;
+
+comment on function tally.upsert_plan(text, integer, numeric, jsonb, boolean, text) is
+  'Creates or replaces a plan: tier, monthly price, limits as {"kind": quantity per billing period} (null or absent = unlimited), and whether it is the default plan of users without a subscription. Running subscriptions keep the price they started with.';
+
+
+-- >>> functions/0711_start_subscription.sql
+-- Starts a user's subscription to a plan at a moment (default now), ending the running one there (a plan change).
+-- Called by the billing backend (checkout completed, upgrade, downgrade) and the Python client's start_subscription().
+create or replace function tally.start_subscription(user_id text, plan text, started_at timestamptz default now())
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  price  numeric;
+  latest record;
+begin
+  if user_id is null or user_id = '' or length(user_id) > 200 then
+    raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required (at most 200 characters)';
+  elsif started_at is null or started_at < '2000-01-01 00:00:00+00' or started_at > statement_timestamp() + interval '1 day' then
+    raise exception using errcode = 'PT011', column = 'started_at',
+      message = format('started_at %s is out of range: it must lie between 2000-01-01 and one day from now', coalesce(started_at::text, 'null'));
+  end if;
+  select p.monthly_price into price from tally.plans p where p.plan = start_subscription.plan;
+  if not found then
+    raise exception using errcode = 'PT011', column = 'plan', message = format('plan %L does not exist', plan),
+      hint = 'Create it with tally.upsert_plan.';
+  end if;
+
+  -- One writer of a user's subscriptions at a time, so they never overlap.
+  perform pg_advisory_xact_lock(7463, hashtext(start_subscription.user_id));
+  select s.started_at, s.ended_at into latest
+    from tally.subscriptions s
+   where s.user_id = start_subscription.user_id
+   order by s.started_at desc
+   limit 1;
+  if found then
+    if latest.started_at >= start_subscription.started_at then
+      raise exception using errcode = 'PT011', column = 'started_at',
+        message = format('started_at %s must be after the start of the user''s latest subscription (%s)',
+                         start_subscription.started_at, latest.started_at);
+    elsif latest.ended_at is null or latest.ended_at > start_subscription.started_at then
+      update tally.subscriptions s set ended_at = start_subscription.started_at
+       where s.user_id = start_subscription.user_id and s.started_at = latest.started_at;
+    end if;
+  end if;
+  insert into tally.subscriptions (user_id, started_at, plan, monthly_price, ended_at)
+  values (start_subscription.user_id, start_subscription.started_at, start_subscription.plan, price, null);
+end
+$$;
+
+comment on function tally.start_subscription(text, text, timestamptz) is
+  'Starts a subscription of a user to a plan at started_at (default now) at the plan''s current monthly price; a running subscription ends at that moment (plan change). started_at must follow the user''s latest subscription start.';
+
+
+-- >>> functions/0712_end_subscription.sql
+-- Ends a user's running subscription at a moment (default now); the user falls back to the default plan.
+-- Called by the billing backend (cancellation, expiry) and the Python client's end_subscription().
+create or replace function tally.end_subscription(user_id text, ended_at timestamptz default now())
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  running record;
+begin
+  if user_id is null or user_id = '' then
+    raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required';
+  elsif ended_at is null then
+    raise exception using errcode = 'PT011', column = 'ended_at', message = 'ended_at is required';
+  end if;
+  perform pg_advisory_xact_lock(7463, hashtext(end_subscription.user_id));
+  select s.started_at into running
+    from tally.subscriptions s
+   where s.user_id = end_subscription.user_id and s.ended_at is null;
+  if not found then
+    return false;
+  end if;
+  if running.started_at >= end_subscription.ended_at then
+    raise exception using errcode = 'PT011', column = 'ended_at',
+      message = format('ended_at %s must be after the subscription''s start (%s)', end_subscription.ended_at, running.started_at);
+  end if;
+  update tally.subscriptions s set ended_at = end_subscription.ended_at
+   where s.user_id = end_subscription.user_id and s.started_at = running.started_at;
+  return true;
+end
+$$;
+
+comment on function tally.end_subscription(text, timestamptz) is
+  'Ends the user''s running subscription at ended_at (default now); returns false when none is running.';
+
+
+-- >>> functions/0715_plan_at.sql
+-- The plan in force for a user at a moment: the subscription running then, else the default plan (NULL when none).
+-- Called by the quota check, the forecast, the summary card and by producers that want to stamp an event with its plan.
+create or replace function tally.plan_at(user_id text, at timestamptz default now())
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(
+    (select s.plan
+       from tally.subscriptions s
+      where s.user_id = plan_at.user_id and s.started_at <= plan_at.at
+        and (s.ended_at is null or s.ended_at > plan_at.at)
+      order by s.started_at desc
+      limit 1),
+    (select p.plan from tally.plans p where p.is_default))
+$$;
+
+comment on function tally.plan_at(text, timestamptz) is
+  'The plan in force for a user at a moment: the subscription running at that moment, else the default plan, else NULL.';
+
+
+-- >>> functions/0716_subscription_summary.sql
+-- Subscription history of a user, derived: current plan, months subscribed, highest tier reached, revenue to date.
+-- Called by account and admin pages and the Python client's subscription_summary().
+create or replace function tally.subscription_summary(user_id text, at timestamptz default now())
+returns table (
+  current_plan      text,
+  subscribed_since  timestamptz,
+  subscriptions     bigint,
+  months_subscribed bigint,
+  highest_tier      integer,
+  highest_plan      text,
+  revenue           numeric
+)
+language sql
+stable
+set search_path = ''
+as $$
+  -- A subscription is charged its monthly price at its start and at each monthly
+  -- anniversary (in the user's time zone) before it ends or before `at`.
+  with subs as (
+    select s.started_at, s.ended_at, s.plan, s.monthly_price, p.tier,
+           tally._months_started(s.started_at at time zone tz.tz,
+                                 least(coalesce(s.ended_at, subscription_summary.at), subscription_summary.at) at time zone tz.tz) as months
+      from tally.subscriptions s
+      join tally.plans p on p.plan = s.plan
+     cross join (select tally._user_time_zone(subscription_summary.user_id) as tz) as tz
+     where s.user_id = subscription_summary.user_id and s.started_at <= subscription_summary.at
+  )
+  select tally.plan_at(subscription_summary.user_id, subscription_summary.at),
+         -- Start of the unbroken run of subscriptions in force at `at` (a plan change continues a run).
+         case when exists (select from subs r where r.ended_at is null or r.ended_at > subscription_summary.at)
+              then (select max(g.started_at) from subs g
+                     where not exists (select from subs h where h.ended_at = g.started_at)) end,
+         (select count(*) from subs),
+         coalesce((select sum(x.months) from subs x), 0)::bigint,
+         (select max(x.tier) from subs x),
+         (select x.plan from subs x order by x.tier desc, x.started_at limit 1),
+         coalesce((select sum(x.months * x.monthly_price) from subs x), 0)
+$$;
+
+comment on function tally.subscription_summary(text, timestamptz) is
+  'A user''s subscriptions as of at: plan in force, start of the current unbroken run of subscriptions, count, billing months started, highest tier reached (and its plan), revenue to date (each subscription charges its monthly price at its start and every monthly anniversary in the user''s time zone).';
+
+
+-- >>> functions/0720_engagement_profile.sql
+-- Engagement profile of one user: first/last active, days active, current and longest streak, sessions.
+-- Called by account pages and the Python client's engagement_profile(); exact at commit (rollups + pending deltas).
+create or replace function tally.engagement_profile(user_id text, at timestamptz default now())
+returns table (
+  time_zone            text,
+  first_active_at      timestamptz,
+  last_active_at       timestamptz,
+  days_active          bigint,
+  current_streak       integer,
+  current_streak_from  date,
+  longest_streak       integer,
+  longest_streak_from  date,
+  longest_streak_to    date,
+  sessions             bigint,
+  total_session_ms     bigint,
+  avg_session_ms       bigint,
+  longest_session_ms   bigint
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  tz    text := tally._user_time_zone(user_id);
+  today date := (at at time zone tz)::date;
+begin
+  -- One statement (and a stable function: one snapshot), so a merge in between
+  -- cannot make a delta count twice or not at all.
+  return query
+  with active_days as (
+    -- Local days with at least one succeeded event (dimension kind covers every event).
+    select d.day
+      from tally.daily_totals(engagement_profile.user_id, 'kind', '2000-01-01', 'infinity') d
+     group by d.day
+    having sum(d.events) > 0
+  ), islands as (
+    -- Gaps and islands: consecutive days share day - row_number.
+    select min(a.day) as first_day, max(a.day) as last_day, count(*)::integer as len
+      from (select x.day, x.day - (row_number() over (order by x.day))::integer as grp from active_days x) as a
+     group by a.grp
+  ), current_island as (
+    select i.first_day, (least(i.last_day, today) - i.first_day + 1) as len
+      from islands i
+     where i.first_day <= today and i.last_day >= today - 1
+     order by i.first_day desc
+     limit 1
+  ), longest as (
+    select i.first_day, i.last_day, i.len from islands i order by i.len desc, i.last_day desc limit 1
+  ), life as (
+    select min(t.first_at) as first_at, max(t.last_at) as last_at
+      from tally.lifetime_totals(engagement_profile.user_id, 'kind') t
+  ), sessions as (
+    select case when sum(s.explicit_events) > 0 then sum(s.explicit_ms)
+                else coalesce((extract(epoch from max(s.last_end_at) - min(s.first_at)) * 1000)::bigint, 0) end as ms
+      from (
+        select u.session_id, u.events, u.explicit_events, u.explicit_ms, u.first_at, u.last_end_at
+          from tally.user_sessions u
+         where u.user_id = engagement_profile.user_id
+        union all
+        select tally._session_key(p.kind, p.attributes, p.occurred_at), p.events,
+               case when p.kind = 'session' then p.events else 0 end,
+               case when p.kind = 'session' then p.duration_ms else 0 end,
+               case when p.is_use then p.occurred_at end,
+               case when p.is_use then p.occurred_at + p.duration_ms * interval '1 millisecond' end
+          from tally.pending_deltas p
+         where p.user_id = engagement_profile.user_id and (p.kind = 'session' or p.attributes ? 'session_id')
+      ) as s
+     group by s.session_id
+    having sum(s.events) > 0
+  )
+  select tz, l.first_at, l.last_at,
+         (select count(*) from active_days),
+         coalesce((select c.len from current_island c), 0)::integer,
+         (select c.first_day from current_island c),
+         coalesce((select g.len from longest g), 0),
+         (select g.first_day from longest g),
+         (select g.last_day from longest g),
+         (select count(*) from sessions),
+         (select sum(s.ms) from sessions s)::bigint,
+         (select round(avg(s.ms)) from sessions s)::bigint,
+         (select max(s.ms) from sessions s)::bigint
+    from life l;
+end
+$$;
+
+comment on function tally.engagement_profile(text, timestamptz) is
+  'Engagement of a user as of at: first/last active moment, local days with succeeded usage, current streak (consecutive active local days ending today, or yesterday while today is still open), longest streak, and sessions (count, total, average and longest length in ms); exact at commit.';
+
+
+-- >>> functions/0725_summary_card.sql
+-- The summary card of one user: lifetime totals, per kind, top voices and models, and the current billing period against the plan's limits.
+-- Called by account pages and the Python client's summary_card(); exact at commit (rollups + pending deltas).
+create or replace function tally.summary_card(user_id text, top_n integer default 5, at timestamptz default now())
+returns table (
+  section         text,
+  value           text,
+  events          bigint,
+  quantity        bigint,
+  duration_ms     bigint,
+  cost            numeric,
+  first_at        timestamptz,
+  last_at         timestamptz,
+  quota           bigint,
+  utilization_pct numeric,
+  plan            text,
+  period_start    date,
+  period_end      date
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  plan_now text := tally.plan_at(user_id, at);
+  p_start  date := tally._period_start((at at time zone tally._user_time_zone(user_id))::date,
+                                      coalesce((select s.billing_anchor_day from tally.user_settings s
+                                                 where s.user_id = summary_card.user_id), 1));
+begin
+  if top_n is null or top_n < 0 or top_n > 100 then
+    raise exception using errcode = 'PT011', column = 'top_n',
+      message = format('top_n must be between 0 and 100 (got %s)', coalesce(top_n::text, 'null'));
+  end if;
+  -- Sections: 'total' (one row), 'kind' (every kind), 'voice' and 'model' (top_n by
+  -- duration, then quantity), 'period' (every kind used this period or limited by the plan).
+  return query
+  with kinds as (
+    select * from tally.lifetime_totals(summary_card.user_id, 'kind')
+  ), period as (
+    select * from tally.period_totals(summary_card.user_id, summary_card.at)
+  ), limits as (
+    select l.kind, l.monthly_limit from tally.plan_limits l where l.plan = plan_now
+  )
+  select 'total', null::text, coalesce(sum(k.events), 0)::bigint, coalesce(sum(k.quantity), 0)::bigint,
+         coalesce(sum(k.duration_ms), 0)::bigint,
+         coalesce(sum(k.cost), 0), min(k.first_at), max(k.last_at), null::bigint, null::numeric,
+         plan_now, p_start, (p_start + interval '1 month')::date
+    from kinds k
+  union all
+  (select 'kind', k.value, k.events, k.quantity, k.duration_ms, k.cost, k.first_at, k.last_at, null, null,
+          plan_now, p_start, (p_start + interval '1 month')::date
+     from kinds k
+    order by k.quantity desc, k.value)
+  union all
+  (select 'voice', v.value, v.events, v.quantity, v.duration_ms, v.cost, v.first_at, v.last_at, null, null,
+          plan_now, p_start, (p_start + interval '1 month')::date
+     from tally.lifetime_totals(summary_card.user_id, 'voice') v
+    where v.events > 0
+    order by v.duration_ms desc, v.quantity desc, v.value
+    limit top_n)
+  union all
+  (select 'model', m.value, m.events, m.quantity, m.duration_ms, m.cost, m.first_at, m.last_at, null, null,
+          plan_now, p_start, (p_start + interval '1 month')::date
+     from tally.lifetime_totals(summary_card.user_id, 'model') m
+    where m.events > 0
+    order by m.duration_ms desc, m.quantity desc, m.value
+    limit top_n)
+  union all
+  (select 'period', coalesce(p.kind, l.kind), coalesce(p.events, 0), coalesce(p.quantity, 0),
+          coalesce(p.duration_ms, 0), coalesce(p.cost, 0), null, null, l.monthly_limit,
+          case when l.monthly_limit > 0 then round(100.0 * coalesce(p.quantity, 0) / l.monthly_limit, 1)
+               when l.monthly_limit = 0 then 100.0 end,
+          plan_now, p_start, (p_start + interval '1 month')::date
+     from period p
+     full join limits l on l.kind = p.kind
+    order by coalesce(p.kind, l.kind));
+end
+$$;
+
+comment on function tally.summary_card(text, integer, timestamptz) is
+  'Summary card of a user as rows by section: total (one row), kind (lifetime per kind), voice and model (top_n by listened duration), period (current billing period per kind with the plan''s quota and utilization %); every row carries the plan in force and the period bounds. Exact at commit.';
+
+
+-- >>> functions/0730_usage_history.sql
+-- Usage history of one user: every day, week (Monday first) or month bucket of a range in local time, zero-filled, optionally stacked by a dimension.
+-- Called by usage pages (charts) and the Python client's usage_history(); exact at commit (rollups + pending deltas).
+create or replace function tally.usage_history(user_id text, range text default '30d', bucket text default 'day',
+                                               dimension text default null, from_day date default null,
+                                               to_day date default null, at timestamptz default now())
+returns table (
+  bucket_start date,
+  bucket_end   date,
+  value        text,
+  events       bigint,
+  quantity     bigint,
+  duration_ms  bigint,
+  cost         numeric,
+  failures     bigint
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  today date := (at at time zone tally._user_time_zone(user_id))::date;
+  r     record;
+  step  interval;
+begin
+  if bucket is null or bucket not in ('day', 'week', 'month') then
+    raise exception using errcode = 'PT011', column = 'bucket',
+      message = format('bucket %L is not known: use day, week or month', bucket);
+  end if;
+  if dimension is not null then
+    perform tally._dimension_keys(dimension);
+  end if;
+  r := tally._range_days(range, from_day, to_day, today);
+  step := ('1 ' || bucket)::interval;
+  -- Days outside the range are not counted, also in a first or last bucket that
+  -- the range cuts; every bucket appears, and with a dimension every value that
+  -- occurs in the range appears in every bucket.
+  return query
+  with days as (
+    select date_trunc(bucket, d.day::timestamp)::date as b, d.value, d.events, d.quantity, d.duration_ms, d.cost, d.failures
+      from tally.daily_totals(usage_history.user_id, coalesce(dimension, 'kind'), r.first_day, r.last_day) d
+  ), buckets as (
+    select g::date as b
+      from generate_series(date_trunc(bucket, r.first_day::timestamp), r.last_day::timestamp, step) g
+  ), vals as (
+    select distinct d.value from days d where dimension is not null
+    union all
+    select null::text where dimension is null or not exists (select from days)
+  )
+  select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0)::bigint,
+         coalesce(sum(d.duration_ms), 0)::bigint, coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint
+    from buckets k
+   cross join vals v
+    left join days d on d.b = k.b and (dimension is null or d.value = v.value)
+   group by k.b, v.value
+   order by k.b, v.value;
+end
+$$;
+
+comment on function tally.usage_history(text, text, text, text, date, date, timestamptz) is
+  'Usage of a user per bucket (day, week starting Monday, or month of local days) over a range (7d, 30d, 3m, 12m, any N[dwmy] ending today, or custom from_day..to_day), every bucket present with zeros; bucket_end is exclusive; stacked by a declared dimension when given (value NULL otherwise). Exact at commit.';
+
+
+-- >>> functions/0735_usage_comparison.sql
+-- Week-over-week, month-over-month and year-over-year comparisons of one user's usage, with deltas and a trend flag.
+-- Called by usage pages and insights and the Python client's compare_usage(); exact at commit (rollups + pending deltas).
+create or replace function tally.usage_comparison(user_id text, period text default null, metric text default 'quantity',
+                                                  kind text default null, complete boolean default false,
+                                                  threshold numeric default 5, at timestamptz default now())
+returns table (
+  comparison     text,
+  current_start  date,
+  current_end    date,
+  previous_start date,
+  previous_end   date,
+  current_value  numeric,
+  previous_value numeric,
+  delta          numeric,
+  delta_pct      numeric,
+  trend          text
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  today date := (at at time zone tally._user_time_zone(user_id))::date;
+  m     text := tally._check_metric(metric);
+begin
+  if period is not null and period not in ('week', 'month', 'year') then
+    raise exception using errcode = 'PT011', column = 'period',
+      message = format('period %L is not known: use week, month, year (or null for all three)', period);
+  elsif threshold is null or threshold < 0 then
+    raise exception using errcode = 'PT011', column = 'threshold',
+      message = format('threshold must be a non-negative percentage (got %s)', coalesce(threshold::text, 'null'));
+  elsif complete is null then
+    raise exception using errcode = 'PT011', column = 'complete', message = 'complete must be true or false';
+  end if;
+  -- To date (complete = false): the current period up to today against the same
+  -- dates one period earlier (Nov 1-21 against Oct 1-21). Complete: the last
+  -- finished period against the one before it.
+  return query
+  with spans as (
+    select p.name,
+           case when complete then (date_trunc(p.name, today::timestamp) - p.step)::date
+                else date_trunc(p.name, today::timestamp)::date end as c_start,
+           case when complete then date_trunc(p.name, today::timestamp)::date else today + 1 end as c_end,
+           p.step
+      from (values ('week', interval '1 week', 1), ('month', interval '1 month', 2), ('year', interval '1 year', 3))
+             as p(name, step, ord)
+     where usage_comparison.period is null or p.name = usage_comparison.period
+  ), bounds as (
+    select s.name, s.c_start, s.c_end, (s.c_start - s.step)::date as p_start,
+           case when complete then s.c_start
+                else least(((s.c_end - 1) - s.step)::date + 1, s.c_start) end as p_end
+      from spans s
+  ), daily as (
+    select d.day, case m when 'events' then d.events::numeric when 'quantity' then d.quantity::numeric
+                         when 'duration_ms' then d.duration_ms::numeric else d.cost end as v
+      from tally.daily_totals(usage_comparison.user_id, 'kind',
+                              (select min(b.p_start) from bounds b), (select max(b.c_end) - 1 from bounds b)) d
+     where usage_comparison.kind is null or d.value = usage_comparison.kind
+  ), sums as (
+    select b.*,
+           coalesce((select sum(d.v) from daily d where d.day >= b.c_start and d.day < b.c_end), 0) as cur,
+           coalesce((select sum(d.v) from daily d where d.day >= b.p_start and d.day < b.p_end), 0) as prev
+      from bounds b
+  )
+  select s.name, s.c_start, s.c_end, s.p_start, s.p_end, s.cur, s.prev, s.cur - s.prev,
+         case when s.prev <> 0 then round(100 * (s.cur - s.prev) / abs(s.prev), 1) end,
+         case when s.prev = 0 then (case when s.cur > 0 then 'up' when s.cur < 0 then 'down' else 'stable' end)
+              when abs(100 * (s.cur - s.prev) / abs(s.prev)) < threshold then 'stable'
+              when s.cur > s.prev then 'up' else 'down' end
+    from sums s
+   order by case s.name when 'week' then 1 when 'month' then 2 else 3 end;
+end
+$$;
+
+comment on function tally.usage_comparison(text, text, text, text, boolean, numeric, timestamptz) is
+  'Week/month/year-over-year comparison of a metric (events, quantity, duration_ms, cost; one kind or all): period to date against the same dates one period earlier (or, complete = true, the last finished period against the one before); delta, delta % (NULL when previous is 0) and trend: stable when |delta %| < threshold (default 5), else up or down; with previous 0, up when current > 0. Ends are exclusive. Exact at commit.';
+
+
+-- >>> functions/0736_usage_peak.sql
+-- The peak bucket of a range: the day, week or month with the most usage by a metric (earliest on ties).
+-- Called by usage pages and the Python client's usage_peak(); no row when the range has no usage.
+create or replace function tally.usage_peak(user_id text, range text default '12m', bucket text default 'month',
+                                            metric text default 'quantity', kind text default null,
+                                            from_day date default null, to_day date default null,
+                                            at timestamptz default now())
+returns table (
+  bucket_start date,
+  bucket_end   date,
+  value        numeric
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  m text := tally._check_metric(metric);
+begin
+  return query
+  select h.bucket_start, h.bucket_end,
+         sum(case m when 'events' then h.events::numeric when 'quantity' then h.quantity::numeric
+                    when 'duration_ms' then h.duration_ms::numeric else h.cost end) as v
+    from tally.usage_history(usage_peak.user_id, range, bucket, case when kind is null then null else 'kind' end,
+                             from_day, to_day, at) h
+   where usage_peak.kind is null or h.value = usage_peak.kind
+   group by h.bucket_start, h.bucket_end
+  having sum(case m when 'events' then h.events::numeric when 'quantity' then h.quantity::numeric
+                    when 'duration_ms' then h.duration_ms::numeric else h.cost end) > 0
+   order by v desc, h.bucket_start
+   limit 1;
+end
+$$;
+
+comment on function tally.usage_peak(text, text, text, text, text, date, date, timestamptz) is
+  'Peak bucket (day, week or month) of a range by a metric (events, quantity, duration_ms, cost), for one kind or all; the earliest wins ties; no row when the range has no usage. Exact at commit.';
+
+
+-- >>> functions/0740_weekday_distribution.sql
+-- Weekday distribution of one user's usage over local days (Monday first), every weekday present.
+-- Called by usage pages (patterns) and the Python client's weekday_distribution(); exact at commit.
+create or replace function tally.weekday_distribution(user_id text, from_day date default null, to_day date default null,
+                                                      at timestamptz default now())
+returns table (
+  weekday     smallint,
+  day_name    text,
+  active_days bigint,
+  events      bigint,
+  quantity    bigint,
+  duration_ms bigint,
+  cost        numeric,
+  share_pct   numeric
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  last_day date := coalesce(to_day, (at at time zone tally._user_time_zone(user_id))::date);
+begin
+  if from_day is not null and from_day > last_day then
+    raise exception using errcode = 'PT011', column = 'from_day',
+      message = format('need from_day <= to_day (got %s .. %s)', from_day, last_day);
+  end if;
+  -- Default range: all history up to today. share_pct is the weekday's share of events.
+  return query
+  with days as (
+    select d.day, sum(d.events) as events, sum(d.quantity) as quantity, sum(d.duration_ms) as duration_ms,
+           sum(d.cost) as cost
+      from tally.daily_totals(weekday_distribution.user_id, 'kind', coalesce(from_day, '2000-01-01'), last_day) d
+     group by d.day
+  ), by_weekday as (
+    select extract(isodow from x.day)::smallint as wd, count(*) filter (where x.events > 0) as active,
+           sum(x.events) as events, sum(x.quantity) as quantity, sum(x.duration_ms) as duration_ms, sum(x.cost) as cost
+      from days x
+     group by 1
+  )
+  select w.wd::smallint, (array['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'])[w.wd],
+         coalesce(b.active, 0)::bigint, coalesce(b.events, 0)::bigint, coalesce(b.quantity, 0)::bigint,
+         coalesce(b.duration_ms, 0)::bigint, coalesce(b.cost, 0),
+         case when sum(b.events) over () > 0 then round(100.0 * coalesce(b.events, 0) / sum(b.events) over (), 1) else 0 end
+    from generate_series(1, 7) as w(wd)
+    left join by_weekday b on b.wd = w.wd
+   order by w.wd;
+end
+$$;
+
+comment on function tally.weekday_distribution(text, date, date, timestamptz) is
+  'Usage of a user per local weekday (1 = Monday .. 7 = Sunday, all seven present) over from_day..to_day (default: all history to today): active days, events, quantity, duration, cost and share of events in %. Exact at commit.';
+
+
+-- >>> functions/0741_hour_of_week_heatmap.sql
+-- Hour-of-week heatmap of one user's lifetime activity in local time: all 168 hours, Monday 00:00 first.
+-- Called by usage pages (patterns) and the Python client's hour_of_week_heatmap(); exact at commit (rollup + pending deltas).
+create or replace function tally.hour_of_week_heatmap(user_id text)
+returns table (
+  how         smallint,
+  weekday     smallint,
+  hour        smallint,
+  events      bigint,
+  failures    bigint,
+  quantity    bigint,
+  duration_ms bigint,
+  cost        numeric
+)
+language sql
+stable
+set search_path = ''
+as $$
+  with x as (
+    select h.how, h.events, h.failures, h.quantity, h.duration_ms, h.cost
+      from tally.user_hours h
+     where h.user_id = hour_of_week_heatmap.user_id
+    union all
+    select ((extract(isodow from l.local_at)::integer - 1) * 24 + extract(hour from l.local_at)::integer)::smallint,
+           l.events, l.failures, l.quantity, l.duration_ms, l.cost
+      from (select p.occurred_at at time zone tally._user_time_zone(hour_of_week_heatmap.user_id) as local_at,
+                   p.events, p.failures, p.quantity, p.duration_ms, p.cost
+              from tally.pending_deltas p
+             where p.user_id = hour_of_week_heatmap.user_id) as l
+  )
+  select g.how::smallint, (g.how / 24 + 1)::smallint, (g.how % 24)::smallint,
+         coalesce(sum(x.events), 0)::bigint, coalesce(sum(x.failures), 0)::bigint, coalesce(sum(x.quantity), 0)::bigint,
+         coalesce(sum(x.duration_ms), 0)::bigint, coalesce(sum(x.cost), 0)
+    from generate_series(0, 167) as g(how)
+    left join x on x.how = g.how
+   group by g.how
+   order by g.how
+$$;
+
+comment on function tally.hour_of_week_heatmap(text) is
+  'Lifetime activity of a user per local hour of the week: 168 rows, how = (weekday - 1) * 24 + hour with weekday 1 = Monday; events, failures, quantity, duration, cost. Exact at commit.';
+
+
+-- >>> functions/0742_calendar_heatmap.sql
+-- Calendar heatmap of one user for a year: every local day of the year with its usage and a level 0-4.
+-- Called by usage pages (patterns) and the Python client's calendar_heatmap(); exact at commit.
+create or replace function tally.calendar_heatmap(user_id text, year integer default null, at timestamptz default now())
+returns table (
+  day         date,
+  weekday     smallint,
+  events      bigint,
+  quantity    bigint,
+  duration_ms bigint,
+  cost        numeric,
+  level       smallint
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  y     integer := coalesce(year, extract(year from (at at time zone tally._user_time_zone(user_id)))::integer);
+  jan1 date;
+begin
+  if y < 2000 or y > 2200 then
+    raise exception using errcode = 'PT011', column = 'year', message = format('year must be between 2000 and 2200 (got %s)', y);
+  end if;
+  jan1 := make_date(y, 1, 1);
+  -- level 0: no succeeded event; 1-4: quartile of the day's quantity among the
+  -- year's active days (ceil(4 * cume_dist)), so equal days share a level.
+  return query
+  with days as (
+    select d.day, sum(d.events) as events, sum(d.quantity) as quantity, sum(d.duration_ms) as duration_ms,
+           sum(d.cost) as cost
+      from tally.daily_totals(calendar_heatmap.user_id, 'kind', jan1, (jan1 + interval '1 year')::date - 1) d
+     group by d.day
+  ), levels as (
+    select x.day, ceil(4 * cume_dist() over (order by x.quantity))::smallint as lvl
+      from days x
+     where x.events > 0
+  )
+  select g::date, extract(isodow from g)::smallint, coalesce(x.events, 0)::bigint, coalesce(x.quantity, 0)::bigint,
+         coalesce(x.duration_ms, 0)::bigint, coalesce(x.cost, 0), coalesce(l.lvl, 0)::smallint
+    from generate_series(jan1::timestamp, (jan1 + interval '1 year')::date - 1, interval '1 day') g
+    left join days x on x.day = g::date
+    left join levels l on l.day = g::date
+   order by 1;
+end
+$$;
+
+comment on function tally.calendar_heatmap(text, integer, timestamptz) is
+  'Every local day of a year (default: the current one) with a user''s events, quantity, duration, cost and a level: 0 without succeeded events, else 1-4 by quartile of quantity among the year''s active days. Exact at commit.';
+
+
+-- >>> functions/0743_monthly_summaries.sql
+-- Monthly summaries of one user: the last N local calendar months (current included), every month present.
+-- Called by usage pages (patterns) and the Python client's monthly_summaries(); exact at commit.
+create or replace function tally.monthly_summaries(user_id text, months integer default 12, at timestamptz default now())
+returns table (
+  month_start     date,
+  month_end       date,
+  events          bigint,
+  quantity        bigint,
+  duration_ms     bigint,
+  cost            numeric,
+  failures        bigint,
+  active_days     bigint,
+  top_kind        text
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  today date := (at at time zone tally._user_time_zone(user_id))::date;
+  first_month date;
+begin
+  if months is null or months < 1 or months > 120 then
+    raise exception using errcode = 'PT011', column = 'months',
+      message = format('months must be between 1 and 120 (got %s)', coalesce(months::text, 'null'));
+  end if;
+  first_month := (date_trunc('month', today::timestamp) - make_interval(months => months - 1))::date;
+  -- top_kind: the kind with the most events in the month (then quantity, then name).
+  return query
+  with d as (
+    select date_trunc('month', x.day::timestamp)::date as m, x.day, x.value, x.events, x.quantity, x.duration_ms,
+           x.cost, x.failures
+      from tally.daily_totals(monthly_summaries.user_id, 'kind', first_month,
+                              (date_trunc('month', today::timestamp) + interval '1 month')::date - 1) x
+  ), per_kind as (
+    select d.m, d.value, sum(d.events) as events, sum(d.quantity) as quantity from d group by d.m, d.value
+  ), per_day as (
+    select d.m, d.day from d group by d.m, d.day having sum(d.events) > 0
+  )
+  select g::date, (g + interval '1 month')::date,
+         coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0)::bigint, coalesce(sum(d.duration_ms), 0)::bigint,
+         coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint,
+         (select count(*) from per_day p where p.m = g::date),
+         (select k.value from per_kind k where k.m = g::date and k.events > 0
+           order by k.events desc, k.quantity desc, k.value limit 1)
+    from generate_series(first_month::timestamp, today::timestamp, interval '1 month') g
+    left join d on d.m = g::date
+   group by g
+   order by g;
+end
+$$;
+
+comment on function tally.monthly_summaries(text, integer, timestamptz) is
+  'The last months local calendar months of a user (current one included, oldest first, all present): events, quantity, duration, cost, failures, active days and the top kind by events. month_end is exclusive. Exact at commit.';
+
+
+-- >>> functions/0750_quota_forecast.sql
+-- Limits and forecast of one user for the current billing period, per kind: utilization, run rate, projection, date the limit is reached.
+-- Called by usage pages and insights and the Python client's quota_forecast(); exact at commit (rollups + pending deltas).
+create or replace function tally.quota_forecast(user_id text, lookback_days integer default 7, at timestamptz default now())
+returns table (
+  kind            text,
+  plan            text,
+  period_start    date,
+  period_end      date,
+  used            bigint,
+  quota           bigint,
+  remaining       bigint,
+  utilization_pct numeric,
+  run_rate        numeric,
+  projected       bigint,
+  reaches_limit_on date,
+  status          text
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  today    date := (at at time zone tally._user_time_zone(user_id))::date;
+  plan_now text := tally.plan_at(user_id, at);
+  p_start  date := tally._period_start(today, coalesce((select s.billing_anchor_day from tally.user_settings s
+                                                         where s.user_id = quota_forecast.user_id), 1));
+  p_end    date := (p_start + interval '1 month')::date;
+begin
+  if lookback_days is null or lookback_days < 1 or lookback_days > 365 then
+    raise exception using errcode = 'PT011', column = 'lookback_days',
+      message = format('lookback_days must be between 1 and 365 (got %s)', coalesce(lookback_days::text, 'null'));
+  end if;
+  -- run_rate: quantity per day of the kind over the lookback_days local days ending
+  -- today (today included). projected = used + run_rate * full days left after
+  -- today. reaches_limit_on: today when the quota is used up, else the first day
+  -- by which used + run_rate * days reaches it, when that is inside the period.
+  return query
+  with period as (
+    select t.kind, t.quantity from tally.period_totals(quota_forecast.user_id, quota_forecast.at) t
+  ), limits as (
+    select l.kind, l.monthly_limit from tally.plan_limits l where l.plan = plan_now
+  ), rates as (
+    select d.value as kind, sum(d.quantity)::numeric / lookback_days as rate
+      from tally.daily_totals(quota_forecast.user_id, 'kind', today - (lookback_days - 1), today) d
+     group by d.value
+  ), base as (
+    select coalesce(p.kind, l.kind) as kind, coalesce(p.quantity, 0)::bigint as used, l.monthly_limit as quota,
+           greatest(coalesce(r.rate, 0), 0) as rate
+      from period p
+      full join limits l on l.kind = p.kind
+      left join rates r on r.kind = coalesce(p.kind, l.kind)
+  ), projected as (
+    select b.*, (b.used + round(b.rate * (p_end - today - 1)))::bigint as proj from base b
+  )
+  select x.kind, plan_now, p_start, p_end, x.used, x.quota, case when x.quota is not null then greatest(x.quota - x.used, 0) end,
+         case when x.quota > 0 then round(100.0 * x.used / x.quota, 1) when x.quota = 0 then 100.0 end,
+         round(x.rate, 2), x.proj,
+         case when x.quota is null then null
+              when x.used >= x.quota then today
+              when x.proj >= x.quota then today + ceil((x.quota - x.used) / x.rate)::integer
+         end,
+         case when x.quota is null then 'unlimited'
+              when x.used >= x.quota then 'reached'
+              when x.proj >= x.quota then 'will_reach'
+              else 'ok' end
+    from projected x
+   order by x.kind;
+end
+$$;
+
+comment on function tally.quota_forecast(text, integer, timestamptz) is
+  'Current billing period of a user per kind (used this period or limited by the plan in force): used, quota, remaining, utilization %, run rate (quantity per day over the last lookback_days local days, today included), projected usage at period end (used + run rate * full days left), the date the limit is reached (today when used up; NULL when unlimited or not reached this period) and status unlimited/reached/will_reach/ok. Exact at commit.';
+
+
+-- >>> functions/0751_recommended_plan.sql
+-- The cheapest plan whose limits cover the user's projected usage of every kind this billing period.
+-- Called by upgrade prompts and insights and the Python client's recommended_plan(); no row when no plan covers it.
+create or replace function tally.recommended_plan(user_id text, lookback_days integer default 7, at timestamptz default now())
+returns table (
+  plan          text,
+  tier          integer,
+  monthly_price numeric,
+  current_plan  text,
+  is_current    boolean
+)
+language sql
+stable
+set search_path = ''
+as $$
+  with need as (
+    select f.kind, f.projected from tally.quota_forecast(recommended_plan.user_id, lookback_days, recommended_plan.at) f
+     where f.projected > 0
+  )
+  select p.plan, p.tier, p.monthly_price, tally.plan_at(recommended_plan.user_id, recommended_plan.at),
+         p.plan is not distinct from tally.plan_at(recommended_plan.user_id, recommended_plan.at)
+    from tally.plans p
+   where not exists (
+           select from need n
+             join tally.plan_limits l on l.plan = p.plan and l.kind = n.kind
+            where l.monthly_limit < n.projected)
+   order by p.monthly_price, p.tier desc, p.plan
+   limit 1
+$$;
+
+comment on function tally.recommended_plan(text, integer, timestamptz) is
+  'Cheapest plan (then highest tier, then name) whose per-kind limits cover the projected usage of every kind this period (see tally.quota_forecast; a kind without a limit is covered); is_current tells whether it is the plan in force. No row when no plan covers the projection.';
+
+
+-- >>> functions/0755_check_quota.sql
+-- Hard quota check before metered work, inside the caller's transaction: locks (user, kind), reads the exact period usage, raises PT012 when it would exceed the limit.
+-- Called by services before they do and record metered work in the same transaction (Python client: check_quota()).
+create or replace function tally.check_quota(user_id text, kind text, amount bigint default 1, at timestamptz default now())
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  plan_now text;
+  lim      bigint;
+  tz       text;
+  anchor   integer;
+  p_start  date;
+  used     bigint;
+begin
+  if user_id is null or user_id = '' then
+    raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required';
+  elsif kind is null or kind = '' then
+    raise exception using errcode = 'PT011', column = 'kind', message = 'kind is required';
+  elsif amount is null or amount < 0 then
+    raise exception using errcode = 'PT011', column = 'amount',
+      message = format('amount must be a non-negative integer (got %s)', coalesce(amount::text, 'null'));
+  elsif at is null then
+    raise exception using errcode = 'PT011', column = 'at', message = 'at is required';
+  elsif current_setting('transaction_isolation') = 'repeatable read' then
+    -- The usage read below must see what the previous holder of the lock committed;
+    -- a repeatable-read snapshot predates the lock. (Serializable is safe: SSI aborts one of two racers.)
+    raise exception using errcode = 'PT011', column = 'transaction_isolation',
+      message = 'tally.check_quota needs READ COMMITTED or SERIALIZABLE isolation, not REPEATABLE READ';
+  end if;
+
+  plan_now := tally.plan_at(check_quota.user_id, check_quota.at);
+  select l.monthly_limit into lim from tally.plan_limits l where l.plan = plan_now and l.kind = check_quota.kind;
+  if lim is null then
+    return null;  -- no limit on this kind: nothing to serialize
+  end if;
+
+  -- Callers for the same user and kind queue here until the previous one commits
+  -- or rolls back (the lock is held to the end of the transaction, so its usage
+  -- record is visible before the next caller reads). This function is VOLATILE,
+  -- so the next statement takes a fresh snapshot (READ COMMITTED) after the lock.
+  perform pg_advisory_xact_lock(7462, hashtext(check_quota.user_id || chr(31) || check_quota.kind));
+
+  select coalesce(s.time_zone, 'UTC'), coalesce(s.billing_anchor_day, 1) into tz, anchor
+    from (select) as one
+    left join tally.user_settings s on s.user_id = check_quota.user_id;
+  p_start := tally._period_start((check_quota.at at time zone tz)::date, anchor);
+
+  select coalesce(sum(x.quantity), 0)::bigint into used
+    from (
+      select t.quantity
+        from tally.user_periods t
+       where t.user_id = check_quota.user_id and t.period_start = p_start and t.kind = check_quota.kind
+      union all
+      select q.quantity
+        from tally.pending_deltas q
+       where q.user_id = check_quota.user_id and q.billable and q.kind = check_quota.kind
+         and tally._period_start((q.occurred_at at time zone tz)::date, anchor) = p_start
+    ) as x;
+
+  if used + amount > lim then
+    raise exception using errcode = 'PT012', column = 'amount',
+      message = format('quota exceeded: %s of %s used in the period starting %s, %s more would exceed the %s limit of plan %s',
+                       used, check_quota.kind, p_start, amount, lim, plan_now),
+      detail = format('user_id=%s kind=%s used=%s amount=%s limit=%s plan=%s period_start=%s',
+                      check_quota.user_id, check_quota.kind, used, amount, lim, plan_now, p_start),
+      hint = 'Upgrade the plan (tally.recommended_plan) or wait for the next billing period.';
+  end if;
+  return lim - used - amount;
+end
+$$;
+
+comment on function tally.check_quota(text, text, bigint, timestamptz) is
+  'Hard quota check: serializes callers per (user, kind) with a transaction-level advisory lock, reads the exact billing-period usage and raises PT012 when usage + amount would exceed the limit of the plan in force; returns the quota left after amount (NULL when the kind is unlimited). Call it in the transaction that records the usage: concurrent callers can then never together exceed the limit.';
+
+
+-- >>> functions/0760_usage_anomalies.sql
+-- Anomaly flags per local day: robust z-score of the day against the median and MAD of the 28 days before it.
+-- Called by usage pages and insights and the Python client's usage_anomalies(); exact at commit.
+create or replace function tally.usage_anomalies(user_id text, from_day date default null, to_day date default null,
+                                                 metric text default 'quantity', kind text default null,
+                                                 threshold numeric default 3.5, at timestamptz default now())
+returns table (
+  day             date,
+  value           numeric,
+  baseline_median numeric,
+  baseline_mad    numeric,
+  active_days     integer,
+  robust_z        numeric,
+  is_anomaly      boolean
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  m     text := tally._check_metric(metric);
+  today date := (at at time zone tally._user_time_zone(user_id))::date;
+  f     date := coalesce(from_day, coalesce(to_day, today) - 29);
+  t     date := coalesce(to_day, today);
+begin
+  if t < f or t - f > 3660 then
+    raise exception using errcode = 'PT011', column = 'to_day',
+      message = format('need from_day <= to_day within 3660 days (got %s .. %s)', f, t);
+  elsif threshold is null or threshold <= 0 then
+    raise exception using errcode = 'PT011', column = 'threshold',
+      message = format('threshold must be positive (got %s)', coalesce(threshold::text, 'null'));
+  end if;
+  -- Method (Iglewicz and Hoaglin's modified z-score): baseline = the 28 local days
+  -- before the day, zero-filled; med = their median, MAD = median |x - med|;
+  -- z = 0.6745 (x - med) / MAD, or (x - med) / (1.253314 * mean |x - med|) when
+  -- MAD is 0; NULL when both are 0. A day is an anomaly when |z| >= threshold
+  -- (default 3.5) and at least 7 of the 28 baseline days had usage.
+  return query
+  with series as (
+    select g::date as day, coalesce(sum(case m when 'events' then d.events::numeric when 'quantity' then d.quantity::numeric
+                                              when 'duration_ms' then d.duration_ms::numeric else d.cost end), 0) as v
+      from generate_series((f - 28)::timestamp, t::timestamp, interval '1 day') g
+      left join tally.daily_totals(usage_anomalies.user_id, 'kind', f - 28, t) d
+        on d.day = g::date and (usage_anomalies.kind is null or d.value = usage_anomalies.kind)
+     group by g
+  ), med as (
+    select s.day, s.v, w.med, w.active
+      from series s
+     cross join lateral (
+       select percentile_cont(0.5) within group (order by b.v)::numeric as med,
+              count(*) filter (where b.v <> 0)::integer as active
+         from series b
+        where b.day >= s.day - 28 and b.day < s.day) as w
+     where s.day >= f
+  ), dev as (
+    select x.*, w.mad, w.meanad
+      from med x
+     cross join lateral (
+       select percentile_cont(0.5) within group (order by abs(b.v - x.med))::numeric as mad,
+              avg(abs(b.v - x.med)) as meanad
+         from series b
+        where b.day >= x.day - 28 and b.day < x.day) as w
+  ), z as (
+    select x.*, case when x.mad > 0 then 0.6745 * (x.v - x.med) / x.mad
+                     when x.meanad > 0 then (x.v - x.med) / (1.253314 * x.meanad) end as z
+      from dev x
+  )
+  select x.day, x.v, x.med, x.mad, x.active, round(x.z, 2),
+         coalesce(abs(x.z) >= threshold and x.active >= 7, false)
+    from z x
+   order by x.day;
+end
+$$;
+
+comment on function tally.usage_anomalies(text, date, date, text, text, numeric, timestamptz) is
+  'Per local day of from_day..to_day (default: the last 30 days): the metric (events, quantity, duration_ms, cost; one kind or all), the median and MAD of the 28 days before it (zero-filled), the modified z-score 0.6745 (x - median) / MAD (mean absolute deviation * 1.253314 when MAD is 0) and is_anomaly = |z| >= threshold (3.5) with at least 7 active baseline days. Exact at commit.';
+
+
+-- >>> functions/0761_peer_rank.sql
+-- Anonymized distribution of other users' billing-period usage of a kind: how many peers, how many used less than a quantity.
+-- Called by tally.peer_percentile only; SECURITY DEFINER because readers see only their own rows (RLS), and it returns counts only.
+create or replace function tally._peer_rank(kind text, month date, quantity bigint, exclude_user_id text)
+returns table (peers bigint, below bigint)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  -- Peers: users with merged usage of the kind in a billing period starting in
+  -- the same calendar month. No user id leaves this function.
+  select count(*), count(*) filter (where t.quantity < _peer_rank.quantity)
+    from tally.user_periods t
+   where t.kind = _peer_rank.kind
+     and t.period_start >= date_trunc('month', _peer_rank.month::timestamp)::date
+     and t.period_start < (date_trunc('month', _peer_rank.month::timestamp) + interval '1 month')::date
+     and t.user_id <> exclude_user_id
+     and t.quantity > 0
+$$;
+
+comment on function tally._peer_rank(text, date, bigint, text) is
+  'Counts of other users with usage of a kind in a billing period starting in the month of month, and of those who used less than quantity; anonymized (counts only), security definer so it sees past row-level security (internal).';
+
+
+-- >>> functions/0762_peer_percentile.sql
+-- Anonymized peer percentile of one user's usage of a kind in the current billing period.
+-- Called by insights and the Python client's peer_percentile(); exposes counts only, never another user's id.
+create or replace function tally.peer_percentile(user_id text, kind text default 'tts', at timestamptz default now())
+returns table (
+  period_start date,
+  quantity     bigint,
+  peers        bigint,
+  percentile   numeric
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  p_start date;
+  mine    bigint;
+begin
+  if kind is null or kind = '' then
+    raise exception using errcode = 'PT011', column = 'kind', message = 'kind is required';
+  end if;
+  -- The user's own usage is exact (rollups + pending, read with the caller's rights).
+  select min(t.period_start), coalesce(sum(t.quantity) filter (where t.kind = peer_percentile.kind), 0)
+    into p_start, mine
+    from tally.period_totals(peer_percentile.user_id, peer_percentile.at) t;
+  if p_start is null then
+    p_start := tally._period_start((at at time zone tally._user_time_zone(peer_percentile.user_id))::date,
+                                   coalesce((select s.billing_anchor_day from tally.user_settings s
+                                              where s.user_id = peer_percentile.user_id), 1));
+  end if;
+  return query
+  select p_start, mine, r.peers,
+         case when r.peers > 0 then round(100.0 * r.below / r.peers, 1) end
+    from tally._peer_rank(peer_percentile.kind, p_start, mine, peer_percentile.user_id) r;
+end
+$$;
+
+comment on function tally.peer_percentile(text, text, timestamptz) is
+  'Share (%) of peers, the other users with usage of the kind in a billing period starting in the same month (merged counters), who used less of it than the user this period; NULL without peers. Anonymized: returns counts only.';
+
+
+-- >>> functions/0765_usage_insights.sql
+-- Short plain-language insights with numbers for one user ("tts usage is up 40% this month so far").
+-- Called by account pages and the Python client's usage_insights(); built only from the other read functions.
+create or replace function tally.usage_insights(user_id text, at timestamptz default now())
+returns table (
+  code    text,
+  subject text,
+  message text,
+  value   numeric
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  today date := (at at time zone tally._user_time_zone(user_id))::date;
+begin
+  -- In order: month trend per kind (top 3 kinds this month, |delta| >= 5%), streak,
+  -- favourite voice, quota warnings, anomaly of today or yesterday, peer
+  -- percentile (only with at least 10 peers, so no small group is exposed).
+  return query
+  with trends as (
+    select k.value as kind, c.current_value, c.previous_value, c.delta_pct
+      from (select t.value, sum(t.quantity) as q
+              from tally.daily_totals(usage_insights.user_id, 'kind', date_trunc('month', today::timestamp)::date, today) t
+             group by t.value
+            having sum(t.quantity) > 0
+             order by sum(t.quantity) desc, t.value
+             limit 3) as k
+     cross join lateral tally.usage_comparison(usage_insights.user_id, 'month', 'quantity', k.value, false, 5,
+                                               usage_insights.at) c
+     where c.delta_pct is not null and abs(c.delta_pct) >= 5
+  ), profile as (
+    select * from tally.engagement_profile(usage_insights.user_id, usage_insights.at)
+  ), voice as (
+    select v.value, v.duration_ms from tally.lifetime_totals(usage_insights.user_id, 'voice') v
+     where v.duration_ms > 0
+     order by v.duration_ms desc, v.value
+     limit 1
+  ), quota as (
+    select * from tally.quota_forecast(usage_insights.user_id, 7, usage_insights.at) f
+     where f.status in ('reached', 'will_reach') or f.utilization_pct >= 80
+  ), anomaly as (
+    select a.day, a.value, a.baseline_median
+      from tally.usage_anomalies(usage_insights.user_id, today - 1, today, 'quantity', null, 3.5, usage_insights.at) a
+     where a.is_anomaly
+     order by a.day desc
+     limit 1
+  ), top_kind as (
+    select p.kind from tally.period_totals(usage_insights.user_id, usage_insights.at) p
+     order by p.quantity desc, p.kind limit 1
+  ), peer as (
+    select k.kind, r.percentile
+      from top_kind k
+     cross join lateral tally.peer_percentile(usage_insights.user_id, k.kind, usage_insights.at) r
+     where r.peers >= 10 and r.quantity > 0
+  )
+  select x.code, x.subject, x.message, x.value from (
+    select 1 as ord, 'month_trend'::text as code, t.kind as subject,
+           format('%s usage is %s %s%% this month so far (%s vs %s by this day last month)', t.kind,
+                  case when t.delta_pct > 0 then 'up' else 'down' end, abs(t.delta_pct),
+                  to_char(t.current_value, 'FM999,999,999,999,990'), to_char(t.previous_value, 'FM999,999,999,999,990')) as message,
+           t.delta_pct as value
+      from trends t
+    union all
+    select 2, 'streak', null,
+           format('You are on a %s-day streak (your longest is %s days)', p.current_streak, p.longest_streak),
+           p.current_streak::numeric
+      from profile p
+     where p.current_streak >= 2
+    union all
+    select 3, 'top_voice', v.value, format('Your favourite voice is %s: %s listened', v.value, tally._duration_text(v.duration_ms)),
+           v.duration_ms::numeric
+      from voice v
+    union all
+    select 4, 'quota', q.kind,
+           case when q.status = 'reached'
+                  then format('You have used your whole %s allowance for this period (%s of %s)', q.kind,
+                              to_char(q.used, 'FM999,999,999,999,990'), to_char(q.quota, 'FM999,999,999,999,990'))
+                when q.status = 'will_reach'
+                  then format('At your current pace you will reach your %s limit on %s (%s%% used so far)', q.kind,
+                              to_char(q.reaches_limit_on, 'YYYY-MM-DD'), q.utilization_pct)
+                else format('You have used %s%% of your %s allowance for this period', q.utilization_pct, q.kind) end,
+           q.utilization_pct
+      from quota q
+    union all
+    select 5, 'anomaly', null,
+           format('%s usage (%s) was far above your usual (median %s a day)',
+                  case when a.day = today then 'Today''s' else 'Yesterday''s' end,
+                  to_char(a.value, 'FM999,999,999,999,990'), to_char(a.baseline_median, 'FM999,999,999,999,990')),
+           a.value
+      from anomaly a
+     where a.value > a.baseline_median
+    union all
+    select 6, 'peer', r.kind, format('You used more %s than %s%% of users this period', r.kind, r.percentile), r.percentile
+      from peer r
+     where r.percentile >= 50
+  ) as x
+   order by x.ord, x.subject;
+end
+$$;
+
+comment on function tally.usage_insights(text, timestamptz) is
+  'Short plain-language insights with their number: month_trend (top 3 kinds, |change| >= 5% against the same dates last month), streak (2+ days), top_voice, quota (reached, will reach, or 80%+ used), anomaly (today or yesterday far above the usual), peer (top 50%, at least 10 peers). Exact at commit.';
+
+
+-- >>> functions/0770_export_events.sql
+-- Raw usage events of one user in [from_at, to_at), oldest first, for CSV export (COPY (select ...) TO STDOUT).
+-- Called by the Python client's export_events_csv() and `pgtally export`; only the retained log can be exported.
+create or replace function tally.export_events(user_id text, from_at timestamptz, to_at timestamptz)
+returns table (
+  event_id          text,
+  kind              text,
+  occurred_at       timestamptz,
+  recorded_at       timestamptz,
+  quantity          bigint,
+  duration_ms       bigint,
+  cost              numeric,
+  status            text,
+  error_code        text,
+  billable          boolean,
+  attributes        jsonb,
+  corrects_event_id text
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if from_at is null or to_at is null or to_at < from_at then
+    raise exception using errcode = 'PT011', column = 'to_at',
+      message = format('need from_at <= to_at (got %s .. %s)', coalesce(from_at::text, 'null'), coalesce(to_at::text, 'null'));
+  end if;
+  return query
+  select e.event_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, e.duration_ms, e.cost, e.status, e.error_code,
+         e.billable, e.attributes, e.corrects_event_id
+    from tally.usage_events e
+   where e.user_id = export_events.user_id and e.occurred_at >= from_at and e.occurred_at < to_at
+   order by e.occurred_at, e.event_id;
+end
+$$;
+
+comment on function tally.export_events(text, timestamptz, timestamptz) is
+  'Raw events of a user with occurred_at in [from_at, to_at), oldest first (then by event_id); the retained log only. Stream it with COPY (select * from tally.export_events(...)) TO STDOUT WITH (FORMAT csv, HEADER).';
+
+
+-- >>> functions/0771_export_rollups.sql
+-- Daily rollups of one user per dimension, local day and value in a range of local days, for CSV export.
+-- Called by the Python client's export_rollups_csv() and `pgtally export --rollups`; exact at commit (rollups + pending deltas).
+create or replace function tally.export_rollups(user_id text, from_day date, to_day date, dimension_name text default null)
+returns table (
+  day         date,
+  dimension   text,
+  value       text,
+  events      bigint,
+  failures    bigint,
+  quantity    bigint,
+  duration_ms bigint,
+  cost        numeric
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if export_rollups.dimension_name is not null then
+    perform tally._dimension_keys(export_rollups.dimension_name);
+  end if;
+  if from_day is null or to_day is null or to_day < from_day then
+    raise exception using errcode = 'PT011', column = 'to_day',
+      message = format('need from_day <= to_day (got %s .. %s)', coalesce(from_day::text, 'null'), coalesce(to_day::text, 'null'));
+  end if;
+  return query
+  select t.day, d.name, t.value, t.events, t.failures, t.quantity, t.duration_ms, t.cost
+    from tally.dimensions d
+   cross join lateral tally.daily_totals(export_rollups.user_id, d.name, from_day, to_day) t
+   where export_rollups.dimension_name is null or d.name = export_rollups.dimension_name
+   order by t.day, d.name, t.value;
+end
+$$;
+
+comment on function tally.export_rollups(text, date, date, text) is
+  'Daily rollups of a user (local days from_day..to_day) per declared dimension (or the one given) and value: events, failures, quantity, duration, cost. Exact at commit.';
+
+
 -- >>> db/0900_triggers.sql
 -- ============================================================================
 -- Triggers on the usage log (after the functions they call).
@@ -1893,7 +3470,10 @@ begin
     if t.per_user then
       execute format('create policy %I on %s for select to tally_reader using (user_id = tally.current_user_id())',
                      format('readers see their own %s', replace(t.relname, '_', ' ')), t.rel);
-    elsif t.relname = any (array['dimensions']) then
+      if t.relname <> all (array['event_keys']) then  -- internal per-user tables stay the owner's
+        execute format('grant select on %s to tally_reader', t.rel);
+      end if;
+    elsif t.relname = any (array['dimensions', 'plans', 'plan_limits']) then
       execute format('create policy %I on %s for select to tally_reader, tally_analyst using (true)',
                      format('everyone reads %s', replace(t.relname, '_', ' ')), t.rel);
       execute format('grant select on %s to tally_reader, tally_analyst', t.rel);
@@ -1916,20 +3496,27 @@ grant execute on function
   tally.amend_usage(text, text, bigint, bigint, numeric)
   to tally_writer;
 
--- Readers see one user (row-level security on every per-user table) through the read API.
-grant select on tally.usage_events, tally.pending_deltas, tally.user_totals, tally.user_daily, tally.user_periods,
-                tally.user_settings
-  to tally_reader;
-grant execute on function
-  tally.current_user_id(),
-  tally._dimension_keys(text),
-  tally._dimension_value(text[], text, jsonb),
-  tally._dimension_value_combined(text[], text, jsonb),
-  tally._period_start(date, integer),
-  tally.lifetime_totals(text, text),
-  tally.daily_totals(text, text, date, date),
-  tally.period_totals(text, timestamptz)
-  to tally_reader;
+-- Readers see one user through the read API: every function that is STABLE (or
+-- IMMUTABLE) and SECURITY INVOKER can neither write nor see past row-level
+-- security, so readers may call all of them; SECURITY DEFINER helpers of the
+-- reads are granted one by one.
+do $$
+declare
+  f regprocedure;
+begin
+  for f in
+    select p.oid::regprocedure from pg_proc p
+     where p.pronamespace = 'tally'::regnamespace and p.prokind = 'f' and not p.prosecdef
+       and p.provolatile in ('s', 'i')
+  loop
+    execute format('grant execute on function %s to tally_reader', f);
+  end loop;
+end
+$$;
+grant execute on function tally._peer_rank(text, date, bigint, text) to tally_reader;
+
+-- Producers check a quota in their own transaction before metered work.
+grant execute on function tally.check_quota(text, text, bigint, timestamptz) to tally_writer;
 
 
 -- >>> db/0995_ownership.sql

@@ -1,6 +1,6 @@
 -- The privilege matrix (docs/security.md): what each role may and may not do.
 begin;
-select plan(34);
+select plan(37);
 
 -- Login roles for the test, one per pgtally role.
 create role t_writer login in role tally_writer;
@@ -60,6 +60,10 @@ select is((select count(*)::int from tally.user_totals where user_id = 'bob'), 0
 select throws_ok($$insert into tally.usage_events (event_id, user_id, kind) values ('r1', 'alice', 'tts')$$,
                  '42501', null, 'a reader cannot write');
 select throws_ok($$select * from tally.event_keys$$, '42501', null, 'a reader cannot read the key table');
+select ok((select bool_and(quantity = 0) from tally.usage_history('bob', '30d', 'day')),
+          'the user-facing history of another user is all zeros');
+select is((select days_active from tally.engagement_profile('bob')), 0::bigint, 'and his engagement profile is empty');
+select lives_ok($$select * from tally.summary_card('alice')$$, 'a reader calls the summary card');
 select set_config('tally.user_id', '', true);
 select is_empty($$select * from tally.usage_events$$, 'a reader without tally.user_id sees nothing');
 reset role;

@@ -1,0 +1,13 @@
+-- The time zone a user's local days are counted in (tally.user_settings, default UTC).
+-- Called by every user-facing read of issue #3 to find the user's "today".
+create or replace function tally._user_time_zone(user_id text)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce((select s.time_zone from tally.user_settings s where s.user_id = _user_time_zone.user_id), 'UTC')
+$$;
+
+comment on function tally._user_time_zone(text) is
+  'Time zone of a user (tally.user_settings), UTC when the user has no settings (internal).';

@@ -1,0 +1,354 @@
+"""Typed results of the user-facing analytics reads (issue #3), as frozen dataclasses.
+
+Each class mirrors the columns of one SQL function's result; ``from_row``
+builds it from a ``dict_row``. See docs/user-analytics.md for the semantics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from .models import human_duration
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], row: Mapping[str, Any]) -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in row.items() if k in names})
+
+
+# ---------------------------------------------------------------- plans (A5)
+
+
+@dataclass(frozen=True)
+class SubscriptionSummary:
+    """A user's subscriptions, derived (``tally.subscription_summary``)."""
+
+    current_plan: str | None
+    subscribed_since: dt.datetime | None
+    subscriptions: int
+    months_subscribed: int
+    highest_tier: int | None
+    highest_plan: str | None
+    revenue: Decimal
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SubscriptionSummary:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class RecommendedPlan:
+    """The cheapest plan covering the projected usage (``tally.recommended_plan``)."""
+
+    plan: str
+    tier: int
+    monthly_price: Decimal
+    current_plan: str | None
+    is_current: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RecommendedPlan:
+        return _build(cls, row)
+
+
+# ----------------------------------------------------------- engagement (A4)
+
+
+@dataclass(frozen=True)
+class EngagementProfile:
+    """Engagement of a user (``tally.engagement_profile``); streak days are local days."""
+
+    time_zone: str
+    first_active_at: dt.datetime | None
+    last_active_at: dt.datetime | None
+    days_active: int
+    current_streak: int
+    current_streak_from: dt.date | None
+    longest_streak: int
+    longest_streak_from: dt.date | None
+    longest_streak_to: dt.date | None
+    sessions: int
+    total_session_ms: int | None
+    avg_session_ms: int | None
+    longest_session_ms: int | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EngagementProfile:
+        return _build(cls, row)
+
+    @property
+    def avg_session_text(self) -> str:
+        """Average session length for people, e.g. ``3 min 05 s``."""
+        return human_duration(self.avg_session_ms)
+
+
+# ------------------------------------------------------------ summary (U1)
+
+
+@dataclass(frozen=True)
+class SummaryLine:
+    """Lifetime totals of one kind, voice or model (or of everything) on the summary card."""
+
+    value: str | None
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+
+    @property
+    def duration_text(self) -> str:
+        """Duration for people: ``14 h 12 min``."""
+        return human_duration(self.duration_ms)
+
+
+@dataclass(frozen=True)
+class PeriodUsage:
+    """Usage of one kind in the current billing period against the plan's quota (None = unlimited)."""
+
+    kind: str
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    quota: int | None
+    utilization_pct: Decimal | None
+
+
+@dataclass(frozen=True)
+class SummaryCard:
+    """The summary card (``tally.summary_card``): totals, per kind, top voices and models, period vs. limits."""
+
+    total: SummaryLine
+    kinds: tuple[SummaryLine, ...]
+    voices: tuple[SummaryLine, ...]
+    models: tuple[SummaryLine, ...]
+    period: tuple[PeriodUsage, ...]
+    plan: str | None
+    period_start: dt.date
+    period_end: dt.date
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> SummaryCard:
+        rows = list(rows)
+        lines: dict[str, list[SummaryLine]] = {"total": [], "kind": [], "voice": [], "model": []}
+        period: list[PeriodUsage] = []
+        for r in rows:
+            if r["section"] == "period":
+                period.append(PeriodUsage(r["value"], r["events"], r["quantity"], r["duration_ms"], r["cost"],
+                                          r["quota"], r["utilization_pct"]))
+            else:
+                lines[r["section"]].append(SummaryLine(r["value"], r["events"], r["quantity"], r["duration_ms"],
+                                                       r["cost"], r["first_at"], r["last_at"]))
+        first = rows[0]
+        return cls(lines["total"][0], tuple(lines["kind"]), tuple(lines["voice"]), tuple(lines["model"]),
+                   tuple(period), first["plan"], first["period_start"], first["period_end"])
+
+
+# ---------------------------------------------------- history, comparisons (U2, U3)
+
+
+@dataclass(frozen=True)
+class HistoryBucket:
+    """One bucket of ``tally.usage_history`` (bucket_end exclusive; value None when not stacked)."""
+
+    bucket_start: dt.date
+    bucket_end: dt.date
+    value: str | None
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    failures: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> HistoryBucket:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Period-over-period comparison (``tally.usage_comparison``); ends exclusive, delta_pct None when previous is 0."""
+
+    comparison: str
+    current_start: dt.date
+    current_end: dt.date
+    previous_start: dt.date
+    previous_end: dt.date
+    current_value: Decimal
+    previous_value: Decimal
+    delta: Decimal
+    delta_pct: Decimal | None
+    trend: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Comparison:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The peak bucket of a range (``tally.usage_peak``)."""
+
+    bucket_start: dt.date
+    bucket_end: dt.date
+    value: Decimal
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Peak:
+        return _build(cls, row)
+
+
+# ------------------------------------------------------------ patterns (U4)
+
+
+@dataclass(frozen=True)
+class WeekdayUsage:
+    """Usage on one local weekday (1 = Monday) (``tally.weekday_distribution``)."""
+
+    weekday: int
+    day_name: str
+    active_days: int
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    share_pct: Decimal
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WeekdayUsage:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class HourOfWeek:
+    """Lifetime activity in one local hour of the week (``tally.hour_of_week_heatmap``)."""
+
+    how: int
+    weekday: int
+    hour: int
+    events: int
+    failures: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> HourOfWeek:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """One local day of the calendar heatmap, level 0 (none) to 4 (``tally.calendar_heatmap``)."""
+
+    day: dt.date
+    weekday: int
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    level: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CalendarDay:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class MonthlySummary:
+    """One local calendar month (``tally.monthly_summaries``); month_end exclusive."""
+
+    month_start: dt.date
+    month_end: dt.date
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    failures: int
+    active_days: int
+    top_kind: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MonthlySummary:
+        return _build(cls, row)
+
+
+# ------------------------------------------------------ limits, forecast (U5)
+
+
+@dataclass(frozen=True)
+class QuotaForecast:
+    """Current billing period of one kind with forecast (``tally.quota_forecast``)."""
+
+    kind: str
+    plan: str | None
+    period_start: dt.date
+    period_end: dt.date
+    used: int
+    quota: int | None
+    remaining: int | None
+    utilization_pct: Decimal | None
+    run_rate: Decimal
+    projected: int
+    reaches_limit_on: dt.date | None
+    status: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> QuotaForecast:
+        return _build(cls, row)
+
+
+# ------------------------------------------------------------ insights (U6)
+
+
+@dataclass(frozen=True)
+class DayAnomaly:
+    """One local day with its robust z-score against the 28 days before (``tally.usage_anomalies``)."""
+
+    day: dt.date
+    value: Decimal
+    baseline_median: Decimal
+    baseline_mad: Decimal
+    active_days: int
+    robust_z: Decimal | None
+    is_anomaly: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DayAnomaly:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class PeerPercentile:
+    """Anonymized rank of this period's usage among peers (``tally.peer_percentile``)."""
+
+    period_start: dt.date
+    quantity: int
+    peers: int
+    percentile: Decimal | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PeerPercentile:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class Insight:
+    """One plain-language insight with its number (``tally.usage_insights``)."""
+
+    code: str
+    subject: str | None
+    message: str
+    value: Decimal | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Insight:
+        return _build(cls, row)
