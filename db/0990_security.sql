@@ -65,6 +65,8 @@ begin
     select p.oid::regprocedure from pg_proc p
      where p.pronamespace = 'tally'::regnamespace and p.prokind = 'f' and not p.prosecdef
        and p.provolatile in ('s', 'i')
+       -- the platform analytics (db/0890) are the analysts' alone
+       and p.proname not like 'admin\_%' and p.proname not like 'analytics\_%' and p.proname not like '\_analytics\_%'
   loop
     execute format('grant execute on function %s to tally_reader', f);
   end loop;

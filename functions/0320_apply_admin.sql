@@ -1,5 +1,5 @@
--- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics (funnel first-reached steps, duration histograms; issue: admin analytics).
--- Called by tally._merge_pending_locked only; a no-op until that feature lands.
+-- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics sources: funnel first-reached steps,
+-- daily operational counters and duration histograms. Called by tally._merge_pending_locked only.
 create or replace function tally._apply_admin()
 returns void
 language plpgsql
@@ -7,9 +7,48 @@ security definer
 set search_path = ''
 as $$
 begin
-  return;
+  -- Per-user rows only (keys led by user_id, no platform counters: those live in
+  -- the materialized views). Merges run one at a time and upsert in key order.
+
+  -- Funnels: the first succeeded original event per user and kind.
+  insert into tally.user_first_reached as t (user_id, kind, first_at)
+  select m.user_id, m.kind, min(m.occurred_at)
+    from pg_temp._tally_merge m
+   where m.is_use
+   group by m.user_id, m.kind
+   order by m.user_id, m.kind
+  on conflict (user_id, kind) do update set first_at = excluded.first_at
+   where excluded.first_at < t.first_at;
+
+  -- Reliability and activity: attempts (succeeded originals, failures), their
+  -- durations, and the net billable cost (reversals and amendments included).
+  insert into tally.user_daily_ops as t
+    (user_id, day, kind, format, succeeded, failed, timed_events, duration_ms, billable_cost)
+  select m.user_id, m.day, m.kind, coalesce(left(m.attributes ->> 'format', 64), ''),
+         count(*) filter (where m.is_use), sum(m.failures),
+         count(*) filter (where m.is_use and m.timed_events = 1),
+         coalesce(sum(m.duration_ms) filter (where m.is_use and m.timed_events = 1), 0),
+         coalesce(sum(m.cost) filter (where m.billable), 0)
+    from pg_temp._tally_merge m
+   where m.is_use or m.failures <> 0 or (m.billable and m.cost <> 0)
+   group by 1, 2, 3, 4
+   order by 1, 2, 3, 4
+  on conflict (user_id, day, kind, format) do update set
+    succeeded = t.succeeded + excluded.succeeded, failed = t.failed + excluded.failed,
+    timed_events = t.timed_events + excluded.timed_events, duration_ms = t.duration_ms + excluded.duration_ms,
+    billable_cost = t.billable_cost + excluded.billable_cost;
+
+  -- Duration histograms of succeeded originals that reported a duration.
+  insert into tally.user_daily_durations as t (user_id, day, kind, format, bucket, events)
+  select m.user_id, m.day, m.kind, coalesce(left(m.attributes ->> 'format', 64), ''),
+         tally._duration_bucket(m.duration_ms), count(*)
+    from pg_temp._tally_merge m
+   where m.is_use and m.timed_events = 1
+   group by 1, 2, 3, 4, 5
+   order by 1, 2, 3, 4, 5
+  on conflict (user_id, day, kind, format, bucket) do update set events = t.events + excluded.events;
 end
 $$;
 
 comment on function tally._apply_admin() is
-  'Merge applier for the admin analytics (internal).';
+  'Merge applier for the admin analytics (internal): first-reached kinds (funnels), daily operational counters and duration histograms per user.';

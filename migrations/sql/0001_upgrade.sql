@@ -1230,8 +1230,8 @@ comment on function tally._apply_engagement() is
 
 
 -- >>> functions/0320_apply_admin.sql
--- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics (funnel first-reached steps, duration histograms; issue: admin analytics).
--- Called by tally._merge_pending_locked only; a no-op until that feature lands.
+-- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics sources: funnel first-reached steps,
+-- daily operational counters and duration histograms. Called by tally._merge_pending_locked only.
 create or replace function tally._apply_admin()
 returns void
 language plpgsql
@@ -1239,12 +1239,51 @@ security definer
 set search_path = ''
 as $$
 begin
-  return;
+  -- Per-user rows only (keys led by user_id, no platform counters: those live in
+  -- the materialized views). Merges run one at a time and upsert in key order.
+
+  -- Funnels: the first succeeded original event per user and kind.
+  insert into tally.user_first_reached as t (user_id, kind, first_at)
+  select m.user_id, m.kind, min(m.occurred_at)
+    from pg_temp._tally_merge m
+   where m.is_use
+   group by m.user_id, m.kind
+   order by m.user_id, m.kind
+  on conflict (user_id, kind) do update set first_at = excluded.first_at
+   where excluded.first_at < t.first_at;
+
+  -- Reliability and activity: attempts (succeeded originals, failures), their
+  -- durations, and the net billable cost (reversals and amendments included).
+  insert into tally.user_daily_ops as t
+    (user_id, day, kind, format, succeeded, failed, timed_events, duration_ms, billable_cost)
+  select m.user_id, m.day, m.kind, coalesce(left(m.attributes ->> 'format', 64), ''),
+         count(*) filter (where m.is_use), sum(m.failures),
+         count(*) filter (where m.is_use and m.timed_events = 1),
+         coalesce(sum(m.duration_ms) filter (where m.is_use and m.timed_events = 1), 0),
+         coalesce(sum(m.cost) filter (where m.billable), 0)
+    from pg_temp._tally_merge m
+   where m.is_use or m.failures <> 0 or (m.billable and m.cost <> 0)
+   group by 1, 2, 3, 4
+   order by 1, 2, 3, 4
+  on conflict (user_id, day, kind, format) do update set
+    succeeded = t.succeeded + excluded.succeeded, failed = t.failed + excluded.failed,
+    timed_events = t.timed_events + excluded.timed_events, duration_ms = t.duration_ms + excluded.duration_ms,
+    billable_cost = t.billable_cost + excluded.billable_cost;
+
+  -- Duration histograms of succeeded originals that reported a duration.
+  insert into tally.user_daily_durations as t (user_id, day, kind, format, bucket, events)
+  select m.user_id, m.day, m.kind, coalesce(left(m.attributes ->> 'format', 64), ''),
+         tally._duration_bucket(m.duration_ms), count(*)
+    from pg_temp._tally_merge m
+   where m.is_use and m.timed_events = 1
+   group by 1, 2, 3, 4, 5
+   order by 1, 2, 3, 4, 5
+  on conflict (user_id, day, kind, format, bucket) do update set events = t.events + excluded.events;
 end
 $$;
 
 comment on function tally._apply_admin() is
-  'Merge applier for the admin analytics (internal).';
+  'Merge applier for the admin analytics (internal): first-reached kinds (funnels), daily operational counters and duration histograms per user.';
 
 
 -- >>> functions/0390_protect_partition.sql
@@ -3366,6 +3405,1137 @@ comment on function tally.export_rollups(text, date, date, text) is
   'Daily rollups of a user (local days from_day..to_day) per declared dimension (or the one given) and value: events, failures, quantity, duration, cost. Exact at commit.';
 
 
+-- >>> db/0800_user_first_reached.sql
+-- Funnel steps: when each user first reached each kind (first succeeded original event), kept by tally._apply_admin.
+-- Read by tally.admin_funnel only (analysts never read it directly: it is per-user data).
+create table tally.user_first_reached (
+  user_id  text        not null,
+  kind     text        not null,
+  first_at timestamptz not null,
+  primary key (user_id, kind)
+);
+
+comment on table tally.user_first_reached is
+  'First time each user reached each kind (its first succeeded original event), maintained by the merge (tally._apply_admin); the funnel source, so funnels never scan the raw log (internal; read through tally.admin_funnel).';
+
+-- Funnel entry: users who first reached step 1 in a timeframe; later steps join on the primary key.
+create index user_first_reached_kind on tally.user_first_reached (kind, first_at, user_id);
+
+
+-- >>> db/0805_user_daily_ops.sql
+-- Operational counters per user, local day, kind and format (attributes.format), kept by tally._apply_admin.
+-- Source of reliability, activity (DAU/WAU/MAU, paying users) and cohort views.
+create table tally.user_daily_ops (
+  user_id       text    not null,
+  day           date    not null,
+  kind          text    not null,
+  format        text    not null,
+  succeeded     bigint  not null default 0,
+  failed        bigint  not null default 0,
+  timed_events  bigint  not null default 0,
+  duration_ms   bigint  not null default 0,
+  billable_cost numeric not null default 0,
+  primary key (user_id, day, kind, format)
+) with (fillfactor = 80);
+
+comment on table tally.user_daily_ops is
+  'Per user, local day, kind and format (attributes.format, '''' when absent): succeeded and failed attempts, durations of succeeded attempts, and net billable cost (internal; maintained by tally._apply_admin, read by the admin materialized views). Attempts are operational: a later reversal does not undo a success.';
+comment on column tally.user_daily_ops.succeeded is 'Succeeded original events (a reversal or amendment does not change it).';
+comment on column tally.user_daily_ops.failed is 'Failed events.';
+comment on column tally.user_daily_ops.timed_events is 'Succeeded original events that reported a duration.';
+comment on column tally.user_daily_ops.duration_ms is 'Sum of the durations of the timed succeeded events.';
+comment on column tally.user_daily_ops.billable_cost is 'Net cost of billable usage (reversals and amendments included): the user paid that day when it is > 0.';
+
+
+-- >>> db/0810_user_daily_durations.sql
+-- Log-scale duration histograms per user, local day, kind and format, kept by tally._apply_admin.
+-- Lets the reliability view compute p50/p95/p99 without scanning the raw log.
+create table tally.user_daily_durations (
+  user_id text     not null,
+  day     date     not null,
+  kind    text     not null,
+  format  text     not null,
+  bucket  smallint not null,
+  events  bigint   not null default 0,
+  primary key (user_id, day, kind, format, bucket)
+) with (fillfactor = 80);
+
+comment on table tally.user_daily_durations is
+  'Histogram of the durations of succeeded timed events per user, local day, kind and format: bucket = tally._duration_bucket(duration_ms), 8 buckets per doubling (internal; maintained by tally._apply_admin, read by tally.admin_reliability_mv).';
+
+
+-- >>> db/0815_refresh_log.sql
+-- One row per materialized view refreshed by tally.refresh_analytics: start, end, duration, rows.
+-- Written by tally.refresh_analytics; read by tally.analytics_freshness and every admin function (refreshed_at).
+create table tally.refresh_log (
+  id           bigint      generated always as identity primary key,
+  run_started  timestamptz not null,
+  view_name    text        not null,
+  started_at   timestamptz not null,
+  finished_at  timestamptz not null,
+  duration_ms  numeric     not null,
+  row_count    bigint      not null
+);
+
+comment on table tally.refresh_log is
+  'Refresh history of the admin materialized views: per view, when its refresh started (the moment its data were taken), ended, how long it took and how many rows it holds. Kept 30 days (internal; read through tally.analytics_freshness).';
+
+create index refresh_log_view on tally.refresh_log (view_name, started_at desc);
+
+
+-- >>> functions/0820_duration_bucket.sql
+-- The log-scale histogram bucket of a duration: floor(8 * log2(ms)), -1 for 0 ms (8 buckets per doubling, <= 4.4% error).
+-- Called by the merge applier tally._apply_admin for every timed succeeded event.
+--
+-- Not pinned to a search_path on purpose, so it is inlined in the merge (like
+-- tally._dimension_value): it names only pg_catalog functions and operators.
+create or replace function tally._duration_bucket(ms bigint)
+returns smallint
+language sql
+immutable
+parallel safe
+as $$
+  select case when ms OPERATOR(pg_catalog.<) 1 then -1
+              else pg_catalog.floor(pg_catalog.ln(ms::pg_catalog.float8) OPERATOR(pg_catalog.*) 8::pg_catalog.float8
+                                    OPERATOR(pg_catalog./) pg_catalog.ln(2::pg_catalog.float8)
+                                    OPERATOR(pg_catalog.+) 1e-9::pg_catalog.float8)
+         end::pg_catalog.int2
+$$;
+
+comment on function tally._duration_bucket(bigint) is
+  'Histogram bucket of a duration in ms: floor(8 * log2(ms)) (bucket b holds [2^(b/8), 2^((b+1)/8)) ms), -1 for 0 ms.';
+
+
+-- >>> functions/0821_duration_bucket_ms.sql
+-- The duration a histogram bucket stands for: its geometric midpoint 2^((b + 0.5) / 8) ms, rounded (0 for bucket -1).
+-- Called by tally.admin_reliability_mv to turn percentile buckets into milliseconds.
+create or replace function tally._duration_bucket_ms(bucket smallint)
+returns bigint
+language sql
+immutable
+parallel safe
+as $$
+  select case when bucket OPERATOR(pg_catalog.<) 0 then 0
+              else pg_catalog.round(pg_catalog.power(2::pg_catalog.float8,
+                     (bucket::pg_catalog.float8 OPERATOR(pg_catalog.+) 0.5::pg_catalog.float8)
+                     OPERATOR(pg_catalog./) 8::pg_catalog.float8))
+         end::pg_catalog.int8
+$$;
+
+comment on function tally._duration_bucket_ms(smallint) is
+  'Representative duration in ms of a histogram bucket of tally._duration_bucket: the geometric midpoint, within 4.4% of every duration in the bucket.';
+
+
+-- >>> functions/0825_analytics_windows.sql
+-- The timeframes of the admin analytics: 24h, 7d, 30d and all, as a start day (rollups) and a start time (raw log).
+-- Called by the admin materialized views at refresh time and by tally.admin_leaderboard to validate a window.
+create or replace function tally._analytics_windows()
+returns table (time_window text, since date, since_at timestamptz)
+language sql
+stable
+rows 4
+set search_path = ''
+as $$
+  -- Rollups are day-grained: a window covers every (local) day overlapping
+  -- [now() - length, now()], the day taken in UTC. The raw log is exact.
+  select w.name, ((now() - w.length) at time zone 'UTC')::date, now() - w.length
+    from (values (1, '24h', interval '24 hours'), (2, '7d', interval '7 days'), (3, '30d', interval '30 days')) as w(n, name, length)
+  union all
+  select 'all', null::date, null::timestamptz
+$$;
+
+comment on function tally._analytics_windows() is
+  'The analytics timeframes (24h, 7d, 30d, all) with their first day (for day-grained rollups: days overlapping the window, in UTC) and start time (for the raw log); all has neither.';
+
+
+-- >>> functions/0826_analytics_views.sql
+-- The admin materialized views, in refresh order.
+-- Called by tally.refresh_analytics and tally.analytics_freshness (the one list to extend with a new view).
+create or replace function tally._analytics_views()
+returns text[]
+language sql
+immutable
+set search_path = ''
+as $$
+  select array['admin_totals_mv', 'admin_overview_mv', 'admin_daily_mv', 'admin_activity_mv', 'admin_leaderboards_mv',
+               'admin_reliability_mv', 'admin_error_codes_mv', 'admin_cohorts_mv']
+$$;
+
+comment on function tally._analytics_views() is
+  'Names of the admin materialized views in the tally schema, in refresh order (internal).';
+
+
+-- >>> functions/0827_check_window.sql
+-- Validates an analytics timeframe name (24h, 7d, 30d, all) and returns it; raises PT011 naming the argument otherwise.
+-- Called by the admin read functions that take a time_window.
+create or replace function tally._check_window(time_window text)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if time_window is null or time_window not in ('24h', '7d', '30d', 'all') then
+    raise exception using errcode = 'PT011', column = 'time_window',
+      message = format('time_window must be one of 24h, 7d, 30d, all (got %L)', time_window);
+  end if;
+  return time_window;
+end
+$$;
+
+comment on function tally._check_window(text) is
+  'Returns time_window when it is 24h, 7d, 30d or all; raises PT011 otherwise (internal).';
+
+
+-- >>> functions/0828_refreshed_at.sql
+-- When the data of one admin materialized view were taken (start of its last refresh), NULL if never refreshed.
+-- Called by every admin read function to report freshness.
+create or replace function tally._refreshed_at(view_name text)
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select max(l.started_at) from tally.refresh_log l where l.view_name = _refreshed_at.view_name
+$$;
+
+comment on function tally._refreshed_at(text) is
+  'Start of the last logged refresh of an admin materialized view (the moment its data reflect), NULL when never refreshed (internal).';
+
+
+-- >>> db/0830_admin_totals_mv.sql
+-- Platform totals per declared dimension and value (kind, voice, model, provider, plan, ...), from the lifetime rollups.
+-- Refreshed by tally.refresh_analytics; read by tally.admin_totals.
+create materialized view tally.admin_totals_mv as
+select t.dimension,
+       t.value,
+       sum(t.events)::bigint       as events,
+       sum(t.failures)::bigint     as failures,
+       sum(t.quantity)::bigint     as quantity,
+       sum(t.duration_ms)::bigint  as duration_ms,
+       sum(t.timed_events)::bigint as timed_events,
+       sum(t.cost)                 as cost,
+       count(*) filter (where t.first_at is not null or t.failures > 0) as users
+  from tally.user_totals t
+ group by t.dimension, t.value;
+
+comment on materialized view tally.admin_totals_mv is
+  'Platform lifetime totals per dimension and value: events (net of reversals), failures, quantity, duration, cost and users (who used it or failed at it). From tally.user_totals, so it survives raw retention. Read through tally.admin_totals.';
+
+create unique index admin_totals_mv_key on tally.admin_totals_mv (dimension, value);
+
+
+-- >>> db/0831_admin_overview_mv.sql
+-- Platform headline figures (one row): users, events, attempts and success rate, cost, paying users.
+-- Refreshed by tally.refresh_analytics; read by tally.admin_overview.
+create materialized view tally.admin_overview_mv as
+with per_user as (
+  select t.user_id, sum(t.events) as events, sum(t.failures) as failures, sum(t.duration_ms) as duration_ms,
+         sum(t.cost) as cost, bool_or(t.first_at is not null or t.failures > 0) as active,
+         min(t.first_at) as first_at, max(t.last_at) as last_at
+    from tally.user_totals t
+   where t.dimension = 'kind'
+   group by t.user_id
+), ops as (
+  select o.user_id, sum(o.succeeded) as succeeded, sum(o.failed) as failed, sum(o.billable_cost) as billable_cost
+    from tally.user_daily_ops o
+   group by o.user_id
+), users as (
+  select count(*) filter (where p.active) as users, coalesce(sum(p.events), 0) as events,
+         coalesce(sum(p.failures), 0) as failures, coalesce(sum(p.duration_ms), 0) as duration_ms,
+         coalesce(sum(p.cost), 0) as cost, min(p.first_at) as first_at, max(p.last_at) as last_at
+    from per_user p
+), attempts as (
+  select coalesce(sum(o.succeeded), 0) as succeeded, coalesce(sum(o.failed), 0) as failed,
+         coalesce(sum(o.billable_cost), 0) as billable_cost, count(*) filter (where o.billable_cost > 0) as paying_users
+    from ops o
+)
+select 1 as id, u.users::bigint, u.events::bigint, a.succeeded::bigint, u.failures::bigint,
+       round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2) as success_rate,
+       u.duration_ms::bigint, u.cost, a.billable_cost, a.paying_users::bigint, u.first_at, u.last_at
+  from users u cross join attempts a;
+
+comment on materialized view tally.admin_overview_mv is
+  'Platform headline figures, one row: users, events (net of reversals), succeeded and failed attempts, success rate %, total duration, cost, billable cost, paying users (net billable cost > 0, lifetime), first and last use. Read through tally.admin_overview.';
+
+create unique index admin_overview_mv_key on tally.admin_overview_mv (id);
+
+
+-- >>> db/0832_admin_daily_mv.sql
+-- Platform totals per dimension, local day and value: the trend series (events per day per kind, voice, model, ...).
+-- Refreshed by tally.refresh_analytics; read by tally.admin_trend and tally.admin_week_over_week.
+create materialized view tally.admin_daily_mv as
+select d.dimension,
+       d.day,
+       d.value,
+       sum(d.events)::bigint      as events,
+       sum(d.failures)::bigint    as failures,
+       sum(d.quantity)::bigint    as quantity,
+       sum(d.duration_ms)::bigint as duration_ms,
+       sum(d.cost)                as cost,
+       count(*) filter (where d.first_at is not null or d.failures > 0) as users
+  from tally.user_daily d
+ group by d.dimension, d.day, d.value;
+
+comment on materialized view tally.admin_daily_mv is
+  'Platform totals per dimension, day (each user''s local day) and value: events, failures, quantity, duration, cost and users active with that value that day. From tally.user_daily. Read through tally.admin_trend.';
+
+create unique index admin_daily_mv_key on tally.admin_daily_mv (dimension, day, value);
+
+
+-- >>> db/0833_admin_activity_mv.sql
+-- Daily activity of the platform: DAU, WAU, MAU, new users, paying users (day, 7 and 30 days), attempts, billable cost.
+-- Refreshed by tally.refresh_analytics; read by tally.admin_active_users and tally.admin_week_over_week.
+create materialized view tally.admin_activity_mv as
+with user_days as (
+  select o.user_id, o.day,
+         sum(o.succeeded) + sum(o.failed) > 0 as active,
+         sum(o.billable_cost) > 0 as paying,
+         sum(o.succeeded) as succeeded, sum(o.failed) as failed, sum(o.billable_cost) as billable_cost
+    from tally.user_daily_ops o
+   group by o.user_id, o.day
+), active_spans as (
+  -- An active day a followed by the user's next active day b counts the user in
+  -- the n-day windows ending on days [a, least(b, a + n)). These spans are
+  -- disjoint per user, so a running sum of +1 at starts and -1 at ends counts
+  -- distinct users per window in one pass, without a self-join.
+  select u.day, lead(u.day) over (partition by u.user_id order by u.day) as next_day
+    from user_days u
+   where u.active
+), paying_spans as (
+  select u.day, lead(u.day) over (partition by u.user_id order by u.day) as next_day
+    from user_days u
+   where u.paying
+), changes (day, wau, mau, paying_7d, paying_30d) as (
+  select s.day, 1, 1, 0, 0 from active_spans s
+  union all
+  select least(coalesce(s.next_day, s.day + 7), s.day + 7), -1, 0, 0, 0 from active_spans s
+  union all
+  select least(coalesce(s.next_day, s.day + 30), s.day + 30), 0, -1, 0, 0 from active_spans s
+  union all
+  select s.day, 0, 0, 1, 1 from paying_spans s
+  union all
+  select least(coalesce(s.next_day, s.day + 7), s.day + 7), 0, 0, -1, 0 from paying_spans s
+  union all
+  select least(coalesce(s.next_day, s.day + 30), s.day + 30), 0, 0, 0, -1 from paying_spans s
+), days as (
+  select g::date as day
+    from (select min(u.day) as lo, greatest(max(u.day), (now() at time zone 'UTC')::date) as hi from user_days u) r,
+         generate_series(r.lo, r.hi, interval '1 day') as g
+), per_day as (
+  select u.day, count(*) filter (where u.active) as dau, count(*) filter (where u.paying) as paying_users,
+         sum(u.succeeded) as succeeded, sum(u.failed) as failed, sum(u.billable_cost) as billable_cost
+    from user_days u
+   group by u.day
+), firsts as (
+  select f.day, count(*) as new_users
+    from (select u.user_id, min(u.day) as day from user_days u where u.active group by u.user_id) f
+   group by f.day
+), deltas as (
+  select c.day, sum(c.wau) as wau, sum(c.mau) as mau, sum(c.paying_7d) as paying_7d, sum(c.paying_30d) as paying_30d
+    from changes c
+   group by c.day
+)
+select d.day,
+       coalesce(p.dau, 0)::bigint                                    as dau,
+       (sum(coalesce(c.wau, 0)) over w)::bigint                      as wau,
+       (sum(coalesce(c.mau, 0)) over w)::bigint                      as mau,
+       coalesce(f.new_users, 0)::bigint                              as new_users,
+       coalesce(p.paying_users, 0)::bigint                           as paying_users,
+       (sum(coalesce(c.paying_7d, 0)) over w)::bigint                as paying_users_7d,
+       (sum(coalesce(c.paying_30d, 0)) over w)::bigint               as paying_users_30d,
+       coalesce(p.succeeded, 0)::bigint                              as succeeded,
+       coalesce(p.failed, 0)::bigint                                 as failed,
+       coalesce(p.billable_cost, 0)                                  as billable_cost
+  from days d
+  left join per_day p on p.day = d.day
+  left join firsts f on f.day = d.day
+  left join deltas c on c.day = d.day
+window w as (order by d.day);
+
+comment on materialized view tally.admin_activity_mv is
+  'Platform activity per day (each user''s local day), zero-filled up to today: DAU, WAU and MAU (distinct users active in the 1, 7 and 30 days ending that day; active = a succeeded or failed event), new users (first active day), paying users that day and in the 7 and 30 days ending that day (net billable cost > 0), attempts and billable cost. From tally.user_daily_ops. Read through tally.admin_active_users.';
+
+create unique index admin_activity_mv_key on tally.admin_activity_mv (day);
+
+
+-- >>> db/0834_admin_leaderboards_mv.sql
+-- Leaderboards: totals per timeframe (24h, 7d, 30d, all), declared dimension and value (top voices, models, templates).
+-- Refreshed by tally.refresh_analytics; read by tally.admin_leaderboard.
+create materialized view tally.admin_leaderboards_mv as
+with windows as (
+  select w.time_window, w.since from tally._analytics_windows() w
+), per_user as (
+  -- Day-grained windows from the daily rollups, all time from the lifetime rollups.
+  select w.time_window, d.dimension, d.value, d.user_id,
+         sum(d.events) as events, sum(d.quantity) as quantity, sum(d.duration_ms) as duration_ms, sum(d.cost) as cost,
+         bool_or(d.first_at is not null or d.failures > 0) as active
+    from tally.user_daily d
+    join windows w on d.day >= w.since
+   where d.day >= (select min(x.since) from windows x)
+   group by w.time_window, d.dimension, d.value, d.user_id
+  union all
+  select 'all', t.dimension, t.value, t.user_id, t.events, t.quantity, t.duration_ms, t.cost,
+         t.first_at is not null or t.failures > 0
+    from tally.user_totals t
+), totals as (
+  select p.time_window, p.dimension, p.value, sum(p.events)::bigint as events, sum(p.quantity)::bigint as quantity,
+         sum(p.duration_ms)::bigint as duration_ms, sum(p.cost) as cost, count(*) filter (where p.active) as users
+    from per_user p
+   group by p.time_window, p.dimension, p.value
+), ranked as (
+  select t.*,
+         rank() over (partition by t.time_window, t.dimension order by t.events desc)      as by_events,
+         rank() over (partition by t.time_window, t.dimension order by t.quantity desc)    as by_quantity,
+         rank() over (partition by t.time_window, t.dimension order by t.duration_ms desc) as by_duration,
+         rank() over (partition by t.time_window, t.dimension order by t.cost desc)        as by_cost,
+         rank() over (partition by t.time_window, t.dimension order by t.users desc)       as by_users
+    from totals t
+)
+select r.time_window, w.since as window_start, r.dimension, r.value, r.events, r.quantity, r.duration_ms, r.cost,
+       r.users::bigint
+  from ranked r
+  join windows w on w.time_window = r.time_window
+ where least(r.by_events, r.by_quantity, r.by_duration, r.by_cost, r.by_users) <= 1000;
+
+comment on materialized view tally.admin_leaderboards_mv is
+  'Per timeframe (24h, 7d, 30d: the days overlapping it; all: lifetime), dimension and value: events, quantity, duration, cost and users; the top 1000 values by any of these per timeframe and dimension. Read through tally.admin_leaderboard.';
+
+create unique index admin_leaderboards_mv_key on tally.admin_leaderboards_mv (time_window, dimension, value);
+
+
+-- >>> db/0835_admin_reliability_mv.sql
+-- Reliability per timeframe, kind and format: success rate, average and percentile durations (from histograms).
+-- Refreshed by tally.refresh_analytics; read by tally.admin_reliability and tally.admin_week_over_week.
+create materialized view tally.admin_reliability_mv as
+with windows as (
+  select w.time_window, w.since from tally._analytics_windows() w
+), attempts as (
+  select w.time_window, o.kind, case when grouping(o.format) = 1 then '*' else o.format end as format,
+         sum(o.succeeded)::bigint as succeeded, sum(o.failed)::bigint as failed,
+         sum(o.timed_events)::bigint as timed_events, sum(o.duration_ms)::bigint as duration_ms
+    from tally.user_daily_ops o
+    join windows w on w.since is null or o.day >= w.since
+   group by grouping sets ((w.time_window, o.kind, o.format), (w.time_window, o.kind))
+), histogram as (
+  select w.time_window, h.kind, case when grouping(h.format) = 1 then '*' else h.format end as format, h.bucket,
+         sum(h.events) as n
+    from tally.user_daily_durations h
+    join windows w on w.since is null or h.day >= w.since
+   group by grouping sets ((w.time_window, h.kind, h.format, h.bucket), (w.time_window, h.kind, h.bucket))
+), cumulative as (
+  select h.*, sum(h.n) over (partition by h.time_window, h.kind, h.format order by h.bucket) as below,
+         sum(h.n) over (partition by h.time_window, h.kind, h.format) as total
+    from histogram h
+), percentiles as (
+  -- Nearest rank: the first bucket whose cumulative count reaches q * total.
+  select c.time_window, c.kind, c.format,
+         min(c.bucket) filter (where c.below >= 0.50 * c.total) as p50,
+         min(c.bucket) filter (where c.below >= 0.95 * c.total) as p95,
+         min(c.bucket) filter (where c.below >= 0.99 * c.total) as p99
+    from cumulative c
+   group by c.time_window, c.kind, c.format
+)
+select a.time_window, w.since as window_start, a.kind, a.format, a.succeeded, a.failed,
+       round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2) as success_rate,
+       a.timed_events,
+       round(a.duration_ms::numeric / nullif(a.timed_events, 0))::bigint as avg_duration_ms,
+       tally._duration_bucket_ms(p.p50) as p50_duration_ms,
+       tally._duration_bucket_ms(p.p95) as p95_duration_ms,
+       tally._duration_bucket_ms(p.p99) as p99_duration_ms
+  from attempts a
+  join windows w on w.time_window = a.time_window
+  left join percentiles p on p.time_window = a.time_window and p.kind = a.kind and p.format = a.format;
+
+comment on materialized view tally.admin_reliability_mv is
+  'Per timeframe (24h, 7d, 30d: the days overlapping it; all), kind and format (attributes.format; '''' = none, ''*'' = all formats): succeeded and failed attempts, success rate %, average duration and p50/p95/p99 durations of succeeded events (from log-scale histograms, within 4.4%). Read through tally.admin_reliability.';
+
+create unique index admin_reliability_mv_key on tally.admin_reliability_mv (time_window, kind, format);
+
+
+-- >>> db/0836_admin_error_codes_mv.sql
+-- Top error codes of failed events per timeframe, kind and format, from the RETAINED RAW LOG (documented exception).
+-- Refreshed by tally.refresh_analytics; read by tally.admin_error_codes.
+--
+-- Pending deltas do not carry error_code, so no rollup knows it; this view reads
+-- failed rows of tally.usage_events and so covers only the retained partitions.
+create materialized view tally.admin_error_codes_mv as
+with windows as (
+  select w.time_window, w.since_at from tally._analytics_windows() w
+), counted as (
+  select w.time_window, e.kind,
+         case when grouping(coalesce(left(e.attributes ->> 'format', 64), '')) = 1 then '*'
+              else coalesce(left(e.attributes ->> 'format', 64), '') end as format,
+         coalesce(e.error_code, '') as error_code,
+         count(*) as failures, count(distinct e.user_id) as users, max(e.occurred_at) as last_at
+    from tally.usage_events e
+    join windows w on w.since_at is null or e.occurred_at >= w.since_at
+   where e.status = 'failed'
+   group by grouping sets ((w.time_window, e.kind, coalesce(left(e.attributes ->> 'format', 64), ''), coalesce(e.error_code, '')),
+                           (w.time_window, e.kind, coalesce(e.error_code, '')))
+), ranked as (
+  select c.*, rank() over (partition by c.time_window, c.kind, c.format order by c.failures desc) as r
+    from counted c
+)
+select r.time_window, r.kind, r.format, r.error_code, r.failures, r.users, r.last_at
+  from ranked r
+ where r.r <= 100;
+
+comment on materialized view tally.admin_error_codes_mv is
+  'Failed events per timeframe (24h, 7d, 30d exact; all = the retained raw log), kind, format (''*'' = all formats) and error_code ('''' = none): failures, distinct users, last failure; top 100 codes each. The one admin view over the raw log (error_code is not in the pending deltas), so history dropped by retention is not in it. Read through tally.admin_error_codes.';
+
+create unique index admin_error_codes_mv_key on tally.admin_error_codes_mv (time_window, kind, format, error_code);
+
+
+-- >>> db/0837_admin_cohorts_mv.sql
+-- Cohort retention: users by first-active month, counted again in each later month they are active.
+-- Refreshed by tally.refresh_analytics; read by tally.admin_cohorts.
+create materialized view tally.admin_cohorts_mv as
+with months as (
+  select o.user_id, date_trunc('month', o.day::timestamp)::date as month
+    from tally.user_daily_ops o
+   where o.succeeded > 0 or o.failed > 0
+   group by 1, 2
+), cohorts as (
+  select m.user_id, min(m.month) as cohort_month
+    from months m
+   group by m.user_id
+)
+select c.cohort_month,
+       m.month as active_month,
+       ((extract(year from m.month) - extract(year from c.cohort_month)) * 12
+        + extract(month from m.month) - extract(month from c.cohort_month))::integer as month_offset,
+       count(*)::bigint as users
+  from months m
+  join cohorts c on c.user_id = m.user_id
+ group by c.cohort_month, m.month;
+
+comment on materialized view tally.admin_cohorts_mv is
+  'Cohort retention: per first-active month (the user''s local days; active = a succeeded or failed event) and later month, how many of the cohort were active; month_offset counts months across year boundaries. From tally.user_daily_ops. Read through tally.admin_cohorts.';
+
+create unique index admin_cohorts_mv_key on tally.admin_cohorts_mv (cohort_month, active_month);
+
+
+-- >>> functions/0850_refresh_analytics.sql
+-- Refreshes every admin materialized view CONCURRENTLY (readers are never blocked) and logs each one in tally.refresh_log.
+-- Called by pg_cron (tally.schedule_refresh), `pgtally refresh` and the demo; one at a time (a second caller returns 'skipped').
+create or replace function tally.refresh_analytics()
+returns table (view_name text, status text, started_at timestamptz, finished_at timestamptz, duration_ms numeric,
+               row_count bigint)
+language plpgsql
+security definer
+set search_path = ''
+-- JIT compilation costs more than it saves on these aggregates (about 0.7 s per view).
+set jit = off
+as $$
+#variable_conflict use_column
+declare
+  run_started timestamptz := clock_timestamp();
+  v           text;
+  t0          timestamptz;
+  t1          timestamptz;
+  n           bigint;
+begin
+  -- SECURITY DEFINER: only the owner of a materialized view may refresh it.
+  -- Never two at once: a second caller does not queue behind a long refresh,
+  -- it returns one row with status 'skipped' at once.
+  if not pg_catalog.pg_try_advisory_xact_lock(7461, 80) then
+    raise notice 'pgtally: another refresh of the analytics is running; skipped';
+    return query select null::text, 'skipped'::text, run_started, clock_timestamp(), 0::numeric, null::bigint;
+    return;
+  end if;
+  -- CONCURRENTLY: readers keep reading the previous contents (the refresh takes
+  -- an EXCLUSIVE lock, which does not conflict with SELECT). All views switch
+  -- over together when the caller's transaction commits.
+  foreach v in array tally._analytics_views() loop
+    t0 := clock_timestamp();
+    execute pg_catalog.format('refresh materialized view concurrently tally.%I', v);
+    t1 := clock_timestamp();
+    execute pg_catalog.format('select count(*) from tally.%I', v) into n;
+    insert into tally.refresh_log (run_started, view_name, started_at, finished_at, duration_ms, row_count)
+    values (run_started, v, t0, t1, round(extract(epoch from t1 - t0) * 1000, 1), n);
+    return query select v, 'refreshed'::text, t0, t1, round(extract(epoch from t1 - t0) * 1000, 1), n;
+  end loop;
+  delete from tally.refresh_log l where l.started_at < now() - interval '30 days';
+end
+$$;
+
+comment on function tally.refresh_analytics() is
+  'Refreshes every admin materialized view concurrently (readers never wait) in one transaction and logs start, end, duration and rows per view in tally.refresh_log; returns one row per view. Never runs twice at once: a second caller gets one row with status ''skipped'' (view_name NULL) at once. Merge pending deltas first (`pgtally refresh` does): the views read the merged rollups.';
+
+
+-- >>> functions/0851_analytics_freshness.sql
+-- How fresh each admin materialized view is: when its data were taken, how long the refresh took, its age now.
+-- Called by dashboards, `pgtally admin` and monitoring (alert when age exceeds the schedule).
+create or replace function tally.analytics_freshness()
+returns table (view_name text, refreshed_at timestamptz, finished_at timestamptz, duration_ms numeric, row_count bigint,
+               age interval)
+language sql
+volatile
+set search_path = ''
+as $$
+  select v.name, l.started_at, l.finished_at, l.duration_ms, l.row_count, clock_timestamp() - l.started_at
+    from unnest(tally._analytics_views()) with ordinality as v(name, n)
+    left join lateral (
+      select r.started_at, r.finished_at, r.duration_ms, r.row_count
+        from tally.refresh_log r
+       where r.view_name = v.name
+       order by r.started_at desc
+       limit 1) as l on true
+   order by v.n
+$$;
+
+comment on function tally.analytics_freshness() is
+  'Per admin materialized view: refreshed_at (when its data were taken; NULL = never refreshed), finished_at, duration_ms and row_count of its last refresh, and its age now.';
+
+
+-- >>> functions/0852_interval_to_cron.sql
+-- Converts a refresh interval into pg_cron 1.4 cron syntax ('5 minutes' -> '*/5 * * * *'); raises PT011 when cron cannot express it evenly.
+-- Called by tally.schedule_refresh.
+create or replace function tally._interval_to_cron(every interval)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  secs    numeric := extract(epoch from every);
+  minutes integer;
+begin
+  if secs is null or secs < 60 or secs % 60 <> 0
+     or (secs < 3600 and 3600 % secs <> 0)
+     or (secs >= 3600 and (secs % 3600 <> 0 or (secs < 86400 and 86400 % secs <> 0) or secs > 86400)) then
+    raise exception using errcode = 'PT011', column = 'every',
+      message = format('every must be a whole number of minutes dividing an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 min) '
+                       'or of hours dividing a day (1, 2, 3, 4, 6, 8, 12, 24 h) to map onto cron syntax (got %s)',
+                       coalesce(every::text, 'null'));
+  end if;
+  minutes := (secs / 60)::integer;
+  return case
+    when minutes = 1 then '* * * * *'
+    when minutes < 60 then format('*/%s * * * *', minutes)
+    when minutes = 60 then '0 * * * *'
+    when minutes = 1440 then '0 0 * * *'
+    else format('0 */%s * * *', minutes / 60)
+  end;
+end
+$$;
+
+comment on function tally._interval_to_cron(interval) is
+  'Cron syntax (pg_cron 1.4 takes no seconds) for a refresh interval that divides an hour or a day evenly; raises PT011 otherwise (internal).';
+
+
+-- >>> functions/0853_schedule_refresh.sql
+-- Schedules tally.refresh_analytics() with pg_cron (job 'pgtally-refresh', replaced when it exists) every `every`.
+-- Called once by a DBA; without pg_cron it raises 55000 with the crontab line for `pgtally refresh` in the hint.
+create or replace function tally.schedule_refresh(every interval default interval '5 minutes')
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  spec text := tally._interval_to_cron(every);
+  job  bigint;
+begin
+  if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    raise exception using errcode = '55000',
+      message = 'pg_cron is not installed in this database, so tally.schedule_refresh cannot schedule the refresh',
+      hint = format('Run the CLI from cron instead, e.g. this crontab line: %s DATABASE_URL=postgresql://... pgtally refresh  '
+                    '(or CREATE EXTENSION pg_cron, with pg_cron in shared_preload_libraries and cron.database_name set to this database).',
+                    spec);
+  end if;
+  -- cron.schedule with a job name replaces an existing job of that name (pg_cron >= 1.3).
+  execute 'select cron.schedule($1, $2, $3)' into job
+    using 'pgtally-refresh', spec, 'select tally.refresh_analytics()';
+  return format('scheduled pg_cron job %s ''pgtally-refresh'': %s select tally.refresh_analytics()', job, spec);
+end
+$$;
+
+comment on function tally.schedule_refresh(interval) is
+  'Schedules tally.refresh_analytics() every `every` with pg_cron (job ''pgtally-refresh'', cron syntax, so whole minutes dividing an hour or hours dividing a day) and returns a description. Without pg_cron raises SQLSTATE 55000 whose hint is the crontab line for `pgtally refresh`. Schedule tally.merge_pending() too: the views read merged rollups.';
+
+
+-- >>> functions/0860_admin_overview.sql
+-- Platform headline figures: users, events, attempts and success rate, cost, paying users, averages per user and event.
+-- Called by dashboards, the Python client's admin.overview() and `pgtally admin`.
+create or replace function tally.admin_overview()
+returns table (users bigint, events bigint, succeeded bigint, failures bigint, success_rate numeric, duration_ms bigint,
+               cost numeric, billable_cost numeric, paying_users bigint, avg_events_per_user numeric,
+               avg_cost_per_user numeric, avg_cost_per_event numeric, first_at timestamptz, last_at timestamptz,
+               refreshed_at timestamptz)
+language sql
+stable
+set search_path = ''
+as $$
+  select o.users, o.events, o.succeeded, o.failures, o.success_rate, o.duration_ms, o.cost, o.billable_cost,
+         o.paying_users,
+         round(o.events::numeric / nullif(o.users, 0), 2),
+         round(o.cost / nullif(o.users, 0), 6),
+         round(o.cost / nullif(o.events, 0), 6),
+         o.first_at, o.last_at, tally._refreshed_at('admin_overview_mv')
+    from tally.admin_overview_mv o
+$$;
+
+comment on function tally.admin_overview() is
+  'Platform headline figures as of the last refresh (refreshed_at): users, events, succeeded and failed attempts, success rate %, duration, cost, billable cost, paying users (net billable cost > 0), averages per user and per event. Requires tally_analyst.';
+
+
+-- >>> functions/0861_admin_totals.sql
+-- Platform totals per value of one declared dimension (kind, model, provider, plan, ...), averages and cost shares.
+-- Called by dashboards, admin.totals() / admin.cost_breakdown() and `pgtally admin`.
+create or replace function tally.admin_totals(dimension text default 'kind')
+returns table (value text, events bigint, failures bigint, quantity bigint, duration_ms bigint, cost numeric, users bigint,
+               avg_quantity_per_event numeric, avg_duration_ms numeric, avg_cost_per_event numeric,
+               avg_events_per_user numeric, avg_quantity_per_user numeric, avg_cost_per_user numeric,
+               cost_share_pct numeric, refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  perform tally._dimension_keys(dimension);
+  return query
+  select t.value, t.events, t.failures, t.quantity, t.duration_ms, t.cost, t.users,
+         round(t.quantity::numeric / nullif(t.events, 0), 2),
+         round(t.duration_ms::numeric / nullif(t.timed_events, 0)),
+         round(t.cost / nullif(t.events, 0), 6),
+         round(t.events::numeric / nullif(t.users, 0), 2),
+         round(t.quantity::numeric / nullif(t.users, 0), 2),
+         round(t.cost / nullif(t.users, 0), 6),
+         round(100 * t.cost / nullif(sum(t.cost) over (), 0), 2),
+         tally._refreshed_at('admin_totals_mv')
+    from tally.admin_totals_mv t
+   where t.dimension = admin_totals.dimension
+   order by t.events desc, t.value;
+end
+$$;
+
+comment on function tally.admin_totals(text) is
+  'Platform lifetime totals per value of a declared dimension (raises PT010 otherwise): events, failures, quantity, duration, cost, users; averages per event (duration per timed event) and per user; share of the dimension''s cost in %. As of refreshed_at. Requires tally_analyst.';
+
+
+-- >>> functions/0862_admin_leaderboard.sql
+-- Top values of a declared dimension (voices, models, templates) in a timeframe (24h, 7d, 30d, all), ranked by a metric.
+-- Called by dashboards, admin.leaderboard() and `pgtally admin`.
+create or replace function tally.admin_leaderboard(dimension text, time_window text default '7d',
+                                                   metric text default 'events', max_rows integer default 10)
+returns table ("rank" bigint, value text, events bigint, quantity bigint, duration_ms bigint, cost numeric, users bigint,
+               window_start date, refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  perform tally._dimension_keys(dimension);
+  perform tally._check_window(time_window);
+  if metric is null or metric not in ('events', 'quantity', 'duration_ms', 'cost', 'users') then
+    raise exception using errcode = 'PT011', column = 'metric',
+      message = format('metric must be one of events, quantity, duration_ms, cost, users (got %L)', metric);
+  elsif max_rows is null or max_rows not between 1 and 1000 then
+    raise exception using errcode = 'PT011', column = 'max_rows',
+      message = format('max_rows must be between 1 and 1000 (got %s)', coalesce(max_rows::text, 'null'));
+  end if;
+  return query
+  select r.rnk, r.value, r.events, r.quantity, r.duration_ms, r.cost, r.users, r.window_start,
+         tally._refreshed_at('admin_leaderboards_mv')
+    from (select l.*, rank() over (order by s.score desc) as rnk
+            from tally.admin_leaderboards_mv l
+           cross join lateral (select case metric when 'events' then l.events::numeric
+                                                  when 'quantity' then l.quantity::numeric
+                                                  when 'duration_ms' then l.duration_ms::numeric
+                                                  when 'cost' then l.cost
+                                                  else l.users::numeric end as score) as s
+           where l.dimension = admin_leaderboard.dimension and l.time_window = admin_leaderboard.time_window
+             and s.score > 0) as r
+   order by r.rnk, r.value
+   limit max_rows;
+end
+$$;
+
+comment on function tally.admin_leaderboard(text, text, text, integer) is
+  'Top max_rows values of a declared dimension in a timeframe (24h, 7d, 30d: the days overlapping it, in UTC; all: lifetime) ranked by metric (events, quantity, duration_ms, cost, users; ties share a rank); values with nothing of the metric are left out. As of refreshed_at. Requires tally_analyst.';
+
+
+-- >>> functions/0863_admin_trend.sql
+-- Daily series (sparklines) per value of a dimension, zero-filled: events per day of chosen kinds, voices, models.
+-- Called by dashboards, admin.trend() and `pgtally admin`.
+create or replace function tally.admin_trend(dimension text default 'kind', only_values text[] default null,
+                                             from_day date default null, to_day date default null)
+returns table (day date, value text, events bigint, failures bigint, quantity bigint, duration_ms bigint, cost numeric,
+               users bigint, refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  last_day  date := coalesce(to_day, (now() at time zone 'UTC')::date);
+  first_day date := coalesce(from_day, coalesce(to_day, (now() at time zone 'UTC')::date) - 29);
+begin
+  perform tally._dimension_keys(dimension);
+  if last_day < first_day or last_day - first_day > 3660 then
+    raise exception using errcode = 'PT011', column = 'from_day',
+      message = format('from_day %s to to_day %s is not a range of 1 to 3661 days', first_day, last_day);
+  end if;
+  return query
+  with vals as (
+    select v.value from unnest(only_values) as v(value)
+    union
+    select distinct d.value from tally.admin_daily_mv d
+     where only_values is null and d.dimension = admin_trend.dimension and d.day between first_day and last_day
+  )
+  select g.day::date, vals.value, coalesce(d.events, 0), coalesce(d.failures, 0), coalesce(d.quantity, 0),
+         coalesce(d.duration_ms, 0), coalesce(d.cost, 0), coalesce(d.users, 0),
+         tally._refreshed_at('admin_daily_mv')
+    from generate_series(first_day, last_day, interval '1 day') as g(day)
+   cross join vals
+    left join tally.admin_daily_mv d
+           on d.dimension = admin_trend.dimension and d.day = g.day::date and d.value = vals.value
+   order by vals.value, g.day;
+end
+$$;
+
+comment on function tally.admin_trend(text, text[], date, date) is
+  'Platform series per day (users'' local days) and value of a declared dimension, zero-filled: events, failures, quantity, duration, cost, active users. only_values picks values (default: all with activity in the range); the range defaults to the 30 days ending today (UTC). As of refreshed_at. Requires tally_analyst.';
+
+
+-- >>> functions/0864_admin_active_users.sql
+-- DAU, WAU, MAU, new and paying users, attempts and success rate per day.
+-- Called by dashboards, admin.active_users() and `pgtally admin`.
+create or replace function tally.admin_active_users(from_day date default null, to_day date default null)
+returns table (day date, dau bigint, wau bigint, mau bigint, new_users bigint, paying_users bigint,
+               paying_users_7d bigint, paying_users_30d bigint, succeeded bigint, failed bigint, success_rate numeric,
+               billable_cost numeric, refreshed_at timestamptz)
+language sql
+stable
+set search_path = ''
+as $$
+  select a.day, a.dau, a.wau, a.mau, a.new_users, a.paying_users, a.paying_users_7d, a.paying_users_30d, a.succeeded,
+         a.failed, round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2), a.billable_cost,
+         tally._refreshed_at('admin_activity_mv')
+    from tally.admin_activity_mv a
+   where a.day between coalesce(from_day, coalesce(to_day, (now() at time zone 'UTC')::date) - 29)
+                   and coalesce(to_day, (now() at time zone 'UTC')::date)
+   order by a.day
+$$;
+
+comment on function tally.admin_active_users(date, date) is
+  'Per day (default: the 30 days ending today, UTC): DAU, WAU, MAU (distinct users with a succeeded or failed event in the 1, 7, 30 days ending that day), new users, paying users that day and in 7 and 30 days (net billable cost > 0), attempts, success rate %, billable cost. As of refreshed_at. Requires tally_analyst.';
+
+
+-- >>> functions/0865_admin_week_over_week.sql
+-- Week-over-week cards: the 7 days ending as_of against the 7 before, with absolute and % deltas and a trend flag.
+-- Called by dashboards, admin.week_over_week() and `pgtally admin`.
+create or replace function tally.admin_week_over_week(as_of date default null, dimension text default 'kind')
+returns table (metric text, value text, this_week numeric, last_week numeric, delta numeric, delta_pct numeric,
+               trend text, week_start date, week_end date, refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  d date := coalesce(as_of, (now() at time zone 'UTC')::date - 1);
+begin
+  perform tally._dimension_keys(dimension);
+  return query
+  with act as (
+    select coalesce(sum(a.succeeded) filter (where a.day > d - 7), 0) as s1,
+           coalesce(sum(a.succeeded) filter (where a.day <= d - 7), 0) as s0,
+           coalesce(sum(a.failed) filter (where a.day > d - 7), 0) as f1,
+           coalesce(sum(a.failed) filter (where a.day <= d - 7), 0) as f0,
+           coalesce(sum(a.new_users) filter (where a.day > d - 7), 0) as n1,
+           coalesce(sum(a.new_users) filter (where a.day <= d - 7), 0) as n0,
+           coalesce(sum(a.billable_cost) filter (where a.day > d - 7), 0) as b1,
+           coalesce(sum(a.billable_cost) filter (where a.day <= d - 7), 0) as b0,
+           coalesce(max(a.wau) filter (where a.day = d), 0) as w1,
+           coalesce(max(a.wau) filter (where a.day = d - 7), 0) as w0,
+           coalesce(max(a.paying_users_7d) filter (where a.day = d), 0) as p1,
+           coalesce(max(a.paying_users_7d) filter (where a.day = d - 7), 0) as p0
+      from tally.admin_activity_mv a
+     where a.day between d - 13 and d
+  ), per_value as (
+    select x.value,
+           coalesce(sum(x.events) filter (where x.day > d - 7), 0) as e1,
+           coalesce(sum(x.events) filter (where x.day <= d - 7), 0) as e0,
+           coalesce(sum(x.failures) filter (where x.day > d - 7), 0) as f1,
+           coalesce(sum(x.failures) filter (where x.day <= d - 7), 0) as f0,
+           coalesce(sum(x.quantity) filter (where x.day > d - 7), 0) as q1,
+           coalesce(sum(x.quantity) filter (where x.day <= d - 7), 0) as q0,
+           coalesce(sum(x.duration_ms) filter (where x.day > d - 7), 0) as m1,
+           coalesce(sum(x.duration_ms) filter (where x.day <= d - 7), 0) as m0,
+           coalesce(sum(x.cost) filter (where x.day > d - 7), 0) as c1,
+           coalesce(sum(x.cost) filter (where x.day <= d - 7), 0) as c0
+      from tally.admin_daily_mv x
+     where x.dimension = admin_week_over_week.dimension and x.day between d - 13 and d
+     group by x.value
+  ), platform as (
+    select coalesce(sum(x.events) filter (where x.day > d - 7), 0) as e1,
+           coalesce(sum(x.events) filter (where x.day <= d - 7), 0) as e0,
+           coalesce(sum(x.cost) filter (where x.day > d - 7), 0) as c1,
+           coalesce(sum(x.cost) filter (where x.day <= d - 7), 0) as c0
+      from tally.admin_daily_mv x
+     where x.dimension = 'kind' and x.day between d - 13 and d
+  ), cards (ord, metric, value, tw, lw) as (
+    select 1, 'events', '*', p.e1::numeric, p.e0::numeric from platform p
+    union all select 2, 'active_users', '*', a.w1, a.w0 from act a
+    union all select 3, 'new_users', '*', a.n1, a.n0 from act a
+    union all select 4, 'paying_users', '*', a.p1, a.p0 from act a
+    union all select 5, 'success_rate', '*', round(100.0 * a.s1 / nullif(a.s1 + a.f1, 0), 2),
+                     round(100.0 * a.s0 / nullif(a.s0 + a.f0, 0), 2) from act a
+    union all select 6, 'succeeded', '*', a.s1, a.s0 from act a
+    union all select 7, 'failures', '*', a.f1, a.f0 from act a
+    union all select 8, 'cost', '*', p.c1, p.c0 from platform p
+    union all select 9, 'billable_cost', '*', a.b1, a.b0 from act a
+    union all select 10, 'events', v.value, v.e1, v.e0 from per_value v
+    union all select 11, 'failures', v.value, v.f1, v.f0 from per_value v
+    union all select 12, 'quantity', v.value, v.q1, v.q0 from per_value v
+    union all select 13, 'duration_ms', v.value, v.m1, v.m0 from per_value v
+    union all select 14, 'cost', v.value, v.c1, v.c0 from per_value v
+  )
+  select c.metric, c.value, c.tw, c.lw, c.tw - c.lw,
+         round(100 * (c.tw - c.lw) / nullif(abs(c.lw), 0), 1),
+         case when c.tw is null or c.lw is null then null
+              when c.lw = 0 then case when c.tw > 0 then 'up' when c.tw < 0 then 'down' else 'stable' end
+              when abs(c.tw - c.lw) <= 0.05 * abs(c.lw) then 'stable'
+              when c.tw > c.lw then 'up'
+              else 'down' end,
+         d - 6, d,
+         least(tally._refreshed_at('admin_activity_mv'), tally._refreshed_at('admin_daily_mv'))
+    from cards c
+   order by c.ord, c.value;
+end
+$$;
+
+comment on function tally.admin_week_over_week(date, text) is
+  'Week-over-week cards for the 7 days ending as_of (default yesterday, UTC) against the 7 before: platform events, active users (WAU), new users, paying users (net billable cost > 0 in the week), success rate %, attempts, cost, billable cost (value ''*''), then events, failures, quantity, duration_ms and cost per value of a declared dimension (default kind). delta = this - last, delta_pct relative to last (NULL when last is 0), trend up/down/stable (stable within 5%). Requires tally_analyst.';
+
+
+-- >>> functions/0866_admin_funnel.sql
+-- Funnel over an ordered list of kinds: users reaching each step in order, conversion and drop-off per step, per timeframe.
+-- Called by dashboards, admin.funnel() and `pgtally admin`; reads the trigger-maintained tally.user_first_reached, never the raw log.
+create or replace function tally.admin_funnel(steps text[], from_at timestamptz default null,
+                                              to_at timestamptz default null)
+returns table (step integer, kind text, users bigint, conversion_pct numeric, step_conversion_pct numeric,
+               drop_off bigint, drop_off_pct numeric, refreshed_at timestamptz)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  lo timestamptz := coalesce(from_at, '-infinity');
+  hi timestamptz := coalesce(to_at, 'infinity');
+begin
+  -- SECURITY DEFINER on purpose: the answer is aggregate, but it is computed from
+  -- per-user rows (first-reached times, pending deltas) that analysts may not read.
+  -- EXECUTE is granted to tally_analyst only (db/0890_admin_grants.sql).
+  if steps is null or cardinality(steps) not between 1 and 20 or array_position(steps, null) is not null
+     or '' = any (steps) or (select count(distinct s) from unnest(steps) as s) <> cardinality(steps) then
+    raise exception using errcode = 'PT011', column = 'steps',
+      message = format('steps must be 1 to 20 distinct, non-empty kinds (got %s)', coalesce(steps::text, 'null'));
+  elsif hi <= lo then
+    raise exception using errcode = 'PT011', column = 'to_at',
+      message = format('to_at (%s) must be after from_at (%s)', hi, lo);
+  end if;
+  return query
+  with recursive ordered as (
+    select o.kind, o.n::integer as n from unnest(steps) with ordinality as o(kind, n)
+  ), firsts as (
+    -- Merged first times plus pending deltas: exact at commit, like the user reads.
+    select f.user_id, f.kind, min(f.first_at) as first_at
+      from (select r.user_id, r.kind, r.first_at
+              from tally.user_first_reached r
+             where r.kind = any (steps) and r.first_at < hi
+            union all
+            select p.user_id, p.kind, p.occurred_at
+              from tally.pending_deltas p
+             where p.is_use and p.kind = any (steps) and p.occurred_at < hi) as f
+     group by f.user_id, f.kind
+  ), reached (n, user_id, at) as (
+    -- Step 1: users who first reached it in the timeframe; step k: reached step k - 1
+    -- and first reached step k at or after it (skipping or reversing a step stops the user).
+    select 1, f.user_id, f.first_at from firsts f where f.kind = steps[1] and f.first_at >= lo
+    union all
+    select r.n + 1, f.user_id, f.first_at
+      from reached r
+      join ordered o on o.n = r.n + 1
+      join firsts f on f.user_id = r.user_id and f.kind = o.kind and f.first_at >= r.at
+  ), counts as (
+    select o.n, o.kind, count(r.user_id) as users
+      from ordered o
+      left join reached r on r.n = o.n
+     group by o.n, o.kind
+  )
+  select c.n, c.kind, c.users,
+         round(100.0 * c.users / nullif(first_value(c.users) over w, 0), 2),
+         round(100.0 * c.users / nullif(coalesce(lag(c.users) over w, c.users), 0), 2),
+         coalesce(lag(c.users) over w, c.users) - c.users,
+         round(100 - 100.0 * c.users / nullif(coalesce(lag(c.users) over w, c.users), 0), 2),
+         statement_timestamp()
+    from counts c
+  window w as (order by c.n)
+   order by c.n;
+end
+$$;
+
+comment on function tally.admin_funnel(text[], timestamptz, timestamptz) is
+  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}): users whose first step 1 falls in [from_at, to_at), and of them those who first reached each next step at or after the previous one and before to_at; conversion from step 1 and from the previous step, drop-off. From the trigger-maintained first-reached table plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';
+
+
+-- >>> functions/0867_admin_reliability.sql
+-- Reliability by kind and format in a timeframe: success rate, average and p50/p95/p99 durations.
+-- Called by dashboards, admin.reliability() and `pgtally admin`.
+create or replace function tally.admin_reliability(time_window text default '7d', only_kind text default null)
+returns table (kind text, format text, succeeded bigint, failed bigint, success_rate numeric, timed_events bigint,
+               avg_duration_ms bigint, p50_duration_ms bigint, p95_duration_ms bigint, p99_duration_ms bigint,
+               window_start date, refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  perform tally._check_window(time_window);
+  return query
+  select r.kind, r.format, r.succeeded, r.failed, r.success_rate, r.timed_events, r.avg_duration_ms,
+         r.p50_duration_ms, r.p95_duration_ms, r.p99_duration_ms, r.window_start,
+         tally._refreshed_at('admin_reliability_mv')
+    from tally.admin_reliability_mv r
+   where r.time_window = admin_reliability.time_window
+     and (only_kind is null or r.kind = only_kind)
+   order by r.kind, r.format <> '*', r.format;
+end
+$$;
+
+comment on function tally.admin_reliability(text, text) is
+  'Per kind and format (attributes.format; ''*'' = all formats, first; '''' = none) in a timeframe (24h, 7d, 30d: days overlapping it; all): succeeded and failed attempts, success rate %, average, p50, p95 and p99 duration of succeeded events (histogram estimates within 4.4%). As of refreshed_at. Requires tally_analyst.';
+
+
+-- >>> functions/0868_admin_error_codes.sql
+-- Top error codes of failed events in a timeframe, by kind (and format), from the retained raw log.
+-- Called by dashboards, admin.error_codes() and `pgtally admin`.
+create or replace function tally.admin_error_codes(time_window text default '7d', max_rows integer default 10,
+                                                   by_format boolean default false)
+returns table (kind text, format text, error_code text, failures bigint, users bigint, last_at timestamptz,
+               refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  perform tally._check_window(time_window);
+  if max_rows is null or max_rows not between 1 and 1000 then
+    raise exception using errcode = 'PT011', column = 'max_rows',
+      message = format('max_rows must be between 1 and 1000 (got %s)', coalesce(max_rows::text, 'null'));
+  end if;
+  return query
+  select e.kind, e.format, e.error_code, e.failures, e.users, e.last_at, tally._refreshed_at('admin_error_codes_mv')
+    from tally.admin_error_codes_mv e
+   where e.time_window = admin_error_codes.time_window
+     and (case when by_format then e.format <> '*' else e.format = '*' end)
+   order by e.failures desc, e.kind, e.format, e.error_code
+   limit max_rows;
+end
+$$;
+
+comment on function tally.admin_error_codes(text, integer, boolean) is
+  'Most frequent error codes of failed events in a timeframe (24h, 7d, 30d exact; all = the retained raw log) per kind, or per kind and format when by_format: failures, distinct users, last failure. The only admin answer read from the raw log (error_code is not in the rollups), so dropped partitions are not in it. As of refreshed_at. Requires tally_analyst.';
+
+
+-- >>> functions/0869_admin_cohorts.sql
+-- Cohort retention table: users by first-active month, share of each cohort active in each later month.
+-- Called by dashboards, admin.cohorts() and `pgtally admin`.
+create or replace function tally.admin_cohorts(from_month date default null, to_month date default null)
+returns table (cohort_month date, active_month date, month_offset integer, users bigint, cohort_users bigint,
+               retention_pct numeric, refreshed_at timestamptz)
+language sql
+stable
+set search_path = ''
+as $$
+  select c.cohort_month, c.active_month, c.month_offset, c.users, z.users,
+         round(100.0 * c.users / nullif(z.users, 0), 1), tally._refreshed_at('admin_cohorts_mv')
+    from tally.admin_cohorts_mv c
+    join tally.admin_cohorts_mv z on z.cohort_month = c.cohort_month and z.month_offset = 0
+   where c.cohort_month >= coalesce(date_trunc('month', from_month::timestamp),
+                                    date_trunc('month', now() at time zone 'UTC') - interval '11 months')::date
+     and c.cohort_month <= coalesce(date_trunc('month', to_month::timestamp),
+                                    date_trunc('month', now() at time zone 'UTC'))::date
+   order by c.cohort_month, c.month_offset
+$$;
+
+comment on function tally.admin_cohorts(date, date) is
+  'Cohort retention: for each first-active month from from_month to to_month (default the last 12 months), how many of its users were active in each later month (month_offset 0 = the cohort month, across year boundaries) and the share in %. As of refreshed_at. Requires tally_analyst.';
+
+
+-- >>> db/0890_admin_grants.sql
+-- ============================================================================
+-- Admin analytics privileges: only tally_analyst reads the platform views and
+-- calls the admin functions (a tally_reader gets 42501); the refresh is for the
+-- owner, analysts and schedules; scheduling is for the owner.
+-- ============================================================================
+
+grant usage on schema tally to tally_analyst;
+
+-- The materialized views and the refresh log.
+revoke all on tally.admin_totals_mv, tally.admin_overview_mv, tally.admin_daily_mv, tally.admin_activity_mv,
+              tally.admin_leaderboards_mv, tally.admin_reliability_mv, tally.admin_error_codes_mv,
+              tally.admin_cohorts_mv, tally.refresh_log
+  from public;
+grant select on tally.admin_totals_mv, tally.admin_overview_mv, tally.admin_daily_mv, tally.admin_activity_mv,
+                tally.admin_leaderboards_mv, tally.admin_reliability_mv, tally.admin_error_codes_mv,
+                tally.admin_cohorts_mv, tally.refresh_log, tally.dimensions
+  to tally_analyst;
+
+-- Per-user sources of the views: nobody but the owner (the funnel reads them as definer).
+revoke all on tally.user_first_reached, tally.user_daily_ops, tally.user_daily_durations from public;
+
+-- Functions: nothing for PUBLIC; the read API (SECURITY INVOKER, so the grants above apply) for analysts.
+revoke execute on function
+  tally._apply_admin(),
+  tally._duration_bucket(bigint),
+  tally._duration_bucket_ms(smallint),
+  tally._analytics_windows(),
+  tally._analytics_views(),
+  tally._check_window(text),
+  tally._refreshed_at(text),
+  tally._interval_to_cron(interval),
+  tally.refresh_analytics(),
+  tally.analytics_freshness(),
+  tally.schedule_refresh(interval),
+  tally.admin_overview(),
+  tally.admin_totals(text),
+  tally.admin_leaderboard(text, text, text, integer),
+  tally.admin_trend(text, text[], date, date),
+  tally.admin_active_users(date, date),
+  tally.admin_week_over_week(date, text),
+  tally.admin_funnel(text[], timestamptz, timestamptz),
+  tally.admin_reliability(text, text),
+  tally.admin_error_codes(text, integer, boolean),
+  tally.admin_cohorts(date, date)
+  from public;
+
+grant execute on function
+  tally._dimension_keys(text),
+  tally._analytics_views(),
+  tally._check_window(text),
+  tally._refreshed_at(text),
+  tally.analytics_freshness(),
+  tally.refresh_analytics(),
+  tally.admin_overview(),
+  tally.admin_totals(text),
+  tally.admin_leaderboard(text, text, text, integer),
+  tally.admin_trend(text, text[], date, date),
+  tally.admin_active_users(date, date),
+  tally.admin_week_over_week(date, text),
+  tally.admin_funnel(text[], timestamptz, timestamptz),
+  tally.admin_reliability(text, text),
+  tally.admin_error_codes(text, integer, boolean),
+  tally.admin_cohorts(date, date)
+  to tally_analyst;
+
+-- The refresh runs as the views' owner (SECURITY DEFINER); scheduling is a DBA's job.
+grant execute on function tally.refresh_analytics(), tally.schedule_refresh(interval), tally._interval_to_cron(interval)
+  to tally_owner;
+
+
 -- >>> db/0900_triggers.sql
 -- ============================================================================
 -- Triggers on the usage log (after the functions they call).
@@ -3508,6 +4678,8 @@ begin
     select p.oid::regprocedure from pg_proc p
      where p.pronamespace = 'tally'::regnamespace and p.prokind = 'f' and not p.prosecdef
        and p.provolatile in ('s', 'i')
+       -- the platform analytics (db/0890) are the analysts' alone
+       and p.proname not like 'admin\_%' and p.proname not like 'analytics\_%' and p.proname not like '\_analytics\_%'
   loop
     execute format('grant execute on function %s to tally_reader', f);
   end loop;

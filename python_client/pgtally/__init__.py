@@ -4,6 +4,7 @@ Producers append to ``tally.usage_events``; triggers keep exact aggregates;
 SQL functions are the read API, wrapped by :class:`Client`.
 """
 
+from .aio import AsyncClient
 from .client import Client
 from .errors import (
     AttributesTooLarge,
@@ -27,7 +28,7 @@ from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent, human_d
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttributesTooLarge", "Client", "DailyTotal", "DimensionTotal", "FieldTooLong", "ImmutableLog",
+    "AsyncClient", "AttributesTooLarge", "Client", "DailyTotal", "DimensionTotal", "FieldTooLong", "ImmutableLog",
     "InvalidArgument", "InvalidAttributes", "InvalidCorrection", "MissingField", "NegativeAmount",
     "PeriodTotal", "PgTallyError", "QuotaExceeded", "SchemaNotInstalled", "TimestampOutOfRange",
     "UnknownDimension", "UnknownStatus", "UsageEvent", "ValidationError", "human_duration",

@@ -1,3 +1,216 @@
 """CLI commands for admin analytics and refresh (registered on `pgtally`)."""
 
 from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+
+import click
+import psycopg
+from rich.table import Table
+
+from .admin import DEFAULT_FUNNEL, WINDOWS, RefreshNotScheduled
+from .admin_models import Dashboard
+from .cli import connect, console, dsn_option, emit_json, json_option, main
+from .client import Client
+from .errors import PgTallyError
+from .models import human_duration
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | int | Decimal]) -> str:
+    """A one-line chart of a series: ``▁▃▇█▅``."""
+    nums = [float(v) for v in values]
+    if not nums:
+        return ""
+    lo, hi = min(nums), max(nums)
+    if hi == lo:
+        return (_SPARKS[0] if hi == 0 else _SPARKS[3]) * len(nums)
+    return "".join(_SPARKS[round((v - lo) / (hi - lo) * (len(_SPARKS) - 1))] for v in nums)
+
+
+def _num(v: object, places: int = 0) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, Decimal) and places:
+        return f"{v:,.{places}f}"
+    if isinstance(v, (int, Decimal)):
+        return f"{v:,}"
+    return str(v)
+
+
+def _pct(v: Decimal | None, signed: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v:+.1f}%" if signed else f"{v:.1f}%"
+
+
+def _ago(t: dt.datetime | None) -> str:
+    if t is None:
+        return "never refreshed: run `pgtally refresh`"
+    seconds = int((dt.datetime.now(dt.timezone.utc) - t).total_seconds())
+    return f"{t:%Y-%m-%d %H:%M:%S %Z} ({human_duration(max(seconds, 0) * 1000)} ago)"
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    return table
+
+
+def print_dashboard(board: Dashboard) -> None:
+    """The admin dashboard as rich tables."""
+    fresh = [f.refreshed_at for f in board.freshness]
+    oldest = None if not fresh or any(f is None for f in fresh) else min(f for f in fresh if f is not None)
+    console.rule("[bold]pgtally admin dashboard")
+    console.print(f"data as of {_ago(oldest)}; timeframe {board.time_window}")
+
+    o = board.overview
+    if o is not None:
+        card = _table("Platform", "users", "events", "success", "audio/processing", "cost", "billable", "paying users",
+                      "events/user", "cost/user")
+        card.add_row(_num(o.users), _num(o.events), _pct(o.success_rate), human_duration(o.duration_ms), _num(o.cost, 4),
+                     _num(o.billable_cost, 4), _num(o.paying_users), _num(o.avg_events_per_user),
+                     _num(o.avg_cost_per_user, 4))
+        console.print(card)
+
+    totals = _table("Totals by kind (lifetime)", "kind", "events", "failures", "quantity", "duration", "cost", "cost %",
+                    "users", "qty/event", "events/user")
+    for t in board.totals_by_kind:
+        totals.add_row(t.value, _num(t.events), _num(t.failures), _num(t.quantity), human_duration(t.duration_ms),
+                       _num(t.cost, 4), _pct(t.cost_share_pct), _num(t.users), _num(t.avg_quantity_per_event),
+                       _num(t.avg_events_per_user))
+    console.print(totals)
+
+    for dimension, entries in board.leaderboards.items():
+        lb = _table(f"Top {dimension} ({board.time_window})", "#", dimension, "events", "duration", "cost", "users")
+        for e in entries:
+            lb.add_row(str(e.rank), e.value, _num(e.events), human_duration(e.duration_ms), _num(e.cost, 4), _num(e.users))
+        console.print(lb)
+
+    series: dict[str, list[int]] = defaultdict(list)
+    for p in board.trend:
+        series[p.value].append(p.events)
+    days = len(board.active_users)
+    trend = _table(f"Trends (last {days} days)", "series", "sparkline", "last day", "total")
+    for value, points in sorted(series.items(), key=lambda kv: -sum(kv[1])):
+        trend.add_row(f"{value} events", sparkline(points), _num(points[-1]), _num(sum(points)))
+    for label, attr in (("DAU", "dau"), ("WAU", "wau"), ("MAU", "mau"), ("paying (30d)", "paying_users_30d")):
+        points = [getattr(a, attr) for a in board.active_users]
+        if points:
+            trend.add_row(label, sparkline(points), _num(points[-1]), "")
+    console.print(trend)
+
+    if board.week_over_week:
+        c0 = board.week_over_week[0]
+        wow = _table(f"Week over week ({c0.week_start} .. {c0.week_end})", "metric", "this week", "last week", "delta",
+                     "delta %", "trend")
+        arrows = {"up": "↑ up", "down": "↓ down", "stable": "→ stable"}
+        for c in board.week_over_week:
+            wow.add_row(c.metric, _num(c.this_week), _num(c.last_week), _num(c.delta), _pct(c.delta_pct, signed=True),
+                        arrows.get(c.trend or "", "-"))
+        console.print(wow)
+
+    funnel = _table(f"Funnel ({board.time_window})", "step", "users", "conversion", "from previous", "drop-off")
+    for s in board.funnel:
+        funnel.add_row(f"{s.step}. {s.kind}", _num(s.users), _pct(s.conversion_pct), _pct(s.step_conversion_pct),
+                       f"{s.drop_off:,} ({_pct(s.drop_off_pct)})")
+    console.print(funnel)
+
+    rel = _table(f"Reliability ({board.time_window})", "kind / format", "succeeded", "failed", "success", "avg",
+                 "p50", "p95", "p99")
+    for r in board.reliability:
+        if r.format == "*" or len([x for x in board.reliability if x.kind == r.kind]) > 2:
+            label = r.kind if r.format == "*" else f"  {r.format or '(none)'}"
+            rel.add_row(label, _num(r.succeeded), _num(r.failed), _pct(r.success_rate),
+                        *(f"{v / 1000:.1f} s" if v is not None else "-"
+                          for v in (r.avg_duration_ms, r.p50_duration_ms, r.p95_duration_ms, r.p99_duration_ms)))
+    console.print(rel)
+
+    errors = _table(f"Top error codes ({board.time_window}, retained raw log)", "kind", "error code", "failures", "users",
+                    "last")
+    for code in board.error_codes:
+        errors.add_row(code.kind, code.error_code or "(none)", _num(code.failures), _num(code.users),
+                       f"{code.last_at:%Y-%m-%d %H:%M}" if code.last_at else "-")
+    console.print(errors)
+
+    if board.cohorts:
+        width = max(cell.month_offset for cell in board.cohorts) + 1
+        cohorts = _table("Cohort retention (users active n months after their first month)", "cohort", "users",
+                         *(f"+{i}" for i in range(1, width)))
+        by_cohort: dict[dt.date, dict[int, Decimal | None]] = defaultdict(dict)
+        sizes: dict[dt.date, int] = {}
+        for cell in board.cohorts:
+            by_cohort[cell.cohort_month][cell.month_offset] = cell.retention_pct
+            sizes[cell.cohort_month] = cell.cohort_users
+        today = dt.datetime.now(dt.timezone.utc).date()
+        for month, cells in sorted(by_cohort.items()):
+            elapsed = (today.year - month.year) * 12 + today.month - month.month
+            cohorts.add_row(f"{month:%Y-%m}", _num(sizes[month]),
+                            *(_pct(cells[i]) if i in cells else ("0.0%" if i <= elapsed else "")
+                              for i in range(1, width)))
+        console.print(cohorts)
+
+
+@main.command()
+@dsn_option
+@json_option
+@click.option("--window", "-w", type=click.Choice(WINDOWS), default="7d", show_default=True,
+              help="Timeframe of leaderboards, funnel, reliability and error codes.")
+@click.option("--dimension", "-d", multiple=True, help="Leaderboard dimension(s) (default: voice, model).")
+@click.option("--funnel", "funnel_steps", default=",".join(DEFAULT_FUNNEL), show_default=True,
+              help="Funnel steps: kinds separated by commas, in order.")
+@click.option("--days", default=14, show_default=True, help="Days of the trend sparklines.")
+def admin(dsn: str | None, as_json: bool, window: str, dimension: tuple[str, ...], funnel_steps: str, days: int) -> None:
+    """The admin dashboard: platform totals, leaderboards, trends, week-over-week, funnel, reliability, cohorts."""
+    steps = [s.strip() for s in funnel_steps.split(",") if s.strip()]
+    with connect(dsn) as conn:
+        try:
+            board = Client(conn).admin.dashboard(window, dimension or ("voice", "model"), steps, days)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise click.ClickException(f"{exc.diag.message_primary}: admin analytics need the tally_analyst role") from exc
+        except PgTallyError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        emit_json(board)
+    else:
+        print_dashboard(board)
+
+
+@main.command()
+@dsn_option
+@json_option
+@click.option("--merge/--no-merge", default=True, show_default=True, help="Merge pending deltas first.")
+@click.option("--schedule", metavar="INTERVAL",
+              help="Instead of refreshing, schedule the refresh with pg_cron every INTERVAL (e.g. '5 minutes').")
+def refresh(dsn: str | None, as_json: bool, merge: bool, schedule: str | None) -> None:
+    """Refresh the admin analytics views (readers are never blocked); run it from cron or pg_cron."""
+    with connect(dsn) as conn:
+        client = Client(conn)
+        try:
+            if schedule:
+                console.print(client.admin.schedule_refresh(schedule))
+                return
+            results = client.admin.refresh(merge_first=merge)
+        except RefreshNotScheduled as exc:
+            raise click.ClickException(str(exc)) from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise click.ClickException(f"{exc.diag.message_primary}: refreshing needs tally_analyst or tally_owner") from exc
+        except PgTallyError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        emit_json(results)
+        return
+    if results and results[0].skipped:
+        console.print("another refresh of the analytics is running; skipped")
+        return
+    table = _table("Refreshed analytics views", "view", "rows", "duration")
+    for r in results:
+        table.add_row(r.view_name or "-", _num(r.row_count), f"{r.duration_ms:,.1f} ms")
+    total = sum((r.duration_ms for r in results), Decimal(0))
+    table.add_row("[bold]total", "", f"[bold]{total:,.1f} ms")
+    console.print(table)

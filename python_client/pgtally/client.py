@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from .admin import AdminClient
+from ._query import Call, Query, QueryBuilder, Rows, Scalar, synchronous, text_decoder
 from .errors import translated
 from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent
 from .user_reads import UserReadsMixin
@@ -47,7 +48,85 @@ STAGING_COPY = f"copy pg_temp.tally_staging ({', '.join(STAGING_COLUMNS)}) from 
 Connectable = Any  # psycopg.Connection | psycopg_pool.ConnectionPool
 
 
-class Client(UserReadsMixin):
+class CoreApi(QueryBuilder):
+    """Writes and the core reads, written once for the sync and the async client."""
+
+    # ------------------------------------------------------------------ writes
+
+    def record(self, event_id: str, user_id: str, kind: str, quantity: int = 0, *,
+               occurred_at: dt.datetime | None = None, duration_ms: int | None = None,
+               cost: Decimal | int | str = 0, status: str = "succeeded", error_code: str | None = None,
+               billable: bool = True, attributes: Mapping[str, Any] | None = None,
+               corrects_event_id: str | None = None) -> bool:
+        """Record one usage event; True when new, False when ``event_id`` was already recorded.
+
+        Runs in the connection's current transaction, so it commits or rolls
+        back with the caller's own writes. Example::
+
+            tally.record("ocr-page-9", "user-42", "ocr", 1, cost="0.0015", attributes={"model": "tesseract"})
+        """
+        params = dict(event_id=event_id, user_id=user_id, kind=kind, quantity=quantity, occurred_at=occurred_at,
+                      duration_ms=duration_ms, cost=str(cost), status=status, error_code=error_code,
+                      billable=billable, attributes=Jsonb(dict(attributes or {})),
+                      corrects_event_id=corrects_event_id)
+        return bool((yield self._scalar(RECORD_SQL, params)))
+
+    def reverse(self, original_event_id: str, event_id: str) -> bool:
+        """Reverse a succeeded event (booked in its own buckets); True when the reversal is new.
+
+        Example: ``tally.reverse("tts-job-1", "tts-job-1:refund")``
+        """
+        return bool((yield self._scalar("select tally.reverse_usage(%s, %s)", (original_event_id, event_id))))
+
+    def amend(self, original_event_id: str, event_id: str, *, quantity_delta: int = 0,
+              duration_ms_delta: int | None = None, cost_delta: Decimal | int | str = 0) -> bool:
+        """Amend an event by signed deltas booked in its own buckets; True when the amendment is new.
+
+        Example: ``tally.amend("tts-job-1", "tts-job-1:recount", quantity_delta=-12)``
+        """
+        return bool((yield self._scalar("select tally.amend_usage(%s, %s, %s, %s, %s::numeric)",
+                                 (original_event_id, event_id, quantity_delta, duration_ms_delta, str(cost_delta)))))
+
+    def set_user_settings(self, user_id: str, *, time_zone: str = "UTC", billing_anchor_day: int = 1) -> None:
+        """Set a user's time zone and billing anchor day. Example: ``tally.set_user_settings("u1", time_zone="Europe/Berlin")``"""
+        (yield self._scalar("select tally.set_user_settings(%s, %s, %s)", (user_id, time_zone, billing_anchor_day)))
+
+    def declare_dimension(self, name: str, keys: Sequence[str], description: str | None = None) -> None:
+        """Declare a dimension from attribute keys. Example: ``tally.declare_dimension("voice_model", ["model", "voice"])``"""
+        (yield self._scalar("select tally.declare_dimension(%s, %s, %s)", (name, list(keys), description)))
+
+    def merge_pending(self, max_rows: int = 100_000) -> int:
+        """Fold pending deltas into the rollups; returns how many merged (0 when another merge runs)."""
+        return int((yield self._scalar("select tally.merge_pending(%s)", (max_rows,))) or 0)
+
+    # ------------------------------------------------------------------- reads
+
+    def lifetime_totals(self, user_id: str, dimension: str = "kind") -> list[DimensionTotal]:
+        """Lifetime totals of a user per value of ``dimension``, largest quantity first.
+
+        Example: ``[t.value for t in tally.lifetime_totals("user-42", "voice")]``
+        """
+        return (yield self._rows("select * from tally.lifetime_totals(%s, %s)", (user_id, dimension), DimensionTotal.from_row))
+
+    def daily_totals(self, user_id: str, dimension: str, from_day: dt.date, to_day: dt.date) -> list[DailyTotal]:
+        """Totals of a user per local day and value of ``dimension`` (days with activity only).
+
+        Example: ``tally.daily_totals("user-42", "kind", date(2026, 11, 1), date(2026, 11, 30))``
+        """
+        return (yield self._rows("select * from tally.daily_totals(%s, %s, %s, %s)", (user_id, dimension, from_day, to_day),
+                          DailyTotal.from_row))
+
+    def period_totals(self, user_id: str, at: dt.datetime | None = None) -> list[PeriodTotal]:
+        """Billing-period counters per kind for the period containing ``at`` (default now).
+
+        Example: ``{p.kind: p.quantity for p in tally.period_totals("user-42")}``
+        """
+        return (yield self._rows("select * from tally.period_totals(%s, coalesce(%s::timestamptz, now()))", (user_id, at),
+                          PeriodTotal.from_row))
+
+
+@synchronous
+class Client(CoreApi, UserReadsMixin):
     """Synchronous pgtally client.
 
     Example::
@@ -134,40 +213,40 @@ class Client(UserReadsMixin):
                 raise exc
             self._conn = psycopg.connect(self._dsn, autocommit=True)
 
-    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any], build: Callable[[dict[str, Any]], T]) -> list[T]:
-        def work(conn: psycopg.Connection) -> list[T]:
-            with conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(sql, params)
-                return [build(r) for r in cur.fetchall()]
-
-        return self._run(work)
-
-    def _scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
+    def _execute(self, query: Query) -> Any:
+        """Run one query of an API method (with the retries of ``_run``)."""
         def work(conn: psycopg.Connection) -> Any:
-            row = conn.execute(sql, params).fetchone()
-            return row[0] if row else None
+            if isinstance(query, Rows):
+                with conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute(query.sql, query.params)
+                    return [query.build(r) for r in cur.fetchall()]
+            if isinstance(query, Scalar):
+                row = conn.execute(query.sql, query.params).fetchone()
+                return row[0] if row else None
+            decoder = text_decoder(query.out)
+            with conn.cursor() as cur:
+                with cur.copy(query.sql, query.params) as copy:
+                    for chunk in copy:
+                        query.out.write(decoder.decode(chunk) if decoder else chunk)
+                if decoder:
+                    query.out.write(decoder.decode(b"", final=True))
+                return max(cur.rowcount, 0)
 
         return self._run(work)
 
-    # ------------------------------------------------------------------ writes
-
-    def record(self, event_id: str, user_id: str, kind: str, quantity: int = 0, *,
-               occurred_at: dt.datetime | None = None, duration_ms: int | None = None,
-               cost: Decimal | int | str = 0, status: str = "succeeded", error_code: str | None = None,
-               billable: bool = True, attributes: Mapping[str, Any] | None = None,
-               corrects_event_id: str | None = None) -> bool:
-        """Record one usage event; True when new, False when ``event_id`` was already recorded.
-
-        Runs in the connection's current transaction, so it commits or rolls
-        back with the caller's own writes. Example::
-
-            tally.record("ocr-page-9", "user-42", "ocr", 1, cost="0.0015", attributes={"model": "tesseract"})
-        """
-        params = dict(event_id=event_id, user_id=user_id, kind=kind, quantity=quantity, occurred_at=occurred_at,
-                      duration_ms=duration_ms, cost=str(cost), status=status, error_code=error_code,
-                      billable=billable, attributes=Jsonb(dict(attributes or {})),
-                      corrects_event_id=corrects_event_id)
-        return bool(self._scalar(RECORD_SQL, params))
+    def _drive(self, call: Call[T]) -> T:
+        """Run an API method's queries one after the other and return its result."""
+        try:
+            query = next(call)
+            while True:
+                try:
+                    result = self._execute(query)
+                except Exception as exc:  # noqa: BLE001 - the method may handle it (try/except around a yield)
+                    query = call.throw(exc)
+                    continue
+                query = call.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def record_many(self, events: Iterable[UsageEvent | Mapping[str, Any]], *, chunk_size: int = 5000,
                     progress: Callable[[int], None] | None = None) -> int:
@@ -208,55 +287,3 @@ class Client(UserReadsMixin):
                 progress(len(chunk))
         return added
 
-    def reverse(self, original_event_id: str, event_id: str) -> bool:
-        """Reverse a succeeded event (booked in its own buckets); True when the reversal is new.
-
-        Example: ``tally.reverse("tts-job-1", "tts-job-1:refund")``
-        """
-        return bool(self._scalar("select tally.reverse_usage(%s, %s)", (original_event_id, event_id)))
-
-    def amend(self, original_event_id: str, event_id: str, *, quantity_delta: int = 0,
-              duration_ms_delta: int | None = None, cost_delta: Decimal | int | str = 0) -> bool:
-        """Amend an event by signed deltas booked in its own buckets; True when the amendment is new.
-
-        Example: ``tally.amend("tts-job-1", "tts-job-1:recount", quantity_delta=-12)``
-        """
-        return bool(self._scalar("select tally.amend_usage(%s, %s, %s, %s, %s::numeric)",
-                                 (original_event_id, event_id, quantity_delta, duration_ms_delta, str(cost_delta))))
-
-    def set_user_settings(self, user_id: str, *, time_zone: str = "UTC", billing_anchor_day: int = 1) -> None:
-        """Set a user's time zone and billing anchor day. Example: ``tally.set_user_settings("u1", time_zone="Europe/Berlin")``"""
-        self._scalar("select tally.set_user_settings(%s, %s, %s)", (user_id, time_zone, billing_anchor_day))
-
-    def declare_dimension(self, name: str, keys: Sequence[str], description: str | None = None) -> None:
-        """Declare a dimension from attribute keys. Example: ``tally.declare_dimension("voice_model", ["model", "voice"])``"""
-        self._scalar("select tally.declare_dimension(%s, %s, %s)", (name, list(keys), description))
-
-    def merge_pending(self, max_rows: int = 100_000) -> int:
-        """Fold pending deltas into the rollups; returns how many merged (0 when another merge runs)."""
-        return int(self._scalar("select tally.merge_pending(%s)", (max_rows,)) or 0)
-
-    # ------------------------------------------------------------------- reads
-
-    def lifetime_totals(self, user_id: str, dimension: str = "kind") -> list[DimensionTotal]:
-        """Lifetime totals of a user per value of ``dimension``, largest quantity first.
-
-        Example: ``[t.value for t in tally.lifetime_totals("user-42", "voice")]``
-        """
-        return self._rows("select * from tally.lifetime_totals(%s, %s)", (user_id, dimension), DimensionTotal.from_row)
-
-    def daily_totals(self, user_id: str, dimension: str, from_day: dt.date, to_day: dt.date) -> list[DailyTotal]:
-        """Totals of a user per local day and value of ``dimension`` (days with activity only).
-
-        Example: ``tally.daily_totals("user-42", "kind", date(2026, 11, 1), date(2026, 11, 30))``
-        """
-        return self._rows("select * from tally.daily_totals(%s, %s, %s, %s)", (user_id, dimension, from_day, to_day),
-                          DailyTotal.from_row)
-
-    def period_totals(self, user_id: str, at: dt.datetime | None = None) -> list[PeriodTotal]:
-        """Billing-period counters per kind for the period containing ``at`` (default now).
-
-        Example: ``{p.kind: p.quantity for p in tally.period_totals("user-42")}``
-        """
-        return self._rows("select * from tally.period_totals(%s, coalesce(%s::timestamptz, now()))", (user_id, at),
-                          PeriodTotal.from_row)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from .errors import translated
+from ._query import QueryBuilder
 from .user_models import (
     CalendarDay,
     Comparison,
@@ -42,16 +42,8 @@ T = TypeVar("T")
 _NOW = "coalesce(%s::timestamptz, now())"
 
 
-class UserReadsMixin:
+class UserReadsMixin(QueryBuilder):
     """Methods of the user-facing read API (see docs/user-analytics.md)."""
-
-    if TYPE_CHECKING:
-        def connection(self) -> contextlib.AbstractContextManager[psycopg.Connection]: ...
-
-        def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any],
-                  build: Callable[[dict[str, Any]], T]) -> list[T]: ...
-
-        def _scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any: ...
 
     # ------------------------------------------------------ plans (A5)
 
@@ -67,8 +59,8 @@ class UserReadsMixin:
 
             tally.upsert_plan("free", tier=0, monthly_price=0, limits={"tts": 20_000}, is_default=True)
         """
-        self._scalar("select tally.upsert_plan(%s, %s, %s::numeric, %s::jsonb, %s, %s)",
-                     (plan, tier, str(monthly_price), json.dumps(dict(limits or {})), is_default, description))
+        (yield self._scalar("select tally.upsert_plan(%s, %s, %s::numeric, %s::jsonb, %s, %s)",
+                     (plan, tier, str(monthly_price), json.dumps(dict(limits or {})), is_default, description)))
 
     def start_subscription(self, user_id: str, plan: str, started_at: dt.datetime | None = None) -> None:
         """Start a subscription at ``started_at`` (default now); a running one ends there (plan change).
@@ -77,29 +69,29 @@ class UserReadsMixin:
 
             tally.start_subscription("user-42", "pro")
         """
-        self._scalar(f"select tally.start_subscription(%s, %s, {_NOW})", (user_id, plan, started_at))
+        (yield self._scalar(f"select tally.start_subscription(%s, %s, {_NOW})", (user_id, plan, started_at)))
 
     def end_subscription(self, user_id: str, ended_at: dt.datetime | None = None) -> bool:
         """End the running subscription at ``ended_at`` (default now); False when none runs.
 
         The user falls back to the default plan. Example: ``tally.end_subscription("user-42")``
         """
-        return bool(self._scalar(f"select tally.end_subscription(%s, {_NOW})", (user_id, ended_at)))
+        return bool((yield self._scalar(f"select tally.end_subscription(%s, {_NOW})", (user_id, ended_at))))
 
     def plan_at(self, user_id: str, at: dt.datetime | None = None) -> str | None:
         """The plan in force at ``at`` (default now): the running subscription, else the default plan.
 
         Example: ``tally.plan_at("user-42", datetime(2026, 3, 1, tzinfo=timezone.utc))``
         """
-        return self._scalar(f"select tally.plan_at(%s, {_NOW})", (user_id, at))  # type: ignore[no-any-return]
+        return (yield self._scalar(f"select tally.plan_at(%s, {_NOW})", (user_id, at)))  # type: ignore[no-any-return]
 
     def subscription_summary(self, user_id: str, at: dt.datetime | None = None) -> SubscriptionSummary:
         """Current plan, months subscribed, highest tier reached and revenue to date.
 
         Example: ``tally.subscription_summary("user-42").revenue``
         """
-        return self._rows(f"select * from tally.subscription_summary(%s, {_NOW})", (user_id, at),
-                          SubscriptionSummary.from_row)[0]
+        return (yield self._rows(f"select * from tally.subscription_summary(%s, {_NOW})", (user_id, at),
+                          SubscriptionSummary.from_row))[0]
 
     # ------------------------------------------------ engagement (A4)
 
@@ -111,8 +103,8 @@ class UserReadsMixin:
             p = tally.engagement_profile("user-42")
             print(f"{p.current_streak}-day streak, {p.sessions} sessions of {p.avg_session_text}")
         """
-        return self._rows(f"select * from tally.engagement_profile(%s, {_NOW})", (user_id, at),
-                          EngagementProfile.from_row)[0]
+        return (yield self._rows(f"select * from tally.engagement_profile(%s, {_NOW})", (user_id, at),
+                          EngagementProfile.from_row))[0]
 
     # --------------------------------------------------- summary (U1)
 
@@ -124,7 +116,7 @@ class UserReadsMixin:
             card = tally.summary_card("user-42")
             print(card.voices[0].value, card.voices[0].duration_text)   # af_alloy 14 h 12 min
         """
-        rows = self._rows(f"select * from tally.summary_card(%s, %s, {_NOW})", (user_id, top_n, at), dict)
+        rows = (yield self._rows(f"select * from tally.summary_card(%s, %s, {_NOW})", (user_id, top_n, at), dict))
         return SummaryCard.from_rows(rows)
 
     # ---------------------------------------- history, comparisons (U2, U3)
@@ -142,8 +134,8 @@ class UserReadsMixin:
             for b in tally.usage_history("user-42", "12m", "month", dimension="voice"):
                 print(b.bucket_start, b.value, b.quantity)
         """
-        return self._rows(f"select * from tally.usage_history(%s, %s, %s, %s, %s, %s, {_NOW})",
-                          (user_id, range, bucket, dimension, from_day, to_day, at), HistoryBucket.from_row)
+        return (yield self._rows(f"select * from tally.usage_history(%s, %s, %s, %s, %s, %s, {_NOW})",
+                          (user_id, range, bucket, dimension, from_day, to_day, at), HistoryBucket.from_row))
 
     def compare_usage(self, user_id: str, period: str | None = None, *, metric: str = "quantity",
                       kind: str | None = None, complete: bool = False, threshold: Decimal | float = 5,
@@ -157,8 +149,8 @@ class UserReadsMixin:
             mom = tally.compare_usage("user-42", "month", kind="tts")[0]
             print(mom.delta_pct, mom.trend)
         """
-        return self._rows(f"select * from tally.usage_comparison(%s, %s, %s, %s, %s, %s::numeric, {_NOW})",
-                          (user_id, period, metric, kind, complete, str(threshold), at), Comparison.from_row)
+        return (yield self._rows(f"select * from tally.usage_comparison(%s, %s, %s, %s, %s, %s::numeric, {_NOW})",
+                          (user_id, period, metric, kind, complete, str(threshold), at), Comparison.from_row))
 
     def usage_peak(self, user_id: str, range: str = "12m", bucket: str = "month", *, metric: str = "quantity",
                    kind: str | None = None, from_day: dt.date | None = None, to_day: dt.date | None = None,
@@ -167,8 +159,8 @@ class UserReadsMixin:
 
         Example: ``tally.usage_peak("user-42", "12m", "month").bucket_start``
         """
-        rows = self._rows(f"select * from tally.usage_peak(%s, %s, %s, %s, %s, %s, %s, {_NOW})",
-                          (user_id, range, bucket, metric, kind, from_day, to_day, at), Peak.from_row)
+        rows = (yield self._rows(f"select * from tally.usage_peak(%s, %s, %s, %s, %s, %s, %s, {_NOW})",
+                          (user_id, range, bucket, metric, kind, from_day, to_day, at), Peak.from_row))
         return rows[0] if rows else None
 
     # ------------------------------------------------- patterns (U4)
@@ -179,31 +171,31 @@ class UserReadsMixin:
 
         Example: ``max(tally.weekday_distribution("user-42"), key=lambda w: w.events).day_name``
         """
-        return self._rows(f"select * from tally.weekday_distribution(%s, %s, %s, {_NOW})",
-                          (user_id, from_day, to_day, at), WeekdayUsage.from_row)
+        return (yield self._rows(f"select * from tally.weekday_distribution(%s, %s, %s, {_NOW})",
+                          (user_id, from_day, to_day, at), WeekdayUsage.from_row))
 
     def hour_of_week_heatmap(self, user_id: str) -> list[HourOfWeek]:
         """Lifetime activity per local hour of the week: 168 cells, Monday 00:00 first.
 
         Example: ``grid = [[c.events for c in cells[d * 24:(d + 1) * 24]] for d in range(7)]``
         """
-        return self._rows("select * from tally.hour_of_week_heatmap(%s)", (user_id,), HourOfWeek.from_row)
+        return (yield self._rows("select * from tally.hour_of_week_heatmap(%s)", (user_id,), HourOfWeek.from_row))
 
     def calendar_heatmap(self, user_id: str, year: int | None = None, *, at: dt.datetime | None = None) -> list[CalendarDay]:
         """Every local day of a year (default: this one) with its usage and a level 0-4.
 
         Example: ``[d.level for d in tally.calendar_heatmap("user-42", 2026)]``
         """
-        return self._rows(f"select * from tally.calendar_heatmap(%s, %s, {_NOW})", (user_id, year, at),
-                          CalendarDay.from_row)
+        return (yield self._rows(f"select * from tally.calendar_heatmap(%s, %s, {_NOW})", (user_id, year, at),
+                          CalendarDay.from_row))
 
     def monthly_summaries(self, user_id: str, months: int = 12, *, at: dt.datetime | None = None) -> list[MonthlySummary]:
         """The last ``months`` local calendar months (current included), oldest first, all present.
 
         Example: ``[(m.month_start, m.active_days, m.top_kind) for m in tally.monthly_summaries("user-42")]``
         """
-        return self._rows(f"select * from tally.monthly_summaries(%s, %s, {_NOW})", (user_id, months, at),
-                          MonthlySummary.from_row)
+        return (yield self._rows(f"select * from tally.monthly_summaries(%s, %s, {_NOW})", (user_id, months, at),
+                          MonthlySummary.from_row))
 
     # ------------------------------------------- limits, forecast (U5)
 
@@ -215,8 +207,8 @@ class UserReadsMixin:
             for f in tally.quota_forecast("user-42"):
                 print(f.kind, f.utilization_pct, f.projected, f.reaches_limit_on, f.status)
         """
-        return self._rows(f"select * from tally.quota_forecast(%s, %s, {_NOW})", (user_id, lookback_days, at),
-                          QuotaForecast.from_row)
+        return (yield self._rows(f"select * from tally.quota_forecast(%s, %s, {_NOW})", (user_id, lookback_days, at),
+                          QuotaForecast.from_row))
 
     def recommended_plan(self, user_id: str, *, lookback_days: int = 7,
                          at: dt.datetime | None = None) -> RecommendedPlan | None:
@@ -224,8 +216,8 @@ class UserReadsMixin:
 
         Example: ``rec = tally.recommended_plan("user-42"); rec and not rec.is_current and offer(rec.plan)``
         """
-        rows = self._rows(f"select * from tally.recommended_plan(%s, %s, {_NOW})", (user_id, lookback_days, at),
-                          RecommendedPlan.from_row)
+        rows = (yield self._rows(f"select * from tally.recommended_plan(%s, %s, {_NOW})", (user_id, lookback_days, at),
+                          RecommendedPlan.from_row))
         return rows[0] if rows else None
 
     def check_quota(self, user_id: str, kind: str, amount: int = 1) -> int | None:
@@ -242,7 +234,7 @@ class UserReadsMixin:
                 audio = synthesize(text)
                 tally.record(job_id, "user-42", "tts", len(text))
         """
-        left = self._scalar("select tally.check_quota(%s, %s, %s)", (user_id, kind, amount))
+        left = (yield self._scalar("select tally.check_quota(%s, %s, %s)", (user_id, kind, amount)))
         return None if left is None else int(left)
 
     # ------------------------------------------------- insights (U6)
@@ -254,23 +246,23 @@ class UserReadsMixin:
 
         Example: ``[a.day for a in tally.usage_anomalies("user-42") if a.is_anomaly]``
         """
-        return self._rows(f"select * from tally.usage_anomalies(%s, %s, %s, %s, %s, %s::numeric, {_NOW})",
-                          (user_id, from_day, to_day, metric, kind, str(threshold), at), DayAnomaly.from_row)
+        return (yield self._rows(f"select * from tally.usage_anomalies(%s, %s, %s, %s, %s, %s::numeric, {_NOW})",
+                          (user_id, from_day, to_day, metric, kind, str(threshold), at), DayAnomaly.from_row))
 
     def peer_percentile(self, user_id: str, kind: str = "tts", *, at: dt.datetime | None = None) -> PeerPercentile:
         """Share of peers (anonymized) who used less of ``kind`` this billing period than the user.
 
         Example: ``tally.peer_percentile("user-42", "tts").percentile``
         """
-        return self._rows(f"select * from tally.peer_percentile(%s, %s, {_NOW})", (user_id, kind, at),
-                          PeerPercentile.from_row)[0]
+        return (yield self._rows(f"select * from tally.peer_percentile(%s, %s, {_NOW})", (user_id, kind, at),
+                          PeerPercentile.from_row))[0]
 
     def usage_insights(self, user_id: str, *, at: dt.datetime | None = None) -> list[Insight]:
         """Short plain-language insights with numbers ("tts usage is up 40% this month so far ...").
 
         Example: ``for i in tally.usage_insights("user-42"): print(i.message)``
         """
-        return self._rows(f"select * from tally.usage_insights(%s, {_NOW})", (user_id, at), Insight.from_row)
+        return (yield self._rows(f"select * from tally.usage_insights(%s, {_NOW})", (user_id, at), Insight.from_row))
 
     # --------------------------------------------------- export (U7)
 
@@ -284,8 +276,8 @@ class UserReadsMixin:
             with open("usage.csv", "wb") as f:
                 tally.export_events_csv("user-42", datetime(2026, 1, 1, tzinfo=utc), datetime(2027, 1, 1, tzinfo=utc), f)
         """
-        return self._copy_out("copy (select * from tally.export_events(%s, %s::timestamptz, %s::timestamptz)) "
-                              "to stdout with (format csv, header)", (user_id, from_at, to_at), out)
+        return (yield self._copy_out("copy (select * from tally.export_events(%s, %s::timestamptz, %s::timestamptz)) "
+                              "to stdout with (format csv, header)", (user_id, from_at, to_at), out))
 
     def export_rollups_csv(self, user_id: str, from_day: dt.date, to_day: dt.date, out: IO[Any], *,
                            dimension: str | None = None) -> int:
@@ -295,24 +287,5 @@ class UserReadsMixin:
 
             tally.export_rollups_csv("user-42", date(2026, 1, 1), date(2026, 12, 31), sys.stdout, dimension="voice")
         """
-        return self._copy_out("copy (select * from tally.export_rollups(%s, %s::date, %s::date, %s)) "
-                              "to stdout with (format csv, header)", (user_id, from_day, to_day, dimension), out)
-
-    def _copy_out(self, sql: str, params: Sequence[Any], out: IO[Any]) -> int:
-        # Text sinks (sys.stdout, StringIO, files opened "w") get str; chunks may split a
-        # UTF-8 character, so decode incrementally. Anything else gets the raw bytes.
-        decoder = codecs.getincrementaldecoder("utf-8")() if _is_text(out) else None
-        with self.connection() as conn, translated(), conn.cursor() as cur:
-            with cur.copy(sql, params) as copy:
-                for chunk in copy:
-                    out.write(decoder.decode(chunk) if decoder else chunk)
-            if decoder:
-                out.write(decoder.decode(b"", final=True))
-            return max(cur.rowcount, 0)
-
-
-def _is_text(out: Any) -> bool:
-    if isinstance(out, io.TextIOBase):
-        return True
-    mode = getattr(out, "mode", None)
-    return isinstance(mode, str) and "b" not in mode
+        return (yield self._copy_out("copy (select * from tally.export_rollups(%s, %s::date, %s::date, %s)) "
+                              "to stdout with (format csv, header)", (user_id, from_day, to_day, dimension), out))

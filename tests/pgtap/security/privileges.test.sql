@@ -1,6 +1,6 @@
 -- The privilege matrix (docs/security.md): what each role may and may not do.
 begin;
-select plan(37);
+select plan(38);
 
 -- Login roles for the test, one per pgtally role.
 create role t_writer login in role tally_writer;
@@ -23,6 +23,9 @@ select is((select count(*)::int from pg_class c
           'every per-user table has a policy scoping readers to tally.user_id');
 select is((select count(*)::int from pg_proc p where p.pronamespace = 'tally'::regnamespace
             and has_function_privilege('public', p.oid, 'execute')), 0, 'PUBLIC may execute no pgtally function');
+select is((select count(*)::int from pg_proc p where p.pronamespace = 'tally'::regnamespace
+            and p.proname like 'admin\_%' and has_function_privilege('tally_reader', p.oid, 'execute')), 0,
+          'readers may execute no admin analytics function');
 
 -- Writer: append only.
 set local role t_writer;

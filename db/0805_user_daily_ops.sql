@@ -1,0 +1,22 @@
+-- Operational counters per user, local day, kind and format (attributes.format), kept by tally._apply_admin.
+-- Source of reliability, activity (DAU/WAU/MAU, paying users) and cohort views.
+create table tally.user_daily_ops (
+  user_id       text    not null,
+  day           date    not null,
+  kind          text    not null,
+  format        text    not null,
+  succeeded     bigint  not null default 0,
+  failed        bigint  not null default 0,
+  timed_events  bigint  not null default 0,
+  duration_ms   bigint  not null default 0,
+  billable_cost numeric not null default 0,
+  primary key (user_id, day, kind, format)
+) with (fillfactor = 80);
+
+comment on table tally.user_daily_ops is
+  'Per user, local day, kind and format (attributes.format, '''' when absent): succeeded and failed attempts, durations of succeeded attempts, and net billable cost (internal; maintained by tally._apply_admin, read by the admin materialized views). Attempts are operational: a later reversal does not undo a success.';
+comment on column tally.user_daily_ops.succeeded is 'Succeeded original events (a reversal or amendment does not change it).';
+comment on column tally.user_daily_ops.failed is 'Failed events.';
+comment on column tally.user_daily_ops.timed_events is 'Succeeded original events that reported a duration.';
+comment on column tally.user_daily_ops.duration_ms is 'Sum of the durations of the timed succeeded events.';
+comment on column tally.user_daily_ops.billable_cost is 'Net cost of billable usage (reversals and amendments included): the user paid that day when it is > 0.';

@@ -1,0 +1,14 @@
+-- Log-scale duration histograms per user, local day, kind and format, kept by tally._apply_admin.
+-- Lets the reliability view compute p50/p95/p99 without scanning the raw log.
+create table tally.user_daily_durations (
+  user_id text     not null,
+  day     date     not null,
+  kind    text     not null,
+  format  text     not null,
+  bucket  smallint not null,
+  events  bigint   not null default 0,
+  primary key (user_id, day, kind, format, bucket)
+) with (fillfactor = 80);
+
+comment on table tally.user_daily_durations is
+  'Histogram of the durations of succeeded timed events per user, local day, kind and format: bucket = tally._duration_bucket(duration_ms), 8 buckets per doubling (internal; maintained by tally._apply_admin, read by tally.admin_reliability_mv).';

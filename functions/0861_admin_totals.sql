@@ -1,0 +1,31 @@
+-- Platform totals per value of one declared dimension (kind, model, provider, plan, ...), averages and cost shares.
+-- Called by dashboards, admin.totals() / admin.cost_breakdown() and `pgtally admin`.
+create or replace function tally.admin_totals(dimension text default 'kind')
+returns table (value text, events bigint, failures bigint, quantity bigint, duration_ms bigint, cost numeric, users bigint,
+               avg_quantity_per_event numeric, avg_duration_ms numeric, avg_cost_per_event numeric,
+               avg_events_per_user numeric, avg_quantity_per_user numeric, avg_cost_per_user numeric,
+               cost_share_pct numeric, refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  perform tally._dimension_keys(dimension);
+  return query
+  select t.value, t.events, t.failures, t.quantity, t.duration_ms, t.cost, t.users,
+         round(t.quantity::numeric / nullif(t.events, 0), 2),
+         round(t.duration_ms::numeric / nullif(t.timed_events, 0)),
+         round(t.cost / nullif(t.events, 0), 6),
+         round(t.events::numeric / nullif(t.users, 0), 2),
+         round(t.quantity::numeric / nullif(t.users, 0), 2),
+         round(t.cost / nullif(t.users, 0), 6),
+         round(100 * t.cost / nullif(sum(t.cost) over (), 0), 2),
+         tally._refreshed_at('admin_totals_mv')
+    from tally.admin_totals_mv t
+   where t.dimension = admin_totals.dimension
+   order by t.events desc, t.value;
+end
+$$;
+
+comment on function tally.admin_totals(text) is
+  'Platform lifetime totals per value of a declared dimension (raises PT010 otherwise): events, failures, quantity, duration, cost, users; averages per event (duration per timed event) and per user; share of the dimension''s cost in %. As of refreshed_at. Requires tally_analyst.';

@@ -1,0 +1,39 @@
+-- Daily series (sparklines) per value of a dimension, zero-filled: events per day of chosen kinds, voices, models.
+-- Called by dashboards, admin.trend() and `pgtally admin`.
+create or replace function tally.admin_trend(dimension text default 'kind', only_values text[] default null,
+                                             from_day date default null, to_day date default null)
+returns table (day date, value text, events bigint, failures bigint, quantity bigint, duration_ms bigint, cost numeric,
+               users bigint, refreshed_at timestamptz)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  last_day  date := coalesce(to_day, (now() at time zone 'UTC')::date);
+  first_day date := coalesce(from_day, coalesce(to_day, (now() at time zone 'UTC')::date) - 29);
+begin
+  perform tally._dimension_keys(dimension);
+  if last_day < first_day or last_day - first_day > 3660 then
+    raise exception using errcode = 'PT011', column = 'from_day',
+      message = format('from_day %s to to_day %s is not a range of 1 to 3661 days', first_day, last_day);
+  end if;
+  return query
+  with vals as (
+    select v.value from unnest(only_values) as v(value)
+    union
+    select distinct d.value from tally.admin_daily_mv d
+     where only_values is null and d.dimension = admin_trend.dimension and d.day between first_day and last_day
+  )
+  select g.day::date, vals.value, coalesce(d.events, 0), coalesce(d.failures, 0), coalesce(d.quantity, 0),
+         coalesce(d.duration_ms, 0), coalesce(d.cost, 0), coalesce(d.users, 0),
+         tally._refreshed_at('admin_daily_mv')
+    from generate_series(first_day, last_day, interval '1 day') as g(day)
+   cross join vals
+    left join tally.admin_daily_mv d
+           on d.dimension = admin_trend.dimension and d.day = g.day::date and d.value = vals.value
+   order by vals.value, g.day;
+end
+$$;
+
+comment on function tally.admin_trend(text, text[], date, date) is
+  'Platform series per day (users'' local days) and value of a declared dimension, zero-filled: events, failures, quantity, duration, cost, active users. only_values picks values (default: all with activity in the range); the range defaults to the 30 days ending today (UTC). As of refreshed_at. Requires tally_analyst.';

@@ -1,0 +1,69 @@
+-- Funnel over an ordered list of kinds: users reaching each step in order, conversion and drop-off per step, per timeframe.
+-- Called by dashboards, admin.funnel() and `pgtally admin`; reads the trigger-maintained tally.user_first_reached, never the raw log.
+create or replace function tally.admin_funnel(steps text[], from_at timestamptz default null,
+                                              to_at timestamptz default null)
+returns table (step integer, kind text, users bigint, conversion_pct numeric, step_conversion_pct numeric,
+               drop_off bigint, drop_off_pct numeric, refreshed_at timestamptz)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  lo timestamptz := coalesce(from_at, '-infinity');
+  hi timestamptz := coalesce(to_at, 'infinity');
+begin
+  -- SECURITY DEFINER on purpose: the answer is aggregate, but it is computed from
+  -- per-user rows (first-reached times, pending deltas) that analysts may not read.
+  -- EXECUTE is granted to tally_analyst only (db/0890_admin_grants.sql).
+  if steps is null or cardinality(steps) not between 1 and 20 or array_position(steps, null) is not null
+     or '' = any (steps) or (select count(distinct s) from unnest(steps) as s) <> cardinality(steps) then
+    raise exception using errcode = 'PT011', column = 'steps',
+      message = format('steps must be 1 to 20 distinct, non-empty kinds (got %s)', coalesce(steps::text, 'null'));
+  elsif hi <= lo then
+    raise exception using errcode = 'PT011', column = 'to_at',
+      message = format('to_at (%s) must be after from_at (%s)', hi, lo);
+  end if;
+  return query
+  with recursive ordered as (
+    select o.kind, o.n::integer as n from unnest(steps) with ordinality as o(kind, n)
+  ), firsts as (
+    -- Merged first times plus pending deltas: exact at commit, like the user reads.
+    select f.user_id, f.kind, min(f.first_at) as first_at
+      from (select r.user_id, r.kind, r.first_at
+              from tally.user_first_reached r
+             where r.kind = any (steps) and r.first_at < hi
+            union all
+            select p.user_id, p.kind, p.occurred_at
+              from tally.pending_deltas p
+             where p.is_use and p.kind = any (steps) and p.occurred_at < hi) as f
+     group by f.user_id, f.kind
+  ), reached (n, user_id, at) as (
+    -- Step 1: users who first reached it in the timeframe; step k: reached step k - 1
+    -- and first reached step k at or after it (skipping or reversing a step stops the user).
+    select 1, f.user_id, f.first_at from firsts f where f.kind = steps[1] and f.first_at >= lo
+    union all
+    select r.n + 1, f.user_id, f.first_at
+      from reached r
+      join ordered o on o.n = r.n + 1
+      join firsts f on f.user_id = r.user_id and f.kind = o.kind and f.first_at >= r.at
+  ), counts as (
+    select o.n, o.kind, count(r.user_id) as users
+      from ordered o
+      left join reached r on r.n = o.n
+     group by o.n, o.kind
+  )
+  select c.n, c.kind, c.users,
+         round(100.0 * c.users / nullif(first_value(c.users) over w, 0), 2),
+         round(100.0 * c.users / nullif(coalesce(lag(c.users) over w, c.users), 0), 2),
+         coalesce(lag(c.users) over w, c.users) - c.users,
+         round(100 - 100.0 * c.users / nullif(coalesce(lag(c.users) over w, c.users), 0), 2),
+         statement_timestamp()
+    from counts c
+  window w as (order by c.n)
+   order by c.n;
+end
+$$;
+
+comment on function tally.admin_funnel(text[], timestamptz, timestamptz) is
+  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}): users whose first step 1 falls in [from_at, to_at), and of them those who first reached each next step at or after the previous one and before to_at; conversion from step 1 and from the previous step, drop-off. From the trigger-maintained first-reached table plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';

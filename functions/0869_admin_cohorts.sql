@@ -1,0 +1,22 @@
+-- Cohort retention table: users by first-active month, share of each cohort active in each later month.
+-- Called by dashboards, admin.cohorts() and `pgtally admin`.
+create or replace function tally.admin_cohorts(from_month date default null, to_month date default null)
+returns table (cohort_month date, active_month date, month_offset integer, users bigint, cohort_users bigint,
+               retention_pct numeric, refreshed_at timestamptz)
+language sql
+stable
+set search_path = ''
+as $$
+  select c.cohort_month, c.active_month, c.month_offset, c.users, z.users,
+         round(100.0 * c.users / nullif(z.users, 0), 1), tally._refreshed_at('admin_cohorts_mv')
+    from tally.admin_cohorts_mv c
+    join tally.admin_cohorts_mv z on z.cohort_month = c.cohort_month and z.month_offset = 0
+   where c.cohort_month >= coalesce(date_trunc('month', from_month::timestamp),
+                                    date_trunc('month', now() at time zone 'UTC') - interval '11 months')::date
+     and c.cohort_month <= coalesce(date_trunc('month', to_month::timestamp),
+                                    date_trunc('month', now() at time zone 'UTC'))::date
+   order by c.cohort_month, c.month_offset
+$$;
+
+comment on function tally.admin_cohorts(date, date) is
+  'Cohort retention: for each first-active month from from_month to to_month (default the last 12 months), how many of its users were active in each later month (month_offset 0 = the cohort month, across year boundaries) and the share in %. As of refreshed_at. Requires tally_analyst.';

@@ -1,0 +1,282 @@
+"""Typed results of the admin analytics API (one frozen dataclass per SQL function's row).
+
+Every row carries ``refreshed_at``: when the data of the materialized view it
+comes from were taken (``None`` before the first refresh). Funnels are computed
+live, so their ``refreshed_at`` is the time of the query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], row: Mapping[str, Any]) -> T:
+    """The dataclass from a row, ignoring columns a newer schema may add."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Platform headline figures (``tally.admin_overview``)."""
+
+    users: int
+    events: int
+    succeeded: int
+    failures: int
+    success_rate: Decimal | None
+    duration_ms: int
+    cost: Decimal
+    billable_cost: Decimal
+    paying_users: int
+    avg_events_per_user: Decimal | None
+    avg_cost_per_user: Decimal | None
+    avg_cost_per_event: Decimal | None
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Overview:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class PlatformTotal:
+    """Lifetime platform totals of one dimension value (``tally.admin_totals``)."""
+
+    value: str
+    events: int
+    failures: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    users: int
+    avg_quantity_per_event: Decimal | None
+    avg_duration_ms: Decimal | None
+    avg_cost_per_event: Decimal | None
+    avg_events_per_user: Decimal | None
+    avg_quantity_per_user: Decimal | None
+    avg_cost_per_user: Decimal | None
+    cost_share_pct: Decimal | None
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PlatformTotal:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    """One ranked value of a leaderboard (``tally.admin_leaderboard``)."""
+
+    rank: int
+    value: str
+    events: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    users: int
+    window_start: dt.date | None
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> LeaderboardEntry:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One day of one value's series (``tally.admin_trend``)."""
+
+    day: dt.date
+    value: str
+    events: int
+    failures: int
+    quantity: int
+    duration_ms: int
+    cost: Decimal
+    users: int
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TrendPoint:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class ActiveUsers:
+    """Activity of one day: DAU, WAU, MAU, new and paying users (``tally.admin_active_users``)."""
+
+    day: dt.date
+    dau: int
+    wau: int
+    mau: int
+    new_users: int
+    paying_users: int
+    paying_users_7d: int
+    paying_users_30d: int
+    succeeded: int
+    failed: int
+    success_rate: Decimal | None
+    billable_cost: Decimal
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ActiveUsers:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class WeekOverWeekCard:
+    """One week-over-week card (``tally.admin_week_over_week``); ``value`` is ``*`` for platform metrics."""
+
+    metric: str
+    value: str
+    this_week: Decimal | None
+    last_week: Decimal | None
+    delta: Decimal | None
+    delta_pct: Decimal | None
+    trend: str | None
+    week_start: dt.date
+    week_end: dt.date
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WeekOverWeekCard:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One step of a funnel (``tally.admin_funnel``)."""
+
+    step: int
+    kind: str
+    users: int
+    conversion_pct: Decimal | None
+    step_conversion_pct: Decimal | None
+    drop_off: int
+    drop_off_pct: Decimal | None
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FunnelStep:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Success rate and durations of one kind and format (``tally.admin_reliability``); format ``*`` = all."""
+
+    kind: str
+    format: str
+    succeeded: int
+    failed: int
+    success_rate: Decimal | None
+    timed_events: int
+    avg_duration_ms: int | None
+    p50_duration_ms: int | None
+    p95_duration_ms: int | None
+    p99_duration_ms: int | None
+    window_start: dt.date | None
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Reliability:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class ErrorCodeCount:
+    """Failures of one error code (``tally.admin_error_codes``)."""
+
+    kind: str
+    format: str
+    error_code: str
+    failures: int
+    users: int
+    last_at: dt.datetime | None
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ErrorCodeCount:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class CohortCell:
+    """Users of one first-active month active in a later month (``tally.admin_cohorts``)."""
+
+    cohort_month: dt.date
+    active_month: dt.date
+    month_offset: int
+    users: int
+    cohort_users: int
+    retention_pct: Decimal | None
+    refreshed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CohortCell:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class ViewFreshness:
+    """Last refresh of one materialized view (``tally.analytics_freshness``)."""
+
+    view_name: str
+    refreshed_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    duration_ms: Decimal | None
+    row_count: int | None
+    age: dt.timedelta | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ViewFreshness:
+        return _build(cls, row)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """One row of ``tally.refresh_analytics``: a refreshed view, or ``status='skipped'`` (another refresh runs)."""
+
+    view_name: str | None
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    duration_ms: Decimal
+    row_count: int | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RefreshResult:
+        return _build(cls, row)
+
+    @property
+    def skipped(self) -> bool:
+        """True when another refresh was running and this call did nothing."""
+        return self.status == "skipped"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything `pgtally admin` shows, read in one call of ``AdminClient.dashboard``."""
+
+    overview: Overview | None
+    totals_by_kind: list[PlatformTotal]
+    leaderboards: dict[str, list[LeaderboardEntry]]
+    trend: list[TrendPoint]
+    active_users: list[ActiveUsers]
+    week_over_week: list[WeekOverWeekCard]
+    funnel: list[FunnelStep]
+    reliability: list[Reliability]
+    error_codes: list[ErrorCodeCount]
+    cohorts: list[CohortCell]
+    freshness: list[ViewFreshness]
+    time_window: str

@@ -1,0 +1,281 @@
+"""AdminClient and `pgtally admin` against a real database.
+
+A tiny hand-built data set pins exact answers and types; a generated workload
+(time zones, retries, failures, the paywall funnel) is compared with a
+straightforward recomputation in Python from the same events (the oracle).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from pgtally.admin import DEFAULT_FUNNEL
+from pgtally.admin_models import (
+    ActiveUsers,
+    CohortCell,
+    FunnelStep,
+    LeaderboardEntry,
+    Overview,
+    PlatformTotal,
+    RefreshResult,
+    Reliability,
+)
+from pgtally.cli import main
+from pgtally.client import Client
+from pgtally.errors import InvalidArgument, UnknownDimension
+from pgtally.models import UsageEvent
+from pgtally.workload import generate_events, user_time_zones
+
+UTC = dt.timezone.utc
+NOW = dt.datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ exact answers
+
+
+@pytest.fixture
+def small(dsn: str) -> Iterator[Client]:
+    with Client.connect(dsn) as client:
+        day = dt.datetime(2026, 11, 2, 10, tzinfo=UTC)
+        client.record("v1", "u1", "paywall.viewed", occurred_at=day, billable=False)
+        client.record("c1", "u1", "paywall.clicked", occurred_at=day + dt.timedelta(minutes=1), billable=False)
+        client.record("v2", "u2", "paywall.viewed", occurred_at=day, billable=False)
+        client.record("t1", "u1", "tts", 300, occurred_at=day, duration_ms=20000, cost="0.003",
+                      attributes={"voice": "af_alloy", "model": "kokoro"})
+        client.record("t2", "u2", "tts", 100, occurred_at=day, duration_ms=8000, cost="0.001",
+                      attributes={"voice": "nova", "model": "openai"})
+        client.record("t3", "u2", "tts", 100, occurred_at=day, status="failed", error_code="rate_limited",
+                      attributes={"voice": "nova", "model": "openai"})
+        client.record("x1", "u3", "export", 1, occurred_at=day, duration_ms=4000, attributes={"format": "mp3"})
+        yield client
+
+
+def test_refresh_returns_one_typed_row_per_view(small: Client) -> None:
+    results = small.admin.refresh()
+    assert all(isinstance(r, RefreshResult) for r in results)
+    assert [r.view_name for r in results] == [
+        "admin_totals_mv", "admin_overview_mv", "admin_daily_mv", "admin_activity_mv", "admin_leaderboards_mv",
+        "admin_reliability_mv", "admin_error_codes_mv", "admin_cohorts_mv"]
+    assert not any(r.skipped for r in results) and all(r.duration_ms >= 0 for r in results)
+    fresh = small.admin.freshness()
+    assert {f.view_name: f.refreshed_at for f in fresh} == {r.view_name: r.started_at for r in results}
+
+
+def test_admin_reads_are_typed_and_exact(small: Client) -> None:
+    assert small.admin.overview() is not None and small.admin.overview().users == 0  # type: ignore[union-attr]
+    small.admin.refresh()  # merges first
+    o = small.admin.overview()
+    assert isinstance(o, Overview)
+    assert (o.users, o.events, o.succeeded, o.failures, o.paying_users) == (3, 6, 6, 1, 2)
+    assert o.success_rate == Decimal("85.71") and o.cost == Decimal("0.004") and o.refreshed_at is not None
+
+    kinds = small.admin.totals("kind")
+    assert all(isinstance(t, PlatformTotal) for t in kinds)
+    assert [(t.value, t.events, t.failures, t.users) for t in kinds] == [
+        ("paywall.viewed", 2, 0, 2), ("tts", 2, 1, 2), ("export", 1, 0, 1), ("paywall.clicked", 1, 0, 1)]
+    tts = next(t for t in kinds if t.value == "tts")
+    assert (tts.avg_quantity_per_event, tts.avg_duration_ms, tts.cost_share_pct) == (Decimal("200.00"), Decimal(14000), Decimal(100))
+    assert [t.value for t in small.admin.cost_breakdown("model")] == ["kokoro", "openai"]
+
+    board = small.admin.leaderboard("voice", "all", metric="duration_ms")
+    assert all(isinstance(e, LeaderboardEntry) for e in board)
+    assert [(e.rank, e.value, e.duration_ms) for e in board] == [(1, "af_alloy", 20000), (2, "nova", 8000)]
+
+    trend = small.admin.trend("kind", ["tts"], dt.date(2026, 11, 1), dt.date(2026, 11, 3))
+    assert [(p.day.day, p.events, p.failures) for p in trend] == [(1, 0, 0), (2, 2, 1), (3, 0, 0)]
+    active = small.admin.active_users(dt.date(2026, 11, 2), dt.date(2026, 11, 8))
+    assert all(isinstance(a, ActiveUsers) for a in active)
+    assert [(a.dau, a.wau) for a in active] == [(3, 3)] + [(0, 3)] * 6  # Nov 2 is in the 7 days ending Nov 8
+
+    cards = {(c.metric, c.value): c for c in small.admin.week_over_week(dt.date(2026, 11, 8))}
+    assert cards[("active_users", "*")].this_week == 3 and cards[("active_users", "*")].trend == "up"
+    assert cards[("events", "tts")].this_week == 2 and cards[("events", "tts")].delta_pct is None
+
+    funnel = small.admin.funnel(["paywall.viewed", "paywall.clicked"])
+    assert all(isinstance(s, FunnelStep) for s in funnel)
+    assert [(s.kind, s.users, s.conversion_pct) for s in funnel] == [
+        ("paywall.viewed", 2, Decimal("100.00")), ("paywall.clicked", 1, Decimal("50.00"))]
+
+    rel = {(r.kind, r.format): r for r in small.admin.reliability("all")}
+    assert isinstance(rel[("tts", "*")], Reliability)
+    assert (rel[("tts", "*")].succeeded, rel[("tts", "*")].failed, rel[("tts", "*")].success_rate) == (2, 1, Decimal("66.67"))
+    assert rel[("export", "mp3")].avg_duration_ms == 4000
+    assert [(e.kind, e.error_code, e.failures) for e in small.admin.error_codes("all")] == [("tts", "rate_limited", 1)]
+
+    cohorts = small.admin.cohorts(dt.date(2026, 11, 1), dt.date(2026, 11, 1))
+    assert [(c.cohort_month, c.users, c.retention_pct) for c in cohorts] == [(dt.date(2026, 11, 1), 3, Decimal("100.0"))]
+    assert all(isinstance(c, CohortCell) for c in cohorts)
+
+
+def test_admin_errors_are_mapped(small: Client) -> None:
+    with pytest.raises(UnknownDimension):
+        small.admin.totals("colour")
+    with pytest.raises(InvalidArgument, match="time_window"):
+        small.admin.leaderboard("voice", "1y")
+    with pytest.raises(InvalidArgument, match="steps"):
+        small.admin.funnel([])
+
+
+# ------------------------------------------------------------------ the oracle
+
+USERS, EVENTS, SEED = 80, 4000, 11
+
+
+@pytest.fixture
+def workload(dsn: str) -> Iterator[tuple[Client, list[UsageEvent], dict[str, str]]]:
+    start = NOW - dt.timedelta(days=200)
+    events = list(generate_events(USERS, EVENTS, SEED, start, NOW))
+    zones = user_time_zones(USERS, SEED)
+    with Client.connect(dsn) as client:
+        for user, zone in zones.items():
+            client.set_user_settings(user, time_zone=zone)
+        client.record_many(events)
+        client.admin.refresh()
+        unique = list({e.event_id: e for e in reversed(events)}.values())  # a retry counts once
+        yield client, unique, zones
+
+
+def _local_day(e: UsageEvent, zones: dict[str, str]) -> dt.date:
+    assert e.occurred_at is not None
+    return e.occurred_at.astimezone(ZoneInfo(zones.get(e.user_id, "UTC"))).date()
+
+
+def test_totals_leaderboards_and_error_codes_match_the_raw_events(
+        workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
+    client, events, _ = workload
+    ok = [e for e in events if e.status == "succeeded"]
+    expected = {k: (sum(1 for e in ok if e.kind == k), sum(1 for e in events if e.kind == k and e.status == "failed"),
+                    sum(e.quantity for e in ok if e.kind == k), len({e.user_id for e in events if e.kind == k}))
+                for k in {e.kind for e in events}}
+    assert {t.value: (t.events, t.failures, t.quantity, t.users) for t in client.admin.totals("kind")} == expected
+
+    voices = Counter(e.attributes["voice"] for e in ok if "voice" in e.attributes)
+    board = client.admin.leaderboard("voice", "all", limit=3)
+    assert [e.events for e in board] == sorted(voices.values(), reverse=True)[:3]
+    assert all(voices[e.value] == e.events for e in board)
+
+    codes = Counter((e.kind, e.error_code or "") for e in events if e.status == "failed")
+    assert {(c.kind, c.error_code): c.failures for c in client.admin.error_codes("all", limit=100)} == dict(codes)
+
+
+def test_funnel_matches_a_recomputation(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
+    client, events, _ = workload
+    first: dict[tuple[str, str], dt.datetime] = {}
+    for e in events:
+        if e.status == "succeeded" and e.occurred_at is not None:
+            key = (e.user_id, e.kind)
+            first[key] = min(first.get(key, e.occurred_at), e.occurred_at)
+
+    def expected(steps: tuple[str, ...], since: dt.datetime | None) -> list[int]:
+        counts = []
+        at = {u: t for (u, k), t in first.items() if k == steps[0] and (since is None or t >= since)}
+        for step, kind in enumerate(steps):
+            if step:
+                at = {u: first[(u, kind)] for u, t in at.items() if (u, kind) in first and first[(u, kind)] >= t}
+            counts.append(len(at))
+        return counts
+
+    for steps, since in ((DEFAULT_FUNNEL, None), (DEFAULT_FUNNEL, NOW - dt.timedelta(days=90)),
+                         (("ocr", "tts", "export"), None), (("ocr", "tts", "export"), NOW - dt.timedelta(days=60)),
+                         (("tts", "ocr"), NOW - dt.timedelta(days=30)), (("tts", "export"), None)):
+        counts = expected(steps, since)
+        got = client.admin.funnel(steps, from_at=since)
+        assert [s.users for s in got] == counts, (steps, since)
+        assert [s.drop_off for s in got] == [0] + [a - b for a, b in itertools.pairwise(counts)]
+    assert expected(("ocr", "tts"), None)[-1] > 0 and expected(("tts", "export"), None)[-1] > 0, \
+        "the workload takes some users through each step in order"
+    assert expected(DEFAULT_FUNNEL, None)[1] > 0, "and walks some users down the paywall"
+
+
+def test_activity_and_cohorts_match_a_recomputation(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
+    client, events, zones = workload
+    days: dict[dt.date, set[str]] = defaultdict(set)
+    for e in events:
+        days[_local_day(e, zones)].add(e.user_id)
+    to_day = max(days) - dt.timedelta(days=3)
+    from_day = to_day - dt.timedelta(days=40)
+    got = {a.day: a for a in client.admin.active_users(from_day, to_day)}
+    assert len(got) == 41
+    def active(d: dt.date, n: int) -> int:
+        return len(set().union(*(days.get(d - dt.timedelta(days=i), set()) for i in range(n))))
+
+    for d, a in got.items():
+        assert (a.dau, a.wau, a.mau) == (active(d, 1), active(d, 7), active(d, 30)), d
+
+    months: dict[str, set[dt.date]] = defaultdict(set)
+    for d, users in days.items():
+        for u in users:
+            months[u].add(d.replace(day=1))
+    cells = Counter((min(ms), m) for ms in months.values() for m in ms)
+    got_cells = {(c.cohort_month, c.active_month): c.users
+                 for c in client.admin.cohorts(dt.date(2000, 1, 1), dt.date(2100, 1, 1))}
+    assert got_cells == dict(cells)
+
+
+def test_reliability_percentiles_are_within_the_bucket_error(
+        workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
+    client, events, _ = workload
+    for r in client.admin.reliability("all"):
+        if r.format != "*":
+            continue
+        durations = sorted(e.duration_ms for e in events
+                           if e.kind == r.kind and e.status == "succeeded" and e.duration_ms is not None)
+        failed = sum(1 for e in events if e.kind == r.kind and e.status == "failed")
+        assert (r.succeeded, r.failed) == (sum(1 for e in events if e.kind == r.kind and e.status == "succeeded"), failed)
+        if not durations:
+            assert r.p95_duration_ms is None
+            continue
+        assert r.avg_duration_ms == round(Decimal(sum(durations)) / len(durations))
+        for q, got in ((0.5, r.p50_duration_ms), (0.95, r.p95_duration_ms), (0.99, r.p99_duration_ms)):
+            true = durations[math.ceil(q * len(durations)) - 1]
+            assert got is not None and abs(got - true) <= 0.045 * true + 1, (r.kind, q, got, true)
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def test_pgtally_admin_json_round_trips(workload: tuple[Client, list[UsageEvent], dict[str, str]], dsn: str) -> None:
+    client, _, _ = workload
+    res = CliRunner().invoke(main, ["admin", "--dsn", dsn, "--json", "--window", "all", "-d", "voice"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert set(data) >= {"overview", "totals_by_kind", "leaderboards", "trend", "active_users", "week_over_week",
+                         "funnel", "reliability", "error_codes", "cohorts", "freshness", "time_window"}
+    assert data["overview"]["users"] == client.admin.overview().users  # type: ignore[union-attr]
+    assert [t["value"] for t in data["totals_by_kind"]] == [t.value for t in client.admin.totals("kind")]
+    assert [e["value"] for e in data["leaderboards"]["voice"]] == [e.value for e in client.admin.leaderboard("voice", "all")]
+    assert [s["users"] for s in data["funnel"]] == [s.users for s in client.admin.funnel()]
+    assert all(f["refreshed_at"] for f in data["freshness"])
+    assert Decimal(data["overview"]["cost"]) == client.admin.overview().cost  # type: ignore[union-attr]
+
+
+def test_pgtally_admin_prints_a_dashboard(workload: tuple[Client, list[UsageEvent], dict[str, str]], dsn: str) -> None:
+    res = CliRunner().invoke(main, ["admin", "--dsn", dsn, "--window", "30d"])
+    assert res.exit_code == 0, res.output
+    for title in ("Platform", "Totals by kind", "Top voice (30d)", "Trends", "DAU", "Week over week", "Funnel (30d)",
+                  "Reliability (30d)", "Top error codes", "Cohort retention"):
+        assert title in res.output, title
+
+
+def test_pgtally_refresh(dsn: str, conn: psycopg.Connection) -> None:
+    conn.execute("select tally.record_usage('e1', 'u1', 'tts', 5)")
+    res = CliRunner().invoke(main, ["refresh", "--dsn", dsn, "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"refreshed"}
+    assert conn.execute("select users from tally.admin_overview()").fetchone() == (1,), "refresh merged first"
+    res = CliRunner().invoke(main, ["refresh", "--dsn", dsn])
+    assert res.exit_code == 0 and "admin_cohorts_mv" in res.output and "total" in res.output
+    res = CliRunner().invoke(main, ["refresh", "--dsn", dsn, "--schedule", "5 minutes"])
+    assert res.exit_code != 0 and "*/5 * * * *" in res.output and "pgtally refresh" in res.output

@@ -1,0 +1,243 @@
+"""tally.refresh_analytics with real connections: readers are never blocked, two refreshes never both run,
+and only analysts read the analytics.
+
+A refresh is made long by holding an ACCESS EXCLUSIVE lock on one of the rollups
+it reads (tally.user_daily_ops, read by the second view): it then sits inside
+its transaction, holding the EXCLUSIVE locks of REFRESH ... CONCURRENTLY, until
+the test lets it go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgtally.admin import RefreshNotScheduled
+from pgtally.client import Client
+from pgtally.models import UsageEvent
+
+UTC = dt.timezone.utc
+
+
+def _events(prefix: str, users: int, per_user: int) -> list[UsageEvent]:
+    day = dt.datetime(2026, 11, 1, 10, tzinfo=UTC)
+    return [UsageEvent(f"{prefix}-{u}-{i}", f"{prefix}-user-{u}", "tts", 100, day + dt.timedelta(days=i % 20), 7000, "0.001",
+                       attributes={"voice": "af_alloy", "model": "kokoro"})
+            for u in range(users) for i in range(per_user)]
+
+
+@pytest.fixture
+def loaded(dsn: str) -> Iterator[str]:
+    """A database with 20 users' usage merged and refreshed once."""
+    with Client.connect(dsn) as client:
+        client.record_many(_events("a", 20, 10))
+        client.admin.refresh()
+    yield dsn
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def _waiting_on_lock(conn: psycopg.Connection, pid: int) -> bool:
+    row = conn.execute("select wait_event_type from pg_stat_activity where pid = %s", (pid,)).fetchone()
+    return bool(row and row[0] == "Lock")
+
+
+class _Background(threading.Thread):
+    """Runs a function on its own connection and keeps its result or exception."""
+
+    def __init__(self, dsn: str, fn: Callable[[psycopg.Connection], Any]) -> None:
+        super().__init__(daemon=True)
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.pid = self.conn.info.backend_pid
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.finished_at: float | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn(self.conn)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            self.finished_at = time.monotonic()
+            self.conn.close()
+
+
+def _refresh(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute("select view_name, status from tally.refresh_analytics()").fetchall()
+
+
+def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
+    dsn = loaded
+    with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
+        before = conn.execute("select users, events from tally.admin_overview()").fetchone()
+        assert before == (20, 200)
+        # New usage, merged, so the next refresh changes the answers.
+        writer.record_many(_events("b", 25, 4))
+        assert writer.merge_pending() == 100
+
+        locker = psycopg.connect(dsn)
+        try:
+            locker.execute("lock table tally.user_daily_ops in access exclusive mode")
+            refresher = _Background(dsn, _refresh)
+            refresher.start()
+            _wait_until(lambda: _waiting_on_lock(conn, refresher.pid))
+
+            # The refresh is stuck mid-way: admin_totals_mv is refreshed (uncommitted) and it waits on the
+            # next view. A reader polls every analytics answer meanwhile.
+            reader = psycopg.connect(dsn, autocommit=True)
+            reader.execute("set lock_timeout = '2s'")
+            latencies: list[float] = []
+            answers = set()
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                for sql in ("select users, events from tally.admin_overview()",
+                            "select sum(events)::bigint, count(*) from tally.admin_totals('kind')",
+                            "select count(*) from tally.admin_leaderboard('voice', 'all')",
+                            "select count(*) from tally.admin_active_users('2026-11-01', '2026-11-30')"):
+                    t0 = time.perf_counter()
+                    answers.add((sql, reader.execute(sql).fetchone()))
+                    latencies.append(time.perf_counter() - t0)
+            reader.close()
+            assert refresher.is_alive(), "the refresh must still be running while the reader reads"
+            assert len(latencies) >= 40
+            assert max(latencies) < 0.5, f"a reader waited {max(latencies):.3f} s during the refresh"
+            # Readers keep seeing the previous contents, consistently.
+            assert ("select users, events from tally.admin_overview()", (20, 200)) in answers
+            assert len(answers) == 4
+        finally:
+            locker.rollback()
+            locker.close()
+        refresher.join(30)
+        assert refresher.error is None
+        assert [s for _, s in refresher.result] == ["refreshed"] * 8
+        # After the refresh commits, every view shows the new usage at once.
+        assert conn.execute("select users, events from tally.admin_overview()").fetchone() == (45, 300)
+        assert conn.execute("select sum(events)::bigint from tally.admin_totals('kind')").fetchone() == (300,)
+
+
+def test_a_plain_refresh_would_block_them(loaded: str) -> None:
+    """The control: without CONCURRENTLY a refresh locks readers out, which the test above would catch."""
+    with psycopg.connect(loaded) as blocker, psycopg.connect(loaded, autocommit=True) as reader:
+        blocker.execute("refresh materialized view tally.admin_overview_mv")
+        reader.execute("set lock_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            reader.execute("select * from tally.admin_overview()")
+        blocker.rollback()
+
+
+def test_two_concurrent_refreshes_do_not_both_run(loaded: str) -> None:
+    dsn = loaded
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        logged = conn.execute("select count(*) from tally.refresh_log").fetchone()[0]  # type: ignore[index]
+        locker = psycopg.connect(dsn)
+        try:
+            locker.execute("lock table tally.user_daily_ops in access exclusive mode")
+            first = _Background(dsn, _refresh)
+            first.start()
+            _wait_until(lambda: _waiting_on_lock(conn, first.pid))
+            # A second caller does not queue behind the first: it returns at once, saying so.
+            t0 = time.monotonic()
+            second = _Background(dsn, _refresh)
+            second.start()
+            second.join(5)
+            assert second.finished_at is not None and second.finished_at - t0 < 2.0
+            assert second.error is None and second.result == [(None, "skipped")]
+            assert first.is_alive()
+        finally:
+            locker.rollback()
+            locker.close()
+        first.join(30)
+        assert first.error is None and [s for _, s in first.result] == ["refreshed"] * 8
+        assert conn.execute("select count(*) from tally.refresh_log").fetchone()[0] == logged + 8  # type: ignore[index]
+        # With the first one done, the next call refreshes again.
+        assert [s for _, s in _refresh(conn)] == ["refreshed"] * 8
+
+
+def test_racing_refreshes_exactly_one_runs(loaded: str) -> None:
+    """Eight callers released at once: one refreshes, the others are told another refresh is running."""
+    dsn = loaded
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        locker = psycopg.connect(dsn)
+        try:
+            # The lock keeps the winner inside its transaction until every caller has answered.
+            locker.execute("lock table tally.user_daily_ops in access exclusive mode")
+            barrier = threading.Barrier(8)
+
+            def call(c: psycopg.Connection) -> list[tuple[Any, ...]]:
+                barrier.wait()
+                return _refresh(c)
+
+            callers = [_Background(dsn, call) for _ in range(8)]
+            for c in callers:
+                c.start()
+            _wait_until(lambda: sum(1 for c in callers if not c.is_alive()) == 7 and any(
+                _waiting_on_lock(conn, c.pid) for c in callers if c.is_alive()))
+        finally:
+            locker.rollback()
+            locker.close()
+        for c in callers:
+            c.join(30)
+        outcomes = sorted(tuple(s for _, s in c.result) for c in callers)
+        assert outcomes == [("refreshed",) * 8] + [("skipped",)] * 7
+
+
+@pytest.fixture
+def login_role(conn: psycopg.Connection) -> Iterator[Callable[[str], str]]:
+    """Creates cluster-wide login roles for one test and drops them afterwards."""
+    created: list[str] = []
+
+    def make(member_of: str) -> str:
+        name = f"t_{member_of}_{uuid.uuid4().hex[:8]}"
+        conn.execute(f"create role {name} login in role {member_of}")
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        conn.execute(f"drop role if exists {name}")
+
+
+def test_only_analysts_read_the_analytics(loaded: str, login_role: Callable[[str], str]) -> None:
+    reader, analyst = login_role("tally_reader"), login_role("tally_analyst")
+    with psycopg.connect(loaded, autocommit=True) as conn:
+        client = Client(conn)
+        conn.execute(f"set role {reader}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as err:
+            client.admin.overview()
+        assert err.value.sqlstate == "42501"
+        for sql in ("select * from tally.admin_totals_mv", "select * from tally.admin_funnel('{tts}')",
+                    "select * from tally.refresh_analytics()"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)
+        conn.execute("reset role")
+
+        conn.execute(f"set role {analyst}")
+        assert client.admin.overview().users == 20  # type: ignore[union-attr]
+        assert [t.value for t in client.admin.totals("voice")] == ["af_alloy"]
+        assert client.admin.funnel(["tts"])[0].users == 20
+        assert all(not r.skipped for r in client.admin.refresh(merge_first=False))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select * from tally.user_first_reached")
+        conn.execute("reset role")
+
+
+def test_schedule_without_pg_cron_names_the_crontab_line(loaded: str) -> None:
+    with Client.connect(loaded) as client, pytest.raises(RefreshNotScheduled) as err:
+        client.admin.schedule_refresh(dt.timedelta(minutes=10))
+    assert "pg_cron is not installed" in str(err.value)
+    assert "*/10 * * * * DATABASE_URL=postgresql://... pgtally refresh" in str(err.value)
