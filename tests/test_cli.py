@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 from click.testing import CliRunner
@@ -90,3 +91,23 @@ def test_forget_and_retention_commands(conn: psycopg.Connection, dsn: str) -> No
     assert res.exit_code == 0 and json.loads(res.output) == []
     res = CliRunner().invoke(main, ["retention", "--dsn", dsn, "--keep", "1 hour"])
     assert res.exit_code != 0 and "keep must be at least 1 day" in res.output
+
+
+def test_record_command_is_exactly_once_and_explains_errors(conn: psycopg.Connection, dsn: str) -> None:
+    res = run("record", "job-1", "u1", "tts", "180", "--dsn", dsn, "--attr", "voice=af_alloy", "--duration-ms", "12857")
+    assert res.exit_code == 0 and "recorded job-1" in res.output  # type: ignore[attr-defined]
+    res = run("record", "job-1", "u1", "tts", "180", "--dsn", dsn, "--json")
+    assert json.loads(res.output) == {"event_id": "job-1", "new": False}  # type: ignore[attr-defined]
+    res = CliRunner().invoke(main, ["record", "--dsn", dsn, "--", "job-2", "u1", "tts", "-5"])
+    assert res.exit_code != 0 and "PT002" in res.output and "field quantity" in res.output
+    assert conn.execute("select attributes->>'voice', duration_ms from tally.usage_events").fetchall() == [("af_alloy", 12857)]
+
+
+def test_python_dash_m_pgtally_has_every_command() -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "pgtally", "--help"], capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python_client")})
+    for command in ("record", "stats", "card", "history", "export", "admin", "refresh", "verify", "rebuild", "demo", "bench"):
+        assert command in res.stdout, command

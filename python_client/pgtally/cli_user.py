@@ -153,3 +153,44 @@ def export(dsn: str | None, user_id: str, from_day: dt.datetime, to_day: dt.date
                 out.flush()
     if output:
         console.print(f"wrote {rows:,} rows to {output}")
+
+
+@main.command()
+@dsn_option
+@json_option
+@click.argument("event_id")
+@click.argument("user_id")
+@click.argument("kind")
+@click.argument("quantity", type=int, default=0)
+@click.option("--duration-ms", type=int, help="Duration in milliseconds (omit when unknown).")
+@click.option("--cost", default="0", show_default=True, help="Exact cost (a decimal number).")
+@click.option("--status", default="succeeded", show_default=True, help="succeeded, failed or cancelled.")
+@click.option("--error-code", help="Error code of a failed event.")
+@click.option("--occurred-at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z",
+                                                               "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+              help="When it happened (default: now; naive times are UTC).")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="An attribute (repeatable): --attr voice=af_alloy")
+@click.option("--not-billable", is_flag=True, help="Record as not billable.")
+def record(dsn: str | None, as_json: bool, event_id: str, user_id: str, kind: str, quantity: int,
+           duration_ms: int | None, cost: str, status: str, error_code: str | None, occurred_at: dt.datetime | None,
+           attrs: tuple[str, ...], not_billable: bool) -> None:
+    """Record one usage event (exactly-once by EVENT_ID); says whether it was new."""
+    attributes: dict[str, str] = {}
+    for item in attrs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--attr")
+        attributes[key] = value
+    if occurred_at is not None and occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=dt.timezone.utc)
+    with connect(dsn) as conn:
+        try:
+            new = Client(conn).record(event_id, user_id, kind, quantity, occurred_at=occurred_at,
+                                      duration_ms=duration_ms, cost=cost, status=status, error_code=error_code,
+                                      billable=not not_billable, attributes=attributes)
+        except PgTallyError as exc:
+            raise click.ClickException(f"{exc} (SQLSTATE {exc.sqlstate}, field {exc.field})") from exc
+    if as_json:
+        emit_json({"event_id": event_id, "new": new})
+    else:
+        console.print(f"recorded {event_id}" if new else f"{event_id} was already recorded (counted once)")

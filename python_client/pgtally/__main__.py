@@ -1,0 +1,5 @@
+"""`python -m pgtally ...` runs the `pgtally` command line."""
+
+from pgtally.cli import main
+
+main()
