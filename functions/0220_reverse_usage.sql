@@ -7,21 +7,9 @@ security definer
 set search_path = ''
 as $$
 declare
-  key  record;
-  orig record;
+  orig tally.usage_events := tally._original_event(original_event_id);
   new_row boolean;
 begin
-  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('corrects_event_id %L names no recorded event', original_event_id);
-  end if;
-  select e.* into orig from tally.usage_events e
-   where e.user_id = key.user_id and e.occurred_at = key.occurred_at and e.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
-  end if;
   -- The row trigger checks the original is a succeeded original of this user and
   -- not reversed yet (tally.reversals), race-free.
   new_row := tally.record_usage(

@@ -864,6 +864,41 @@ comment on function tally.record_usage_staged() is
   'Records the rows COPYed into pg_temp.tally_staging (validated all-or-nothing, exactly-once) and empties it; returns how many were new.';
 
 
+-- >>> functions/0218_original_event.sql
+-- The retained log row of an event, found through its exactly-once key; PT008 when unknown or dropped.
+-- Called by tally.reverse_usage and tally.amend_usage, which book corrections in the original's buckets.
+create or replace function tally._original_event(original_event_id text)
+returns tally.usage_events
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  key  record;
+  orig tally.usage_events;
+begin
+  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
+  if not found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('corrects_event_id %L names no recorded event', original_event_id);
+  end if;
+  -- The key's user and time lead the log index straight to the row (and prune partitions).
+  select e.* into orig from tally.usage_events e
+   where e.user_id = key.user_id and e.occurred_at = key.occurred_at and e.event_id = original_event_id;
+  if not found then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('event %L is no longer in the retained log; record the correction with explicit amounts',
+                       original_event_id);
+  end if;
+  return orig;
+end
+$$;
+
+comment on function tally._original_event(text) is
+  'The retained log row of an event (located through tally.event_keys); raises PT008 when the id is unknown or its partition was dropped (internal).';
+
+
 -- >>> db/0220_plans.sql
 -- Plans users can subscribe to: tier rank and monthly price (limits are in tally.plan_limits).
 -- Written by tally.upsert_plan; read by tally.plan_at, the quota check, the forecast and the summary card.
@@ -899,21 +934,9 @@ security definer
 set search_path = ''
 as $$
 declare
-  key  record;
-  orig record;
+  orig tally.usage_events := tally._original_event(original_event_id);
   new_row boolean;
 begin
-  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('corrects_event_id %L names no recorded event', original_event_id);
-  end if;
-  select e.* into orig from tally.usage_events e
-   where e.user_id = key.user_id and e.occurred_at = key.occurred_at and e.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
-  end if;
   -- The row trigger checks the original is a succeeded original of this user and
   -- not reversed yet (tally.reversals), race-free.
   new_row := tally.record_usage(
@@ -961,20 +984,8 @@ security definer
 set search_path = ''
 as $$
 declare
-  key  record;
-  orig record;
+  orig tally.usage_events := tally._original_event(original_event_id);
 begin
-  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('corrects_event_id %L names no recorded event', original_event_id);
-  end if;
-  select e.* into orig from tally.usage_events e
-   where e.user_id = key.user_id and e.occurred_at = key.occurred_at and e.event_id = original_event_id;
-  if not found then
-    raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('event %L is no longer in the retained log; record the correction with explicit amounts', original_event_id);
-  end if;
   return tally.record_usage(
     event_id => amend_usage.event_id, user_id => orig.user_id, kind => orig.kind,
     quantity => quantity_delta, occurred_at => orig.occurred_at, duration_ms => duration_ms_delta,

@@ -21,11 +21,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from ._query import Call, Query, Rows, Scalar, asynchronous, text_decoder
 from .admin import AsyncAdminClient
-from .client import STAGING_COPY, CoreApi
+from .client import STAGING_COPY, CoreApi, staging_row
 from .errors import translated
 from .models import UsageEvent
 from .user_reads import UserReadsMixin
@@ -154,9 +153,7 @@ class AsyncClient(CoreApi, UserReadsMixin):
                     async with conn.cursor() as cur:
                         async with cur.copy(STAGING_COPY) as copy:
                             for e in chunk:
-                                await copy.write_row((e.event_id, e.user_id, e.kind, e.quantity, e.occurred_at,
-                                                      e.duration_ms, e.cost, e.status, e.error_code, e.billable,
-                                                      Jsonb(dict(e.attributes)), e.corrects_event_id))
+                                await copy.write_row(staging_row(e))
                     cur2 = await conn.execute("select tally.record_usage_staged()")
                     return await cur2.fetchone()
 

@@ -30,12 +30,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
-from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 
 from . import migrate, server
-from .client import Client
+from .client import STAGING_COLUMNS, Client, staging_row
 from .models import UsageEvent
 
 TARGET = 0.7
@@ -176,14 +175,11 @@ def _batch_events(n: int, tag: str) -> list[UsageEvent]:
 
 
 def _copy_bare(dsn: str, table: str, events: list[UsageEvent]) -> float:
-    cols = ("event_id", "user_id", "kind", "occurred_at", "quantity", "duration_ms", "cost", "status",
-            "error_code", "billable", "attributes", "corrects_event_id")
     with psycopg.connect(dsn, autocommit=True) as conn:
         t0 = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"copy {table} ({', '.join(cols)}) from stdin") as copy:
+        with conn.cursor() as cur, cur.copy(f"copy {table} ({', '.join(STAGING_COLUMNS)}) from stdin") as copy:
             for e in events:
-                copy.write_row((e.event_id, e.user_id, e.kind, e.occurred_at, e.quantity, e.duration_ms, e.cost,
-                                e.status, e.error_code, e.billable, Jsonb(dict(e.attributes)), e.corrects_event_id))
+                copy.write_row(staging_row(e))
         return len(events) / (time.perf_counter() - t0)
 
 

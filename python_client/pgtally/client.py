@@ -45,6 +45,12 @@ STAGING_COLUMNS = ("event_id", "user_id", "kind", "quantity", "occurred_at", "du
                    "error_code", "billable", "attributes", "corrects_event_id")
 STAGING_COPY = f"copy pg_temp.tally_staging ({', '.join(STAGING_COLUMNS)}) from stdin"
 
+
+def staging_row(e: UsageEvent) -> tuple[Any, ...]:
+    """One event as a row of STAGING_COLUMNS, for COPY into the staging table (sync and async clients)."""
+    return (e.event_id, e.user_id, e.kind, e.quantity, e.occurred_at, e.duration_ms, e.cost, e.status,
+            e.error_code, e.billable, Jsonb(dict(e.attributes)), e.corrects_event_id)
+
 Connectable = Any  # psycopg.Connection | psycopg_pool.ConnectionPool
 
 
@@ -276,9 +282,7 @@ class Client(CoreApi, UserReadsMixin):
                     conn.execute("select tally.begin_staging()")
                     with conn.cursor() as cur, cur.copy(STAGING_COPY) as copy:
                         for e in chunk:
-                            copy.write_row((e.event_id, e.user_id, e.kind, e.quantity, e.occurred_at, e.duration_ms,
-                                            e.cost, e.status, e.error_code, e.billable, Jsonb(dict(e.attributes)),
-                                            e.corrects_event_id))
+                            copy.write_row(staging_row(e))
                     return conn.execute("select tally.record_usage_staged()").fetchone()
 
             row = self._run(work)
