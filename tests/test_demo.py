@@ -1,11 +1,20 @@
-"""The workload generator's promises (determinism, shape of the usage) and the demo end to end."""
+"""The workload generator's promises (determinism, shape of the usage) and the demo end to end.
+
+The demo runs with --dsn (loads every time) and in its own kept cluster (reuses its data, --fresh wipes it).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import os
 import re
+import shutil
 import statistics
+import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -57,7 +66,7 @@ def test_exact_count_range_and_order(events: list[UsageEvent]) -> None:
     assert len(events) == EVENTS
     assert all(START <= e.occurred_at < END for e in events)
     firsts = _firsts(events)
-    assert all(a.occurred_at <= b.occurred_at for a, b in zip(firsts, firsts[1:]))
+    assert all(a.occurred_at <= b.occurred_at for a, b in itertools.pairwise(firsts))
     assert list(generate_events(3, 0, SEED, START, END)) == []
 
 
@@ -142,17 +151,79 @@ def test_invalid_arguments() -> None:
         generate_events(0, 10, SEED, START, END)
 
 
-def test_demo_end_to_end(dsn: str) -> None:
-    result = CliRunner().invoke(main, ["demo", "--users", "30", "--events", "2000", "--dsn", dsn])
+def test_demo_end_to_end(dsn: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["demo", "--users", "30", "--events", "4000", "--dsn", dsn,
+                                       "--report", str(report)])
     assert result.exit_code == 0, result.output
     voices = "|".join(re.escape(v) for names in VOICES.values() for v in names)
     assert re.search(rf"\b(\d+ h \d\d min|\d+ min \d\d s|\d+ s) of ({voices})\b", result.output), result.output
     # Rich wraps the summary line at the test console's width.
-    summary = re.search(r"2,000 events sent for 30 users: ([\d,]+) recorded,\s+([\d,]+)\s+duplicates\s+skipped",
+    summary = re.search(r"4,000 events sent for 30 users: ([\d,]+) recorded,\s+([\d,]+)\s+duplicates\s+skipped",
                         result.output)
     assert summary, result.output
     recorded, skipped = (int(g.replace(",", "")) for g in summary.groups())
-    assert recorded + skipped == 2000 and skipped > 0
+    assert recorded + skipped == 4000 and skipped > 0
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select count(*) from tally.usage_events").fetchone() == (recorded,)
         assert conn.execute("select count(*) from tally.pending_deltas").fetchone() == (0,)
+        plans = conn.execute("select plan from tally.plans order by plan").fetchall()
+        assert [p for (p,) in plans] == ["free", "pro", "team"]
+        subscriptions = conn.execute("select count(*) from tally.subscriptions").fetchone()
+    # The paywall funnel sold subscriptions; the card shows the plan and its limits; the dashboard follows.
+    assert subscriptions and subscriptions[0] > 0
+    assert re.search(r"plan (free|pro|team)\b.*this billing period", result.output), result.output
+    for panel in ("pgtally admin dashboard", "data as of", "Top voice (30d)", "Funnel (30d)", "Cohort retention"):
+        assert panel in result.output, panel
+    assert "never refreshed" not in result.output
+    html = report.read_text(encoding="utf-8")
+    assert "HTML report of" in result.output and str(report.resolve()) in result.output.replace("\n", "")
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 10 and 'id="admin"' in html
+
+    # Into the same database again: nothing new is recorded (the events are those of the same hour, unless an hour
+    # boundary passed in between) and nobody's subscription history is started twice.
+    hour = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    again = CliRunner().invoke(main, ["demo", "--users", "30", "--events", "4000", "--dsn", dsn,
+                                      "--report", str(report)])
+    assert again.exit_code == 0, again.output
+    rerun = re.search(r"4,000 events sent for 30 users: ([\d,]+) recorded", again.output)
+    assert rerun, again.output
+    assert rerun.group(1) == "0" or dt.datetime.now(dt.timezone.utc) - hour >= dt.timedelta(hours=1), again.output
+    with psycopg.connect(dsn) as conn:
+        twice = conn.execute("select count(*) from (select user_id from tally.subscriptions where plan = 'pro' "
+                             "group by user_id having count(*) > 1) t").fetchone()
+    assert twice == (0,)
+
+
+@pytest.fixture
+def cluster_dir() -> Iterator[Path]:
+    """A directory for the demo's kept cluster that the server's unprivileged user can reach (we may be root)."""
+    parent = Path(tempfile.mkdtemp(prefix="pgtally-demo-test-"))
+    os.chmod(parent, 0o755)
+    yield parent / "cluster"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_demo_keeps_its_cluster(cluster_dir: Path, tmp_path: Path) -> None:
+    args = ["demo", "--users", "20", "--events", "1000", "--cluster-dir", str(cluster_dir),
+            "--report", str(tmp_path / "report.html")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "Creating the demo PostgreSQL" in first.output and "1,000 events sent for 20 users" in first.output
+    assert (cluster_dir / "data" / "PG_VERSION").exists()
+
+    second = CliRunner().invoke(main, args)  # reuses the data: no load, same card, report written again
+    assert second.exit_code == 0, second.output
+    assert "Reusing the demo data" in second.output and "events sent" not in second.output
+    featured = re.search(r"The featured user, (user-\d+)", first.output)
+    assert featured and f"The featured user, {featured.group(1)}" in second.output
+    assert "pgtally admin dashboard" in second.output and (tmp_path / "report.html").exists()
+
+    other = CliRunner().invoke(main, [*args, "--seed", "8"])  # other options: loads again into a new database
+    assert other.exit_code == 0, other.output
+    assert "loading again" in other.output and "1,000 events sent for 20 users" in other.output
+
+    fresh = CliRunner().invoke(main, [*args, "--fresh"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "--fresh: removing" in fresh.output and "Creating the demo PostgreSQL" in fresh.output
+    assert "1,000 events sent for 20 users" in fresh.output

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -155,15 +156,26 @@ def stats(dsn: str | None, as_json: bool, user_id: str, dimension: tuple[str, ..
 
 
 @main.command()
-@click.option("--users", default=300, show_default=True, help="Number of users.")
-@click.option("--events", default=5000, show_default=True, help="Number of events to load.")
+@click.option("--users", default=2000, show_default=True, help="Number of users.")
+@click.option("--events", default=200_000, show_default=True, help="Number of events to load (a year of usage).")
 @click.option("--seed", default=7, show_default=True, help="Random seed (the load is deterministic).")
-@click.option("--dsn", envvar="PGTALLY_DEMO_DSN", help="Use this database instead of a throwaway server.")
-def demo(users: int, events: int, seed: int, dsn: str | None) -> None:
-    """Start a throwaway PostgreSQL, install pgtally, load realistic usage, print a user's card."""
+@click.option("--dsn", envvar="PGTALLY_DEMO_DSN",
+              help="Load into this database instead of the demo's own PostgreSQL (loads on every run).")
+@click.option("--fresh", is_flag=True, help="Wipe the demo's own PostgreSQL and load again.")
+@click.option("--report", "report", default="pgtally-report.html", show_default=True,
+              type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Where to write the HTML report.")
+@click.option("--cluster-dir", default=".pgtally/demo-cluster", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where the demo's own PostgreSQL keeps its files.")
+def demo(users: int, events: int, seed: int, dsn: str | None, fresh: bool, report: Path, cluster_dir: Path) -> None:
+    """Load a year of realistic usage, print a user's card and the admin dashboard, write an HTML report.
+
+    Without --dsn it runs its own PostgreSQL kept under --cluster-dir; a second
+    run with the same options reuses the loaded data and takes seconds.
+    """
     from .demo import run_demo
 
-    run_demo(users=users, events=events, seed=seed, dsn=dsn, console=console)
+    run_demo(users=users, events=events, seed=seed, dsn=dsn, console=console, fresh=fresh, report=report,
+             cluster_dir=cluster_dir)
 
 
 @main.group()
@@ -273,7 +285,7 @@ def forget(dsn: str | None, user_id: str, yes: bool) -> None:
 
 
 # Command groups that live in their own modules register themselves on `main`.
-from . import cli_admin, cli_user  # noqa: E402,F401
+from . import cli_admin, cli_bench, cli_user  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

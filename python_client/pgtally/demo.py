@@ -1,92 +1,221 @@
-"""`pgtally demo`: load a year of realistic usage into pgtally and show one user's card.
+"""`pgtally demo`: a year of realistic usage in pgtally, a user's card, the admin dashboard and an HTML report.
 
 It shows the whole path a host application takes: install the schema, set
-users' time zones, batch-load events (retries included, skipped by event_id),
-merge the pending deltas, and read lifetime and billing-period totals back
-through the client.
+plans and users' time zones, batch-load events (retries included, skipped by
+event_id), record the subscriptions the paywall funnel sold (with upgrades and
+cancellations), merge the pending deltas, refresh the admin analytics, and
+read everything back through the client.
+
+Without ``--dsn`` the demo runs its own PostgreSQL cluster kept under
+``.pgtally/demo-cluster`` in the current directory. The loaded data are marked
+(a comment on the demo database) with the load's parameters and a fingerprint
+of the schema and generator, so a second run with the same options reuses them
+and only prints and renders; ``--fresh`` wipes the cluster first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
+import hashlib
+import json
+import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 import psycopg
+from psycopg import sql
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import migrate, server
+from . import migrate, schema, server, workload
 from .client import Client
 from .models import UsageEvent, human_duration
+from .report import render_report
 from .workload import generate_events, user_time_zones
 
 #: Unit of ``quantity`` per kind, for the per-kind table.
 UNITS = {"tts": "chars", "ocr": "pages", "export": "files"}
 #: How far back the demo's events go.
 HISTORY = dt.timedelta(days=365)
+#: Where the demo keeps its PostgreSQL cluster (relative to the current directory).
+CLUSTER_DIR = Path(".pgtally") / "demo-cluster"
+#: The database of the kept cluster that holds the demo data.
+DEMO_DATABASE = "pgtally_demo"
+#: Kept data older than this are reloaded: the reads are about "now" (this month, last 7 days).
+MAX_DATA_AGE = dt.timedelta(hours=24)
+#: Plans with their per-kind limits per billing period (None = unlimited); free is the default plan.
+PLANS: dict[str, dict[str, object]] = {
+    "free": {"tier": 0, "monthly_price": "0", "is_default": True, "description": "Try it out",
+             "limits": {"tts": 30_000, "ocr": 50, "export": 3}},
+    "pro": {"tier": 1, "monthly_price": "9.99", "description": "For regular listeners",
+            "limits": {"tts": 750_000, "ocr": 1_000, "export": 100}},
+    "team": {"tier": 2, "monthly_price": "29.99", "description": "Heavy use, shared documents",
+             "limits": {"tts": 3_000_000, "ocr": None, "export": None}},
+}
+#: Share of pro subscribers who later upgrade to team, and of subscribers who later cancel.
+UPGRADE_RATE, CANCEL_RATE = 0.3, 0.12
+#: The featured user is picked among this many heaviest users (the one with the most voices).
+FEATURED_CANDIDATES = 5
+
+
+@dataclass(frozen=True)
+class LoadMark:
+    """What a completed load put into the demo database (stored as the database's comment)."""
+
+    users: int
+    events: int
+    seed: int
+    fingerprint: str
+    end: str            # ISO timestamp: the load's year ends there
+    loaded_at: str      # ISO timestamp: when the load finished
+    featured: str       # the user whose card and report the demo shows
+    recorded: int
+    subscriptions: int
+    seconds: float
+
+    def age(self, now: dt.datetime) -> dt.timedelta:
+        """How old the loaded data are: the time since their year ended."""
+        return now - dt.datetime.fromisoformat(self.end)
+
+
+def _fingerprint() -> str:
+    """Hash of what decides the loaded data: the schema, the generator and this module (plans, subscriptions)."""
+    digest = hashlib.sha256(schema.install_sql().encode())
+    for module in (workload.__file__, __file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_mark(server_dsn: str) -> LoadMark | None:
+    """The mark of the demo database of the kept cluster, None when it has none (or an unreadable one)."""
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database where datname = %s",
+                           (DEMO_DATABASE,)).fetchone()
+    if not row or not row[0]:
+        return None
+    try:
+        return LoadMark(**json.loads(row[0]))
+    except (TypeError, ValueError):
+        return None
+
+
+def _write_mark(server_dsn: str, mark: LoadMark) -> None:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("comment on database {} is {}").format(
+            sql.Identifier(DEMO_DATABASE), sql.Literal(json.dumps(asdict(mark)))))
+
+
+def _recreate_database(server_dsn: str) -> None:
+    """Drop the demo database (disconnecting anyone) and create it empty: faster than deleting rows."""
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(DEMO_DATABASE)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(DEMO_DATABASE)))
 
 
 @contextlib.contextmanager
-def _database(dsn: str | None, console: Console) -> Iterator[str]:
-    """The given DSN, or a throwaway server for the duration of the block.
-
-    The throwaway server is a local cluster (or a container when
-    PGTALLY_BACKEND=testcontainers), never $DATABASE_URL: the demo only writes
-    into a database it was explicitly given with --dsn.
-    """
-    if dsn is not None:
-        yield dsn
-        return
-    backend = "testcontainers" if os.environ.get("PGTALLY_BACKEND") == "testcontainers" else "local"
-    console.print(f"Starting a throwaway PostgreSQL ({backend})…")
+def _kept_cluster(directory: Path, fresh: bool, console: Console) -> Iterator[str]:
+    """The superuser DSN of the demo's own cluster in ``directory`` (started, and stopped after the block)."""
+    directory = directory.resolve()
+    if fresh and directory.exists():
+        console.print(f"--fresh: removing {directory}")
+        shutil.rmtree(directory)
+    if (directory / "data" / "postmaster.pid").exists():
+        # A demo killed hard leaves its server running; stop it so that this run can start it again.
+        server.LocalCluster(directory).stop()
+    first = not (directory / "data" / "PG_VERSION").exists()
+    console.print(f"{'Creating' if first else 'Starting'} the demo PostgreSQL in {directory}…")
     try:
-        with server.database(backend=backend, settings=server.FAST_UNSAFE) as url:
+        with server.database(backend="local", settings=server.FAST_UNSAFE, keep_dir=directory) as url:
             yield url
     except server.ServerError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"{exc}\n(`pgtally demo --fresh` starts over with a new cluster)") from exc
 
 
 def _prepare(client: Client, users: int, seed: int, start: dt.datetime) -> None:
-    """Create the monthly partitions the history needs and set every user's time zone (one transaction)."""
+    """Create the monthly partitions the history needs, the plans, and every user's time zone (one transaction)."""
     with client.connection() as conn:
         conn.execute("select tally.ensure_partitions(%s)", (start.date().replace(day=1),))
         with conn.transaction():
+            for plan, spec in PLANS.items():
+                client.upsert_plan(plan, **spec)  # type: ignore[arg-type]
             for user_id, time_zone in user_time_zones(users, seed).items():
                 client.set_user_settings(user_id, time_zone=time_zone)
 
 
-def _load(client: Client, users: int, events: int, seed: int, start: dt.datetime, end: dt.datetime,
-          console: Console) -> tuple[int, Counter[str]]:
-    """Send the generated events with a progress bar; returns how many were new and the events sent per user."""
-    sent: Counter[str] = Counter()
+def _progress(console: Console) -> Progress:
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console)
 
-    def counted() -> Iterator[UsageEvent]:
+
+def _load(client: Client, users: int, events: int, seed: int, start: dt.datetime, end: dt.datetime,
+          progress: Progress) -> tuple[int, Counter[str], dict[str, dt.datetime]]:
+    """Send the generated events; returns how many were new, the events sent per user and each user's checkout."""
+    sent: Counter[str] = Counter()
+    checkouts: dict[str, dt.datetime] = {}
+
+    def watched() -> Iterator[UsageEvent]:
         for event in generate_events(users, events, seed, start, end):
             sent[event.user_id] += 1
+            if event.kind == "checkout.completed" and event.occurred_at is not None:
+                checkouts.setdefault(event.user_id, event.occurred_at)  # a retry keeps the first
             yield event
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("Loading events", total=events)
-        added = client.record_many(counted(), progress=lambda n: progress.advance(task, n))
-    return added, sent
+    task = progress.add_task("Loading events", total=events)
+    added = client.record_many(watched(), progress=lambda n: progress.advance(task, n))
+    return added, sent, checkouts
 
 
-def _merge_all(client: Client) -> int:
+def _subscribe(client: Client, checkouts: dict[str, dt.datetime], seed: int, end: dt.datetime,
+               progress: Progress) -> int:
+    """Subscribe every user who completed a checkout to pro; some upgrade to team later, some cancel.
+
+    Deterministic per seed. Users who already have a subscription (a rerun
+    into the same ``--dsn``) are left alone: subscription history is
+    append-only. Returns the number of subscriptions started.
+    """
+    rng = random.Random(f"pgtally-demo-plans-{seed}")
+    task = progress.add_task("Subscriptions", total=len(checkouts))
+    started = 0
+    for user_id, at in sorted(checkouts.items(), key=lambda kv: (kv[1], kv[0])):
+        upgrade_at = at + dt.timedelta(days=rng.uniform(20, 150)) if rng.random() < UPGRADE_RATE else None
+        cancel_at = (upgrade_at or at) + dt.timedelta(days=rng.uniform(30, 200)) if rng.random() < CANCEL_RATE else None
+        progress.advance(task)
+        if client.subscription_summary(user_id).subscriptions:
+            continue
+        client.start_subscription(user_id, "pro", at)
+        started += 1
+        if upgrade_at and upgrade_at < end:
+            client.start_subscription(user_id, "team", upgrade_at)
+            started += 1
+        if cancel_at and cancel_at < end:
+            client.end_subscription(user_id, cancel_at)
+    return started
+
+
+def _merge_all(client: Client, pending: int, progress: Progress) -> int:
     """Merge pending deltas until none are left (or another merger holds the lock); returns how many merged."""
+    task = progress.add_task("Merging deltas", total=max(pending, 1))
     merged = 0
-    while n := client.merge_pending():
+    while n := client.merge_pending(50_000):
         merged += n
+        progress.update(task, completed=min(merged, pending))
+    progress.update(task, total=max(merged, 1), completed=max(merged, 1))
     return merged
+
+
+def _featured_user(client: Client, sent: Counter[str]) -> str:
+    """Among the heaviest users, the one who listened with the most voices (a more telling card)."""
+    candidates = [user for user, _ in sent.most_common(FEATURED_CANDIDATES)]
+    return max(candidates, key=lambda u: (len(client.lifetime_totals(u, "voice")), sent[u]))
 
 
 def _local_day(moment: dt.datetime | None, zone: ZoneInfo) -> str:
@@ -123,52 +252,121 @@ def _kind_table(client: Client, user_id: str) -> Table:
     return table
 
 
-def _period_table(client: Client, user_id: str) -> Table:
-    """The user's billable usage in the current billing period."""
-    table = _table(f"{user_id}: current billing period", "kind", "from", "to", "events>", "quantity>", "cost>")
-    for p in client.period_totals(user_id):
-        table.add_row(p.kind, str(p.period_start), str(p.period_end), f"{p.events:,}", f"{p.quantity:,}",
-                      f"{p.cost:.4f}")
+def _limits_table(client: Client, user_id: str) -> Table:
+    """The user's plan, this billing period against its limits and the forecast to the period's end."""
+    subscription = client.subscription_summary(user_id)
+    forecast = client.quota_forecast(user_id)
+    plan = subscription.current_plan or "-"
+    since = f" since {subscription.subscribed_since:%Y-%m-%d}" if subscription.subscribed_since else ""
+    table = _table(f"{user_id}: plan {plan}{since}, this billing period", "kind", "used>", "quota>", "used %>",
+                   "projected>", "limit on", "status")
+    for f in forecast:
+        table.add_row(f.kind, f"{f.used:,}", f"{f.quota:,}" if f.quota is not None else "unlimited",
+                      f"{f.utilization_pct:.0f}%" if f.utilization_pct is not None else "-", f"{f.projected:,}",
+                      str(f.reaches_limit_on or "-"), f.status)
+    recommended = client.recommended_plan(user_id)
+    table.caption = (f"{subscription.months_subscribed} month(s) subscribed, revenue {subscription.revenue:.2f}"
+                     + (f"; recommended plan: {recommended.plan}" if recommended and not recommended.is_current else ""))
     return table
 
 
-def run_demo(users: int, events: int, seed: int, dsn: str | None, console: Console) -> None:
-    """Install pgtally (in a throwaway server unless ``dsn`` is given), load a year of usage, print a card.
+def _print_dashboard(client: Client) -> None:
+    """The admin dashboard exactly as `pgtally admin -w 30d` prints it (on the CLI's console)."""
+    from .cli_admin import print_dashboard  # cli_admin registers commands on the CLI; import it only when needed
 
-    The load is deterministic per ``seed`` (and hour): running it again within
-    the hour into the same database records nothing new, every event being
-    skipped as a duplicate.
+    print_dashboard(client.admin.dashboard("30d"))
+
+
+def _load_all(client: Client, url: str, users: int, events: int, seed: int, console: Console) -> LoadMark:
+    """Install, load a year of usage ending this hour, subscribe, merge and refresh; the mark of the load."""
+    began = time.perf_counter()
+    migrate.upgrade(url)
+    # Whole hours, so that a rerun into the same --dsn within the hour generates the very same events.
+    end = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = end - HISTORY
+    _prepare(client, users, seed, start)
+    with _progress(console) as progress:
+        load_began = time.perf_counter()
+        added, sent, checkouts = _load(client, users, events, seed, start, end, progress)
+        load_seconds = time.perf_counter() - load_began
+        subscriptions = _subscribe(client, checkouts, seed, end, progress)
+        merged = _merge_all(client, added, progress)
+    with console.status("Refreshing the admin analytics…"):
+        refreshed = client.admin.refresh()
+    seconds = time.perf_counter() - began
+    console.print(
+        f"[bold]{events:,}[/bold] events sent for {users:,} users: [bold]{added:,}[/bold] recorded, "
+        f"{events - added:,} duplicates skipped, {merged:,} deltas merged, {subscriptions:,} subscriptions, "
+        f"{len(refreshed)} analytics views refreshed; load {load_seconds:.1f} s "
+        f"({events / max(load_seconds, 1e-9):,.0f} events/s), total {seconds:.1f} s."
+    )
+    return LoadMark(users, events, seed, _fingerprint(), end.isoformat(),
+                    dt.datetime.now(dt.timezone.utc).isoformat(), _featured_user(client, sent), added, subscriptions,
+                    round(seconds, 1))
+
+
+def _show(client: Client, mark: LoadMark, users: int, seed: int, report: Path, console: Console) -> None:
+    """Print the featured user's card and the admin dashboard; write the HTML report."""
+    user_id = mark.featured
+    console.print(f"The featured user, [bold]{user_id}[/bold], is among the heaviest listeners.")
+    zone = ZoneInfo(user_time_zones(users, seed)[user_id])
+    console.print(_voice_card(client, user_id, zone))
+    console.print(_kind_table(client, user_id))
+    console.print(_limits_table(client, user_id))
+    _print_dashboard(client)
+    with console.status("Writing the HTML report…"):
+        report.write_text(render_report(client, user_id), encoding="utf-8")
+    console.print(f"HTML report of {user_id} and the platform: [bold]{report.resolve()}[/bold]")
+
+
+def run_demo(users: int, events: int, seed: int, dsn: str | None, console: Console, *, fresh: bool = False,
+             report: Path = Path("pgtally-report.html"), cluster_dir: Path = CLUSTER_DIR) -> None:
+    """Load a year of usage (or reuse the kept demo data), print a card and the dashboard, write the report.
+
+    With ``dsn`` everything goes into that database, every run loading again
+    (deterministic per ``seed`` and hour: a rerun within the hour records
+    nothing new, every event being skipped as a duplicate). Otherwise the
+    demo's kept cluster in ``cluster_dir`` is used, and its data reused when
+    they come from the same options, schema and generator, less than a day
+    ago; ``fresh`` wipes the cluster first.
     """
     if users < 1 or events < 1:
         raise click.UsageError("--users and --events must be at least 1")
     began = time.perf_counter()
-    with _database(dsn, console) as url:
-        try:
-            client = Client.connect(url)
-        except psycopg.OperationalError as exc:
-            raise click.ClickException(f"cannot connect to the database ({exc})") from exc
-        with client:
-            migrate.upgrade(url)
-            # Whole hours, so that a rerun within the hour generates the very same events.
-            end = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-            start = end - HISTORY
-            _prepare(client, users, seed, start)
-            load_began = time.perf_counter()
-            added, sent = _load(client, users, events, seed, start, end, console)
-            load_seconds = time.perf_counter() - load_began
-            merge_began = time.perf_counter()
-            with console.status("Merging pending deltas…"):
-                merged = _merge_all(client)
-            merge_seconds = time.perf_counter() - merge_began
-            heaviest, heaviest_sent = sent.most_common(1)[0]
-            console.print(f"The heaviest user, [bold]{heaviest}[/bold], sent {heaviest_sent:,} events.")
-            zone = ZoneInfo(user_time_zones(users, seed)[heaviest])
-            console.print(_voice_card(client, heaviest, zone))
-            console.print(_kind_table(client, heaviest))
-            console.print(_period_table(client, heaviest))
-    console.print(
-        f"[bold]{events:,}[/bold] events sent for {users:,} users: [bold]{added:,}[/bold] recorded, "
-        f"{events - added:,} duplicates skipped, {merged:,} deltas merged; "
-        f"load {load_seconds:.1f} s ({events / max(load_seconds, 1e-9):,.0f} events/s), merge {merge_seconds:.1f} s, "
-        f"total {time.perf_counter() - began:.1f} s."
-    )
+    if dsn is not None:
+        if fresh:
+            raise click.UsageError("--fresh applies to the demo's own cluster, not to a --dsn database")
+        with _connect(dsn) as client:
+            _show(client, _load_all(client, dsn, users, events, seed, console), users, seed, report, console)
+    else:
+        with _kept_cluster(cluster_dir, fresh, console) as server_dsn:
+            url = psycopg.conninfo.make_conninfo(server_dsn, dbname=DEMO_DATABASE)
+            mark = _read_mark(server_dsn)
+            now = dt.datetime.now(dt.timezone.utc)
+            if (mark and (mark.users, mark.events, mark.seed, mark.fingerprint) == (users, events, seed, _fingerprint())
+                    and mark.age(now) < MAX_DATA_AGE):
+                ago = human_duration(int((now - dt.datetime.fromisoformat(mark.loaded_at)).total_seconds()) * 1000)
+                console.print(f"Reusing the demo data loaded {ago} ago in {mark.seconds:.0f} s ({mark.recorded:,} events, "
+                              f"{mark.subscriptions:,} subscriptions); `--fresh` reloads.")
+                with _connect(url) as client:
+                    _show(client, mark, users, seed, report, console)
+            else:
+                if mark:
+                    console.print("The kept demo data are stale or from other options: loading again.")
+                _recreate_database(server_dsn)
+                with _connect(url) as client:
+                    mark = _load_all(client, url, users, events, seed, console)
+                    _write_mark(server_dsn, mark)
+                    _show(client, mark, users, seed, report, console)
+    console.print(f"Demo done in {time.perf_counter() - began:.1f} s.")
+
+
+@contextlib.contextmanager
+def _connect(url: str) -> Iterator[Client]:
+    """A client on ``url``, with a CLI error when the server cannot be reached."""
+    try:
+        client = Client.connect(url)
+    except psycopg.OperationalError as exc:
+        raise click.ClickException(f"cannot connect to the database ({exc})") from exc
+    with client:
+        yield client
