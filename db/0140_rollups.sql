@@ -55,3 +55,9 @@ create table tally.user_periods (
 
 comment on table tally.user_periods is
   'Merged billing-period counters per user and kind: billable, succeeded usage only. A new period is a new key, so nothing is ever reset (internal; read through tally.period_totals).';
+
+-- Peer percentiles (tally._peer_rank) count the users of one kind whose period
+-- starts in one month: without this index that is a scan of every user's every
+-- period, which grows with users x months (25 ms at 10M events / 100k users).
+-- Index-only with the quantity and user id included.
+create index user_periods_kind_period on tally.user_periods (kind, period_start) include (quantity, user_id);
