@@ -1,8 +1,11 @@
 """Write migrations/sql/0001_upgrade.sql from the declarative schema.
 
-Used once per release that squashes history; ordinary schema changes get a new
-revision with its own hand-written SQL file, and the test
-tests/test_migrations.py proves the chain and db/+functions/ stay identical.
+Revision 0001 has landed: databases are installed from it, so it must not
+change any more. Every schema change from now on gets a new revision
+(migrations/versions/NNNN_*.py running migrations/sql/NNNN_upgrade.sql and
+NNNN_downgrade.sql, written by hand), and tests/test_migrations.py proves the
+chain and db/+functions/ stay identical. This script only runs with
+--squash, for a release that deliberately squashes history into 0001.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ sys.path.insert(0, str(ROOT / "python_client"))
 
 from pgtally.schema import schema_files  # noqa: E402
 
+if "--squash" not in sys.argv:
+    sys.exit("0001 has landed and is frozen: add a new revision instead (see this script's docstring), "
+             "or pass --squash to rewrite history on purpose")
 out = ROOT / "migrations" / "sql" / "0001_upgrade.sql"
 tracked_only = "--tracked-only" in sys.argv
 if tracked_only:
