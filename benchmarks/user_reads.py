@@ -29,58 +29,8 @@ sys.path.insert(0, str(ROOT / "python_client"))
 from pgtally import Client, migrate, server  # noqa: E402
 from pgtally.workload import generate_events, user_time_zones  # noqa: E402
 
-SUMMARY_SQL = "select * from tally.summary_card(%s, 5, %s)"
-HISTORY_SQL = "select * from tally.usage_history(%s, '12m', %s, null, null, null, %s)"
-
-# The same answers from the raw log: lifetime per kind, top voices and models by duration, the
-# current billing period per kind against the plan's limits (succeeded originals; the generated
-# workload has no corrections).
-RAW_SUMMARY_SQL = """
-with s as (
-  select coalesce((select time_zone from tally.user_settings where user_id = %(u)s), 'UTC') as tz,
-         coalesce((select billing_anchor_day from tally.user_settings where user_id = %(u)s), 1) as anchor
-), ev as (
-  select e.kind, e.quantity, coalesce(e.duration_ms, 0) as duration_ms, e.cost, e.occurred_at, e.status, e.billable,
-         e.attributes ->> 'voice' as voice, e.attributes ->> 'model' as model,
-         tally._period_start((e.occurred_at at time zone s.tz)::date, s.anchor) as p_start,
-         tally._period_start((%(at)s::timestamptz at time zone s.tz)::date, s.anchor) as cur_start
-    from tally.usage_events e cross join s
-   where e.user_id = %(u)s
-), ok as (select * from ev where status = 'succeeded')
-select 'kind', kind, count(*), sum(quantity), sum(duration_ms), sum(cost), min(occurred_at), max(occurred_at), null::bigint
-  from ok group by kind
-union all
-(select 'voice', voice, count(*), sum(quantity), sum(duration_ms), sum(cost), min(occurred_at), max(occurred_at), null
-   from ok where voice <> '' group by voice order by sum(duration_ms) desc limit 5)
-union all
-(select 'model', model, count(*), sum(quantity), sum(duration_ms), sum(cost), min(occurred_at), max(occurred_at), null
-   from ok where model <> '' group by model order by sum(duration_ms) desc limit 5)
-union all
-select 'period', o.kind, count(*), sum(o.quantity), sum(o.duration_ms), sum(o.cost), null, null,
-       (select l.monthly_limit from tally.plan_limits l where l.plan = tally.plan_at(%(u)s, %(at)s) and l.kind = o.kind)
-  from ok o where o.billable and o.p_start = o.cur_start group by o.kind
-"""
-
-RAW_HISTORY_SQL = """
-with s as (
-  select coalesce((select time_zone from tally.user_settings where user_id = %(u)s), 'UTC') as tz
-), b as (
-  select s.tz, (%(at)s::timestamptz at time zone s.tz)::date as today,
-         (date_trunc('month', (%(at)s::timestamptz at time zone s.tz)) - interval '11 months')::date as first_day from s
-), ev as (
-  select date_trunc(%(bucket)s, (e.occurred_at at time zone b.tz))::date as bucket, e.quantity, e.duration_ms, e.cost, e.status
-    from tally.usage_events e cross join b
-   where e.user_id = %(u)s
-     and e.occurred_at >= (b.first_day::timestamp at time zone b.tz)
-     and e.occurred_at < ((b.today + 1)::timestamp at time zone b.tz)
-)
-select g::date, count(ev.*) filter (where ev.status = 'succeeded'), coalesce(sum(ev.quantity) filter (where ev.status = 'succeeded'), 0),
-       coalesce(sum(ev.duration_ms) filter (where ev.status = 'succeeded'), 0), coalesce(sum(ev.cost) filter (where ev.status = 'succeeded'), 0),
-       count(ev.*) filter (where ev.status = 'failed')
-  from b cross join generate_series(b.first_day::timestamp, b.today::timestamp, ('1 ' || %(bucket)s)::interval) g
-  left join ev on ev.bucket = g::date
- group by g order by g
-"""
+# The timed reads and the same answers from the raw log, shared with `pgtally bench reads`.
+from pgtally.bench_reads import HISTORY_SQL, RAW_HISTORY_SQL, RAW_SUMMARY_SQL, SUMMARY_SQL  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

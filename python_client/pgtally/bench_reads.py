@@ -15,7 +15,7 @@ at every size:
       (first refresh and steady state);
 * T7  the growth of each read's p99 from the smallest to the largest size.
 
-The queries over the raw log are those of ``benchmarks/user_reads.py``.
+The queries over the raw log are defined here (benchmarks/user_reads.py imports them).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ HISTORY_SQL = "select * from tally.usage_history(%s, '12m', %s, null, null, null
 # users of the kind this period); measured for T7 without a raw-log counterpart.
 PEER_SQL = "select * from tally.peer_percentile(%s, 'tts', %s)"
 
-# The same answers from the raw log (see benchmarks/user_reads.py): lifetime per kind, top voices and
+# The same answers from the raw log (benchmarks/user_reads.py uses these too): lifetime per kind, top voices and
 # models by duration, the current billing period per kind against the plan's limits (succeeded
 # originals; the generated workload has no corrections).
 RAW_SUMMARY_SQL = """
