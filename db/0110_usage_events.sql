@@ -42,3 +42,31 @@ comment on table tally.usage_events_default is
   'Catch-all partition of tally.usage_events; tally.ensure_partitions moves its rows into monthly partitions.';
 
 create index usage_events_user_time on tally.usage_events (user_id, occurred_at);
+
+-- Readers' window on the log: the log itself has no row-level security (PostgreSQL
+-- refuses COPY FROM into a table whose policies apply to the user, and writers COPY),
+-- so no role but the owner may read it; a reader reads the rows of the user named by
+-- tally.user_id here. security_barrier keeps a reader's own WHERE clauses (which
+-- could call a leaky function) from running before the view's user filter.
+create view tally.my_usage_events with (security_barrier) as
+select e.event_id, e.user_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, e.duration_ms, e.cost, e.status,
+       e.error_code, e.billable, e.attributes, e.corrects_event_id
+  from tally.usage_events e
+ where e.user_id = tally.current_user_id();
+
+comment on view tally.my_usage_events is
+  'The raw usage events of the user named by the session setting tally.user_id (none when unset): how tally_reader reads the log, which it may not read directly.';
+
+-- One-time tokens of the set-wise insert path (internal). tally.record_usage_batch
+-- writes one just before its INSERT into the log and sets tally.batch_token to it;
+-- the log's statement trigger consumes it, and only then does the row trigger let
+-- rows with recorded_at set through unchecked. Unlogged: a token lives for part of
+-- one transaction, so it needs no WAL and nothing is lost in a crash.
+create unlogged table tally.batch_tokens (
+  token text not null primary key,
+  xact  xid8 not null default pg_current_xact_id()
+);
+
+comment on table tally.batch_tokens is
+  'One-time tokens that let tally.record_usage_batch insert pre-validated rows into the usage log set-wise (internal, owner only); each is consumed by the INSERT it was issued for.';
+comment on column tally.batch_tokens.xact is 'The transaction that issued the token; a token is valid in that transaction only.';

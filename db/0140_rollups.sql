@@ -3,6 +3,9 @@
 -- value and local day, billing period per user and kind. Every key is led by
 -- user_id so the schema distributes by user (Citus) and no row is shared by
 -- two users. Written only by tally.merge_pending and tally.rebuild.
+-- Sums of amounts (quantity, duration_ms, cost) are numeric, so any number of
+-- events at the largest accepted amounts adds up exactly and never overflows;
+-- counts of events stay bigint.
 -- ============================================================================
 
 create table tally.user_totals (
@@ -11,8 +14,8 @@ create table tally.user_totals (
   value        text        not null,
   events       bigint      not null default 0,
   failures     bigint      not null default 0,
-  quantity     bigint      not null default 0,
-  duration_ms  bigint      not null default 0,
+  quantity     numeric     not null default 0,
+  duration_ms  numeric     not null default 0,
   timed_events bigint      not null default 0,
   cost         numeric     not null default 0,
   first_at     timestamptz,
@@ -30,8 +33,8 @@ create table tally.user_daily (
   value        text        not null,
   events       bigint      not null default 0,
   failures     bigint      not null default 0,
-  quantity     bigint      not null default 0,
-  duration_ms  bigint      not null default 0,
+  quantity     numeric     not null default 0,
+  duration_ms  numeric     not null default 0,
   timed_events bigint      not null default 0,
   cost         numeric     not null default 0,
   first_at     timestamptz,
@@ -47,17 +50,11 @@ create table tally.user_periods (
   period_start date        not null,
   kind         text        not null,
   events       bigint      not null default 0,
-  quantity     bigint      not null default 0,
-  duration_ms  bigint      not null default 0,
+  quantity     numeric     not null default 0,
+  duration_ms  numeric     not null default 0,
   cost         numeric     not null default 0,
   primary key (user_id, period_start, kind)
 ) with (fillfactor = 80);
 
 comment on table tally.user_periods is
   'Merged billing-period counters per user and kind: billable, succeeded usage only. A new period is a new key, so nothing is ever reset (internal; read through tally.period_totals).';
-
--- Peer percentiles (tally._peer_rank) count the users of one kind whose period
--- starts in one month: without this index that is a scan of every user's every
--- period, which grows with users x months (25 ms at 10M events / 100k users).
--- Index-only with the quantity and user id included.
-create index user_periods_kind_period on tally.user_periods (kind, period_start) include (quantity, user_id);

@@ -6,8 +6,8 @@ create table tally.user_hours (
               constraint how_between_0_and_167 check (how between 0 and 167),
   events      bigint   not null default 0,
   failures    bigint   not null default 0,
-  quantity    bigint   not null default 0,
-  duration_ms bigint   not null default 0,
+  quantity    numeric  not null default 0,
+  duration_ms numeric  not null default 0,
   cost        numeric  not null default 0,
   primary key (user_id, how)
 ) with (fillfactor = 80);

@@ -8,7 +8,7 @@ create table tally.user_daily_ops (
   succeeded     bigint  not null default 0,
   failed        bigint  not null default 0,
   timed_events  bigint  not null default 0,
-  duration_ms   bigint  not null default 0,
+  duration_ms   numeric not null default 0,
   billable_cost numeric not null default 0,
   primary key (user_id, day, kind, format)
 ) with (fillfactor = 80);

@@ -24,7 +24,7 @@ with per_user as (
 )
 select 1 as id, u.users::bigint, u.events::bigint, a.succeeded::bigint, u.failures::bigint,
        round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2) as success_rate,
-       u.duration_ms::bigint, u.cost, a.billable_cost, a.paying_users::bigint, u.first_at, u.last_at
+       u.duration_ms, u.cost, a.billable_cost, a.paying_users::bigint, u.first_at, u.last_at
   from users u cross join attempts a;
 
 comment on materialized view tally.admin_overview_mv is

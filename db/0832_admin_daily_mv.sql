@@ -6,8 +6,8 @@ select d.dimension,
        d.value,
        sum(d.events)::bigint      as events,
        sum(d.failures)::bigint    as failures,
-       sum(d.quantity)::bigint    as quantity,
-       sum(d.duration_ms)::bigint as duration_ms,
+       sum(d.quantity)            as quantity,
+       sum(d.duration_ms)         as duration_ms,
        sum(d.cost)                as cost,
        count(*) filter (where d.first_at is not null or d.failures > 0) as users
   from tally.user_daily d

@@ -17,8 +17,8 @@ with windows as (
          t.first_at is not null or t.failures > 0
     from tally.user_totals t
 ), totals as (
-  select p.time_window, p.dimension, p.value, sum(p.events)::bigint as events, sum(p.quantity)::bigint as quantity,
-         sum(p.duration_ms)::bigint as duration_ms, sum(p.cost) as cost, count(*) filter (where p.active) as users
+  select p.time_window, p.dimension, p.value, sum(p.events)::bigint as events, sum(p.quantity) as quantity,
+         sum(p.duration_ms) as duration_ms, sum(p.cost) as cost, count(*) filter (where p.active) as users
     from per_user p
    group by p.time_window, p.dimension, p.value
 ), ranked as (

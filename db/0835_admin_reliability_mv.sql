@@ -6,7 +6,9 @@ with windows as (
 ), attempts as (
   select w.time_window, o.kind, case when grouping(o.format) = 1 then '*' else o.format end as format,
          sum(o.succeeded)::bigint as succeeded, sum(o.failed)::bigint as failed,
-         sum(o.timed_events)::bigint as timed_events, sum(o.duration_ms)::bigint as duration_ms
+         sum(o.timed_events)::bigint as timed_events, sum(o.duration_ms) as duration_ms,
+         -- Distinct users with an attempt: the admin function hides smaller groups than the minimum.
+         count(distinct o.user_id) filter (where o.succeeded > 0 or o.failed > 0) as users
     from tally.user_daily_ops o
     join windows w on w.since is null or o.day >= w.since
    group by grouping sets ((w.time_window, o.kind, o.format), (w.time_window, o.kind))
@@ -32,15 +34,16 @@ with windows as (
 select a.time_window, w.since as window_start, a.kind, a.format, a.succeeded, a.failed,
        round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2) as success_rate,
        a.timed_events,
-       round(a.duration_ms::numeric / nullif(a.timed_events, 0))::bigint as avg_duration_ms,
+       round(a.duration_ms / nullif(a.timed_events, 0))::bigint as avg_duration_ms,
        tally._duration_bucket_ms(p.p50) as p50_duration_ms,
        tally._duration_bucket_ms(p.p95) as p95_duration_ms,
-       tally._duration_bucket_ms(p.p99) as p99_duration_ms
+       tally._duration_bucket_ms(p.p99) as p99_duration_ms,
+       a.users
   from attempts a
   join windows w on w.time_window = a.time_window
   left join percentiles p on p.time_window = a.time_window and p.kind = a.kind and p.format = a.format;
 
 comment on materialized view tally.admin_reliability_mv is
-  'Per timeframe (24h, 7d, 30d: the days overlapping it; all), kind and format (attributes.format; '''' = none, ''*'' = all formats): succeeded and failed attempts, success rate %, average duration and p50/p95/p99 durations of succeeded events (from log-scale histograms, within 4.4%). Read through tally.admin_reliability.';
+  'Per timeframe (24h, 7d, 30d: the days overlapping it; all), kind and format (attributes.format; '''' = none, ''*'' = all formats): succeeded and failed attempts, success rate %, average duration and p50/p95/p99 durations of succeeded events (from log-scale histograms, within 4.4%), users with an attempt. Read through tally.admin_reliability.';
 
 create unique index admin_reliability_mv_key on tally.admin_reliability_mv (time_window, kind, format);

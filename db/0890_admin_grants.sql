@@ -1,27 +1,39 @@
 -- ============================================================================
--- Admin analytics privileges: only tally_analyst reads the platform views and
--- calls the admin functions (a tally_reader gets 42501); the refresh is for the
--- owner, analysts and schedules; scheduling is for the owner.
+-- Admin analytics privileges: tally_analyst calls the admin functions (a
+-- tally_reader gets 42501) and reads nothing per group directly: the
+-- materialized views hold every group, however small, so only the functions
+-- (SECURITY DEFINER) read them and hide the groups smaller than the minimum
+-- group size. The refresh is for the owner, analysts and schedules;
+-- scheduling and the minimum group size are for the owner. Readers read the
+-- anonymized peer distribution.
 -- ============================================================================
 
 grant usage on schema tally to tally_analyst;
 
--- The materialized views and the refresh log.
+-- The materialized views: the owner's (and the definer functions'). Analysts
+-- read the refresh log, the declared dimensions and the minimum group size.
 revoke all on tally.admin_totals_mv, tally.admin_overview_mv, tally.admin_daily_mv, tally.admin_activity_mv,
               tally.admin_leaderboards_mv, tally.admin_reliability_mv, tally.admin_error_codes_mv,
-              tally.admin_cohorts_mv, tally.refresh_log
+              tally.admin_cohorts_mv, tally.peer_distribution_mv, tally.refresh_log, tally.analytics_settings
   from public;
-grant select on tally.admin_totals_mv, tally.admin_overview_mv, tally.admin_daily_mv, tally.admin_activity_mv,
-                tally.admin_leaderboards_mv, tally.admin_reliability_mv, tally.admin_error_codes_mv,
-                tally.admin_cohorts_mv, tally.refresh_log, tally.dimensions
-  to tally_analyst;
+grant select on tally.refresh_log, tally.dimensions, tally.analytics_settings to tally_analyst;
+-- Row-level security is enabled on every table (db/0990); analysts read the one settings row.
+create policy "analysts read the analytics settings" on tally.analytics_settings
+  for select to tally_analyst using (true);
+
+-- The peer distribution holds no user id, no smallest or largest usage and
+-- nothing of small groups (db/0838): readers may select it; tally.peer_percentile
+-- (SECURITY INVOKER) reads it with the reader's rights.
+grant select on tally.peer_distribution_mv to tally_reader;
 
 -- Per-user sources of the views: nobody but the owner (the funnel reads them as definer).
 revoke all on tally.user_first_reached, tally.user_daily_ops, tally.user_daily_durations from public;
 
--- Functions: nothing for PUBLIC; the read API (SECURITY INVOKER, so the grants above apply) for analysts.
+-- Functions: nothing for PUBLIC; the read API (SECURITY DEFINER, each applying the minimum group size) for analysts.
 revoke execute on function
   tally._apply_admin(),
+  tally._analytics_min_group_size(),
+  tally.set_min_group_size(integer),
   tally._duration_bucket(bigint),
   tally._duration_bucket_ms(smallint),
   tally._analytics_windows(),
@@ -63,6 +75,7 @@ grant execute on function
   tally.admin_cohorts(date, date)
   to tally_analyst;
 
--- The refresh runs as the views' owner (SECURITY DEFINER); scheduling is a DBA's job.
-grant execute on function tally.refresh_analytics(), tally.schedule_refresh(interval), tally._interval_to_cron(interval)
+-- The refresh runs as the views' owner (SECURITY DEFINER); scheduling and the minimum group size are a DBA's job.
+grant execute on function tally.refresh_analytics(), tally.schedule_refresh(interval), tally._interval_to_cron(interval),
+                          tally.set_min_group_size(integer)
   to tally_owner;

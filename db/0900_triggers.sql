@@ -3,13 +3,28 @@
 -- ============================================================================
 
 -- Rows inserted by tally.record_usage_batch arrive with recorded_at set and are
--- processed set-wise there; writers hold no privilege on recorded_at, so every
--- other insert goes through this trigger.
+-- processed set-wise there. The batch path is told apart by what a plain INSERT
+-- cannot do: it sets tally.batch_token to a one-time token it has just issued,
+-- which the statement trigger below checks and consumes before any row arrives.
+-- Every other insert goes through the row trigger: a writer's (writers hold no
+-- privilege on recorded_at), and the owner's or a superuser's even with
+-- recorded_at set (the trigger overwrites it with the database's time).
+-- Row triggers are cloned to every partition, so a direct insert into one is
+-- checked the same way.
 create trigger usage_events_before_insert_record
   before insert on tally.usage_events
   for each row
-  when (new.recorded_at is null)
+  when (new.recorded_at is null or coalesce(current_setting('tally.batch_token', true), '') = '')
   execute function tally._trg_usage_events_before_insert_record();
+
+-- A forged or replayed tally.batch_token fails the INSERT (42501); the WHEN
+-- clause (false when the setting is unset or empty) keeps ordinary inserts from
+-- calling the function at all.
+create trigger usage_events_before_insert_check_batch_token
+  before insert on tally.usage_events
+  for each statement
+  when (current_setting('tally.batch_token', true) <> '')
+  execute function tally._trg_usage_events_check_batch_token();
 
 create trigger usage_events_before_change_refuse
   before update or delete on tally.usage_events
@@ -27,6 +42,7 @@ create trigger usage_events_before_truncate_refuse
   for each statement
   execute function tally._trg_usage_events_refuse_change();
 
--- Statement triggers are not cloned to partitions: the default partition gets
--- its own here, monthly partitions get theirs from tally.ensure_partitions.
+-- Statement triggers are not cloned to partitions (and fire only for the table a
+-- statement names): the default partition gets its own here, monthly partitions
+-- get theirs from tally.ensure_partitions.
 select tally._protect_partition('tally.usage_events_default');

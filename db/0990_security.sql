@@ -23,13 +23,24 @@ begin
      where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition
   loop
     execute format('revoke all on %s from public', t.rel);
+    -- The one exception: the log has no row-level security, because PostgreSQL
+    -- refuses COPY FROM into a table whose policies apply to the user and writers
+    -- COPY into it. No role but the owner may read it; readers read their own
+    -- rows through the view tally.my_usage_events (granted below).
+    if t.rel = 'tally.usage_events'::regclass then
+      continue;
+    end if;
     execute format('alter table %s enable row level security', t.rel);
     if t.per_user then
       execute format('create policy %I on %s for select to tally_reader using (user_id = tally.current_user_id())',
                      format('readers see their own %s', replace(t.relname, '_', ' ')), t.rel);
-      if t.relname <> all (array['event_keys']) then  -- internal per-user tables stay the owner's
+      if t.relname <> all (array['event_keys', 'user_locks']) then  -- internal per-user tables stay the owner's
         execute format('grant select on %s to tally_reader', t.rel);
       end if;
+    elsif t.relname = 'refresh_log' then
+      -- Analysts read how fresh the views they query are (analytics_freshness); it holds no user data.
+      execute format('create policy %I on %s for select to tally_analyst using (true)',
+                     'analysts read the refresh log', t.rel);
     elsif t.relname = any (array['dimensions', 'plans', 'plan_limits']) then
       execute format('create policy %I on %s for select to tally_reader, tally_analyst using (true)',
                      format('everyone reads %s', replace(t.relname, '_', ' ')), t.rel);
@@ -39,8 +50,10 @@ begin
 end
 $$;
 
+-- Readers read their own raw events through this view (owned by tally_owner, filtered by tally.user_id).
+grant select on tally.my_usage_events to tally_reader;
+
 -- Writers append: INSERT/COPY on the contract columns (not recorded_at), the record functions.
-create policy "writers append usage events" on tally.usage_events for insert to tally_writer with check (true);
 grant insert (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
               attributes, corrects_event_id)
   on tally.usage_events to tally_writer;
@@ -72,7 +85,8 @@ begin
   end loop;
 end
 $$;
-grant execute on function tally._peer_rank(text, date, bigint, text) to tally_reader;
+-- (No SECURITY DEFINER helper is granted to readers: the peer percentile reads
+-- the anonymized tally.peer_distribution_mv, db/0890.)
 
 -- Producers check a quota in their own transaction before metered work.
 grant execute on function tally.check_quota(text, text, bigint, timestamptz) to tally_writer;

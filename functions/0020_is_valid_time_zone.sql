@@ -4,7 +4,7 @@ create or replace function tally._is_valid_time_zone(tz text)
 returns boolean
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tz is null or length(tz) > 64 then

@@ -5,9 +5,9 @@ returns text
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
-  select case when count(*) = count(v) then string_agg(v, '/' order by i) end
+  select case when count(*) = count(v) then tally._bounded_key(string_agg(v, '/' order by i)) end
     from unnest(keys) with ordinality as k(key, i),
          lateral (select nullif(case when k.key = 'kind' then kind else attributes ->> k.key end, '') as v) as x
 $$;

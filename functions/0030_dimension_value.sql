@@ -13,12 +13,20 @@ parallel safe
 as $$
   select case
     when pg_catalog.cardinality(keys) OPERATOR(pg_catalog.=) 1 then
-      nullif(
-        case when keys[1] OPERATOR(pg_catalog.=) 'kind' then kind else attributes OPERATOR(pg_catalog.->>) keys[1] end,
-        '')
+      -- Over 200 characters (rare) the key is shortened by tally._bounded_key; the test
+      -- comes first so the common path stays an inlined expression.
+      case when pg_catalog.length(
+                  case when keys[1] OPERATOR(pg_catalog.=) 'kind' then kind else attributes OPERATOR(pg_catalog.->>) keys[1] end)
+                OPERATOR(pg_catalog.>) 200
+           then tally._bounded_key(
+                  case when keys[1] OPERATOR(pg_catalog.=) 'kind' then kind else attributes OPERATOR(pg_catalog.->>) keys[1] end)
+           else nullif(
+                  case when keys[1] OPERATOR(pg_catalog.=) 'kind' then kind else attributes OPERATOR(pg_catalog.->>) keys[1] end,
+                  '')
+      end
     else tally._dimension_value_combined(keys, kind, attributes)
   end
 $$;
 
 comment on function tally._dimension_value(text[], text, jsonb) is
-  'Value of a dimension declared with these keys for an event of this kind and attributes; NULL when any key is missing or empty.';
+  'Value of a dimension declared with these keys for an event of this kind and attributes; NULL when any key is missing or empty; over 200 characters shortened by tally._bounded_key.';

@@ -5,7 +5,7 @@ returns date
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select case
     when extract(day from d) >= anchor_day

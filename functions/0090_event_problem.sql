@@ -35,6 +35,12 @@ as $$
       then array['PT002', 'duration_ms', format('duration_ms must not be negative outside a correction (got %s)', duration_ms)]
     when corrects_event_id is null and cost < 0
       then array['PT002', 'cost', format('cost must not be negative outside a correction (got %s)', cost)]
+    -- Bounds that keep every sum and every time computed from accepted events in range
+    -- (sums are numeric; occurred_at + duration_ms stays a valid timestamp and interval).
+    when quantity > 1000000000000000 or quantity < -1000000000000000
+      then array['PT002', 'quantity', format('quantity must be at most 1e15 (1000000000000000) in magnitude (got %s)', quantity)]
+    when duration_ms > 1000000000000 or duration_ms < -1000000000000
+      then array['PT002', 'duration_ms', format('duration_ms must be at most 1e12 (1000000000000 ms, about 31.7 years) in magnitude (got %s)', duration_ms)]
     when occurred_at is null or occurred_at < '2000-01-01 00:00:00+00' or occurred_at > statement_timestamp() + interval '1 day'
       then array['PT004', 'occurred_at', format('occurred_at %s is out of range: it must lie between 2000-01-01 and one day from now', coalesce(occurred_at::text, 'null'))]
     when attributes is null or jsonb_typeof(attributes) <> 'object'

@@ -4,7 +4,7 @@ create or replace function tally._trg_usage_events_before_insert_record()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   is_correction boolean := new.corrects_event_id is not null;
@@ -24,6 +24,8 @@ begin
        and (new.status = 'succeeded' or new.status = 'failed' or new.status = 'cancelled'
             or (new.status = 'reversed' and is_correction))
        and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15
+       and new.quantity between -1000000000000000 and 1000000000000000
+       and (new.duration_ms is null or new.duration_ms between -1000000000000 and 1000000000000)
        and (is_correction or (new.quantity >= 0 and new.cost >= 0 and (new.duration_ms is null or new.duration_ms >= 0)))
        and new.occurred_at >= '2000-01-01 00:00:00+00' and new.occurred_at <= statement_timestamp() + interval '1 day'
        and jsonb_typeof(new.attributes) = 'object'

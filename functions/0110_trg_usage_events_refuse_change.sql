@@ -4,7 +4,7 @@
 create or replace function tally._trg_usage_events_refuse_change()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- tally.forget_user (SECURITY DEFINER, the owner) pseudonymizes user_id in place;

@@ -16,7 +16,7 @@ create or replace function tally.record_usage(
 )
 returns boolean
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   added integer;

@@ -17,13 +17,14 @@ create or replace function tally.record_usage_batch(
 returns integer
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   n     integer := cardinality(event_ids);
   bad   record;
   added integer;
   twice_reversed text;
+  issued text;
 begin
   if n is null or n = 0 then
     return 0;
@@ -83,9 +84,16 @@ begin
       detail = format('batch row %s (event_id %L)', bad.ord, bad.event_id);
   end if;
 
+  -- The rows below are validated already: let them skip the row trigger. Its WHEN
+  -- clause lets a row with recorded_at set through only while tally.batch_token is
+  -- set, and the log's statement trigger accepts that setting only with a one-time
+  -- token issued here, in this transaction, which it consumes.
+  issued := gen_random_uuid()::text;
+  insert into tally.batch_tokens (token) values (issued);
+  perform set_config('tally.batch_token', issued, true);
+
   -- Exactly-once, in event_id order so two overlapping batches cannot deadlock;
   -- a key repeated inside the batch counts once (its first occurrence wins).
-  -- recorded_at is set here, so the row trigger (WHEN recorded_at IS NULL) stays quiet.
   with firsts as (
     select distinct on (u.event_id)
            u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0) as quantity, coalesce(u.occurred_at, now()) as occurred_at,
@@ -139,6 +147,8 @@ begin
          (select b.corrects_event_id from new_events b
            where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1)
     into added, twice_reversed;
+  -- Every later insert of this transaction goes through the row trigger again.
+  perform set_config('tally.batch_token', '', true);
   if twice_reversed is not null then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is already reversed', twice_reversed);

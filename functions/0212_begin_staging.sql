@@ -3,7 +3,7 @@
 create or replace function tally.begin_staging()
 returns void
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if to_regclass('pg_temp.tally_staging') is null then

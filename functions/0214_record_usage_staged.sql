@@ -3,7 +3,7 @@
 create or replace function tally.record_usage_staged()
 returns integer
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   added integer;

@@ -5,7 +5,7 @@ returns tally.usage_events
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   key  record;

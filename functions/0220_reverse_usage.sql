@@ -4,7 +4,7 @@ create or replace function tally.reverse_usage(original_event_id text, event_id 
 returns boolean
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   orig tally.usage_events := tally._original_event(original_event_id);

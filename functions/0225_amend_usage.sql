@@ -10,7 +10,7 @@ create or replace function tally.amend_usage(
 returns boolean
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   orig tally.usage_events := tally._original_event(original_event_id);

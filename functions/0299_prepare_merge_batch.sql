@@ -4,7 +4,7 @@ create or replace function tally._prepare_merge_batch()
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if to_regclass('pg_temp._tally_merge') is null then

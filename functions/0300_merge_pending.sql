@@ -4,7 +4,7 @@ create or replace function tally._merge_pending_locked(max_rows integer)
 returns integer
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   merged integer;
@@ -12,7 +12,7 @@ begin
   -- The batch of deltas being merged, with each user's local day and billing anchor.
   -- Readers see the deleted deltas and the updated rollups switch over at commit,
   -- so no read ever counts a delta twice or misses it. Only one merge runs at a
-  -- time (advisory lock held by the caller) and every applier upserts keys in
+  -- time (the merge lock row, held by the caller) and every applier upserts keys in
   -- sorted order.
   perform tally._prepare_merge_batch();
 
@@ -43,20 +43,20 @@ end
 $$;
 
 comment on function tally._merge_pending_locked(integer) is
-  'Moves up to max_rows pending deltas into pg_temp._tally_merge and runs every applier on them; the caller holds the merge advisory lock (internal).';
+  'Moves up to max_rows pending deltas into pg_temp._tally_merge and runs every applier on them; the caller holds the merge lock (internal).';
 
 create or replace function tally.merge_pending(max_rows integer default 100000)
 returns integer
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if max_rows is null or max_rows < 1 then
     raise exception using errcode = 'PT011', column = 'max_rows', message = 'max_rows must be a positive integer';
   end if;
   -- One merge at a time; a second caller returns 0 at once instead of queueing.
-  if not pg_try_advisory_xact_lock(7461, 1) then
+  if not tally._lock('merge', wait => false) then
     return 0;
   end if;
   return tally._merge_pending_locked(max_rows);

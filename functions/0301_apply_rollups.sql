@@ -4,7 +4,7 @@ create or replace function tally._apply_rollups(only_dimension text default null
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   with expanded as (

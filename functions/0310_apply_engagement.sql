@@ -4,7 +4,7 @@ create or replace function tally._apply_engagement()
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Sessions: events sharing attributes.session_id, or one session-kind event.
@@ -17,7 +17,8 @@ begin
          min(m.occurred_at) filter (where m.is_use),
          max(m.occurred_at + m.duration_ms * interval '1 millisecond') filter (where m.is_use)
     from pg_temp._tally_merge m
-   where m.kind = 'session' or m.attributes ? 'session_id'
+   where (m.kind = 'session' or m.attributes ? 'session_id')
+     and tally._session_key(m.kind, m.attributes, m.occurred_at) is not null  -- session_id "" or null: no session
    group by 1, 2
    order by 1, 2
   on conflict (user_id, session_id) do update set

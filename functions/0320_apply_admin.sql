@@ -4,7 +4,7 @@ create or replace function tally._apply_admin()
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Per-user rows only (keys led by user_id, no platform counters: those live in

@@ -1,18 +1,22 @@
--- Puts the statement-level immutability triggers on one partition of the usage log.
--- Called by tally.ensure_partitions and at install: PostgreSQL clones row triggers to partitions, not statement triggers.
+-- Puts the statement-level triggers of the usage log on one partition: immutability, and the batch-token check.
+-- Called by tally.ensure_partitions, at install and by upgrades (idempotent): partitions get cloned row triggers only.
 create or replace function tally._protect_partition(part regclass)
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
-  execute format('create trigger usage_events_before_change_refuse_statement before update or delete on %s '
+  execute format('create or replace trigger usage_events_before_change_refuse_statement before update or delete on %s '
                  'for each statement execute function tally._trg_usage_events_refuse_change()', part);
-  execute format('create trigger usage_events_before_truncate_refuse before truncate on %s '
+  execute format('create or replace trigger usage_events_before_truncate_refuse before truncate on %s '
                  'for each statement execute function tally._trg_usage_events_refuse_change()', part);
+  -- A direct INSERT into a partition fires the partition's statement triggers, not the parent's.
+  execute format('create or replace trigger usage_events_before_insert_check_batch_token before insert on %s '
+                 'for each statement when (current_setting(''tally.batch_token'', true) <> '''') '
+                 'execute function tally._trg_usage_events_check_batch_token()', part);
 end
 $$;
 
 comment on function tally._protect_partition(regclass) is
-  'Creates the UPDATE/DELETE/TRUNCATE-refusing statement triggers on a log partition (internal).';
+  'Creates (or replaces) the statement triggers of a log partition: UPDATE/DELETE/TRUNCATE refusal and the batch-token check of direct INSERTs (internal).';

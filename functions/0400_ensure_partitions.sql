@@ -7,7 +7,7 @@ create or replace function tally.ensure_partitions(
 returns integer
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   month_start date;
@@ -16,6 +16,7 @@ declare
   hi          timestamptz;
   part        text;
   created     integer := 0;
+  issued      text;
 begin
   if from_month is null or to_month is null or to_month < from_month
      or to_month > from_month + interval '100 years' then
@@ -26,7 +27,7 @@ begin
     part := format('usage_events_%s', to_char(month_start, 'YYYY_MM'));
     if to_regclass(format('tally.%I', part)) is null then
       -- Serialize creators; the lock on the default partition makes the move atomic for writers.
-      perform pg_advisory_xact_lock(7461, 2);
+      perform tally._lock('partitions');
       if to_regclass(format('tally.%I', part)) is null then
         month_end := (month_start + interval '1 month')::date;
         -- Months are UTC months whatever the session's time zone, so boundaries
@@ -44,8 +45,14 @@ begin
           alter table tally.usage_events detach partition tally.usage_events_default;
           execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
                          part, lo, hi);
+          -- The rows are recorded already: a one-time batch token (see tally.record_usage_batch)
+          -- lets them skip the row trigger, which would take them for duplicates.
+          issued := gen_random_uuid()::text;
+          insert into tally.batch_tokens (token) values (issued);
+          perform set_config('tally.batch_token', issued, true);
           insert into tally.usage_events
           select * from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;
+          perform set_config('tally.batch_token', '', true);
           -- Detached and locked: the refusal trigger (its own, not the parent's) can step aside.
           alter table tally.usage_events_default disable trigger usage_events_before_change_refuse_statement;
           delete from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;

@@ -4,7 +4,7 @@ create or replace function tally.apply_retention(keep interval)
 returns table (partition_name text, range_start date, range_end date, rows_dropped bigint)
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   horizon timestamptz;
@@ -18,12 +18,12 @@ begin
   horizon := now() - keep;
   -- The merge lock keeps merges out while partitions go; merging first guarantees every
   -- delta of a dropped row is already in the rollups.
-  perform pg_advisory_xact_lock(7461, 1);
+  perform tally._lock('merge');
   for part in
     select c.relname, c.oid,
            (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)')) as bounds
-      from pg_inherits i
-      join pg_class c on c.oid = i.inhrelid
+      from pg_catalog.pg_inherits i
+      join pg_catalog.pg_class c on c.oid = i.inhrelid
      where i.inhparent = 'tally.usage_events'::regclass
        and c.relname <> 'usage_events_default'
      order by c.relname

@@ -4,7 +4,7 @@ create or replace function tally.forget_user(user_id text)
 returns text
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   pseudonym text := 'forgotten-' || gen_random_uuid()::text;
@@ -16,15 +16,15 @@ begin
     raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
   end if;
   -- No merge may move this user's deltas while ids change.
-  perform pg_advisory_xact_lock(7461, 1);
+  perform tally._lock('merge');
   perform set_config('tally.erasing', 'on', true);
   -- Every table with a user_id column, including those later features add; the
   -- table names come from the catalog, the ids travel as parameters.
   for t in
     select c.oid::regclass as rel
-      from pg_class c
+      from pg_catalog.pg_class c
      where c.relnamespace = 'tally'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition
-       and exists (select from pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id' and not a.attisdropped)
+       and exists (select from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attname = 'user_id' and not a.attisdropped)
      order by c.relname
   loop
     execute format('update %s set user_id = $1 where user_id = $2', t.rel) using pseudonym, forget_user.user_id;

@@ -4,7 +4,7 @@ create or replace function tally._retained_since()
 returns timestamptz
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select coalesce((select max(r.range_end)::timestamp at time zone 'UTC' from tally.retention_runs r), '-infinity')
 $$;

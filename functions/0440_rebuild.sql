@@ -4,7 +4,7 @@ create or replace function tally.rebuild(user_id text default null, dimension te
 returns bigint
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   since    timestamptz;
@@ -15,7 +15,7 @@ begin
   end if;
   -- Merges wait; writers and readers do not (writers never touch the rollups,
   -- readers switch to the rebuilt rows at commit).
-  perform pg_advisory_xact_lock(7461, 1);
+  perform tally._lock('merge');
   since := tally._retained_since();
   perform tally._prepare_merge_batch();
 

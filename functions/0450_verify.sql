@@ -5,7 +5,7 @@ returns table (check_name text, checked bigint, drifted bigint, sample text[])
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   since timestamptz := tally._retained_since();

@@ -4,7 +4,7 @@ create or replace function tally.set_user_settings(user_id text, time_zone text 
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if user_id is null or user_id = '' then

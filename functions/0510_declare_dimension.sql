@@ -4,7 +4,7 @@ create or replace function tally.declare_dimension(name text, keys text[], descr
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if name is null or name !~ '^[a-z][a-z0-9_]{0,62}$' then

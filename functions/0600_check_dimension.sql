@@ -4,7 +4,7 @@ create or replace function tally._dimension_keys(dimension text)
 returns text[]
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   found_keys text[];

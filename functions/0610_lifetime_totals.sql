@@ -4,8 +4,8 @@ create or replace function tally.lifetime_totals(user_id text, dimension text)
 returns table (
   value       text,
   events      bigint,
-  quantity    bigint,
-  duration_ms bigint,
+  quantity    numeric,
+  duration_ms numeric,
   cost        numeric,
   first_at    timestamptz,
   last_at     timestamptz,
@@ -13,14 +13,14 @@ returns table (
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   keys text[] := tally._dimension_keys(dimension);
 begin
   -- One statement, one snapshot: a delta is either still pending or already merged.
   return query
-  select x.value, sum(x.events)::bigint, sum(x.quantity)::bigint, sum(x.duration_ms)::bigint, sum(x.cost),
+  select x.value, sum(x.events)::bigint, sum(x.quantity), sum(x.duration_ms), sum(x.cost),
          min(x.first_at), max(x.last_at), sum(x.failures)::bigint
     from (
       select t.value, t.events, t.quantity, t.duration_ms, t.cost, t.first_at, t.last_at, t.failures

@@ -5,14 +5,14 @@ returns table (
   day         date,
   value       text,
   events      bigint,
-  quantity    bigint,
-  duration_ms bigint,
+  quantity    numeric,
+  duration_ms numeric,
   cost        numeric,
   failures    bigint
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   keys text[] := tally._dimension_keys(dimension);
@@ -22,7 +22,7 @@ begin
       message = format('need from_day <= to_day (got %s .. %s)', coalesce(from_day::text, 'null'), coalesce(to_day::text, 'null'));
   end if;
   return query
-  select x.day, x.value, sum(x.events)::bigint, sum(x.quantity)::bigint, sum(x.duration_ms)::bigint, sum(x.cost),
+  select x.day, x.value, sum(x.events)::bigint, sum(x.quantity), sum(x.duration_ms), sum(x.cost),
          sum(x.failures)::bigint
     from (
       select t.day, t.value, t.events, t.quantity, t.duration_ms, t.cost, t.failures

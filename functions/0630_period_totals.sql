@@ -6,13 +6,13 @@ returns table (
   period_end   date,
   kind         text,
   events       bigint,
-  quantity     bigint,
-  duration_ms  bigint,
+  quantity     numeric,
+  duration_ms  numeric,
   cost         numeric
 )
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   with settings as (
     select coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor
@@ -24,7 +24,7 @@ as $$
       from settings st
   )
   select b.p_start, (b.p_start + interval '1 month')::date, x.kind,
-         sum(x.events)::bigint, sum(x.quantity)::bigint, sum(x.duration_ms)::bigint, sum(x.cost)
+         sum(x.events)::bigint, sum(x.quantity), sum(x.duration_ms), sum(x.cost)
     from bounds b
     cross join lateral (
       select t.kind, t.events, t.quantity, t.duration_ms, t.cost

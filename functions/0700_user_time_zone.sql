@@ -4,7 +4,7 @@ create or replace function tally._user_time_zone(user_id text)
 returns text
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select coalesce((select s.time_zone from tally.user_settings s where s.user_id = _user_time_zone.user_id), 'UTC')
 $$;

@@ -5,7 +5,7 @@ returns integer
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select case
     when to_at is null or from_at is null or to_at <= from_at then 0

@@ -4,7 +4,7 @@ create or replace function tally._range_days(range text, from_day date, to_day d
                                              out first_day date, out last_day date)
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   m text[];

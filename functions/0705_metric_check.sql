@@ -4,7 +4,7 @@ create or replace function tally._check_metric(metric text)
 returns text
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if metric is null or metric not in ('events', 'quantity', 'duration_ms', 'cost') then

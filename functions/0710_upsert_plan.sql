@@ -6,7 +6,7 @@ create or replace function tally.upsert_plan(plan text, tier integer, monthly_pr
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   bad text;

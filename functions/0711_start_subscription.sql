@@ -4,7 +4,7 @@ create or replace function tally.start_subscription(user_id text, plan text, sta
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   price  numeric;
@@ -23,7 +23,7 @@ begin
   end if;
 
   -- One writer of a user's subscriptions at a time, so they never overlap.
-  perform pg_advisory_xact_lock(7463, hashtext(start_subscription.user_id));
+  perform tally._lock_user(start_subscription.user_id, 'subscription');
   select s.started_at, s.ended_at into latest
     from tally.subscriptions s
    where s.user_id = start_subscription.user_id

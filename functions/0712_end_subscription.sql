@@ -4,7 +4,7 @@ create or replace function tally.end_subscription(user_id text, ended_at timesta
 returns boolean
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   running record;
@@ -14,7 +14,7 @@ begin
   elsif ended_at is null then
     raise exception using errcode = 'PT011', column = 'ended_at', message = 'ended_at is required';
   end if;
-  perform pg_advisory_xact_lock(7463, hashtext(end_subscription.user_id));
+  perform tally._lock_user(end_subscription.user_id, 'subscription');
   select s.started_at into running
     from tally.subscriptions s
    where s.user_id = end_subscription.user_id and s.ended_at is null;

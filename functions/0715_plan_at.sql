@@ -4,7 +4,7 @@ create or replace function tally.plan_at(user_id text, at timestamptz default no
 returns text
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select coalesce(
     (select s.plan

@@ -12,7 +12,7 @@ returns table (
 )
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   -- A subscription is charged its monthly price at its start and at each monthly
   -- anniversary (in the user's time zone) before it ends or before `at`.

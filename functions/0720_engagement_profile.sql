@@ -12,13 +12,13 @@ returns table (
   longest_streak_from  date,
   longest_streak_to    date,
   sessions             bigint,
-  total_session_ms     bigint,
-  avg_session_ms       bigint,
-  longest_session_ms   bigint
+  total_session_ms     numeric,
+  avg_session_ms       numeric,
+  longest_session_ms   numeric
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   tz    text := tally._user_time_zone(user_id);
@@ -51,7 +51,7 @@ begin
       from tally.lifetime_totals(engagement_profile.user_id, 'kind') t
   ), sessions as (
     select case when sum(s.explicit_events) > 0 then sum(s.explicit_ms)
-                else coalesce((extract(epoch from max(s.last_end_at) - min(s.first_at)) * 1000)::bigint, 0) end as ms
+                else coalesce(round(extract(epoch from max(s.last_end_at) - min(s.first_at)) * 1000), 0) end as ms
       from (
         select u.session_id, u.events, u.explicit_events, u.explicit_ms, u.first_at, u.last_end_at
           from tally.user_sessions u
@@ -64,6 +64,7 @@ begin
                case when p.is_use then p.occurred_at + p.duration_ms * interval '1 millisecond' end
           from tally.pending_deltas p
          where p.user_id = engagement_profile.user_id and (p.kind = 'session' or p.attributes ? 'session_id')
+           and tally._session_key(p.kind, p.attributes, p.occurred_at) is not null
       ) as s
      group by s.session_id
     having sum(s.events) > 0
@@ -76,9 +77,9 @@ begin
          (select g.first_day from longest g),
          (select g.last_day from longest g),
          (select count(*) from sessions),
-         (select sum(s.ms) from sessions s)::bigint,
-         (select round(avg(s.ms)) from sessions s)::bigint,
-         (select max(s.ms) from sessions s)::bigint
+         (select sum(s.ms) from sessions s),
+         (select round(avg(s.ms)) from sessions s),
+         (select max(s.ms) from sessions s)
     from life l;
 end
 $$;

@@ -5,8 +5,8 @@ returns table (
   section         text,
   value           text,
   events          bigint,
-  quantity        bigint,
-  duration_ms     bigint,
+  quantity        numeric,
+  duration_ms     numeric,
   cost            numeric,
   first_at        timestamptz,
   last_at         timestamptz,
@@ -18,7 +18,7 @@ returns table (
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   plan_now text := tally.plan_at(user_id, at);
@@ -40,8 +40,8 @@ begin
   ), limits as (
     select l.kind, l.monthly_limit from tally.plan_limits l where l.plan = plan_now
   )
-  select 'total', null::text, coalesce(sum(k.events), 0)::bigint, coalesce(sum(k.quantity), 0)::bigint,
-         coalesce(sum(k.duration_ms), 0)::bigint,
+  select 'total', null::text, coalesce(sum(k.events), 0)::bigint, coalesce(sum(k.quantity), 0),
+         coalesce(sum(k.duration_ms), 0),
          coalesce(sum(k.cost), 0), min(k.first_at), max(k.last_at), null::bigint, null::numeric,
          plan_now, p_start, (p_start + interval '1 month')::date
     from kinds k

@@ -8,14 +8,14 @@ returns table (
   bucket_end   date,
   value        text,
   events       bigint,
-  quantity     bigint,
-  duration_ms  bigint,
+  quantity     numeric,
+  duration_ms  numeric,
   cost         numeric,
   failures     bigint
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   today date := (at at time zone tally._user_time_zone(user_id))::date;
@@ -46,8 +46,8 @@ begin
     union all
     select null::text where dimension is null or not exists (select from days)
   )
-  select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0)::bigint,
-         coalesce(sum(d.duration_ms), 0)::bigint, coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint
+  select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0),
+         coalesce(sum(d.duration_ms), 0), coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint
     from buckets k
    cross join vals v
     left join days d on d.b = k.b and (dimension is null or d.value = v.value)

@@ -17,7 +17,7 @@ returns table (
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   today date := (at at time zone tally._user_time_zone(user_id))::date;

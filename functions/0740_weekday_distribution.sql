@@ -7,14 +7,14 @@ returns table (
   day_name    text,
   active_days bigint,
   events      bigint,
-  quantity    bigint,
-  duration_ms bigint,
+  quantity    numeric,
+  duration_ms numeric,
   cost        numeric,
   share_pct   numeric
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   last_day date := coalesce(to_day, (at at time zone tally._user_time_zone(user_id))::date);
@@ -37,8 +37,8 @@ begin
      group by 1
   )
   select w.wd::smallint, (array['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'])[w.wd],
-         coalesce(b.active, 0)::bigint, coalesce(b.events, 0)::bigint, coalesce(b.quantity, 0)::bigint,
-         coalesce(b.duration_ms, 0)::bigint, coalesce(b.cost, 0),
+         coalesce(b.active, 0)::bigint, coalesce(b.events, 0)::bigint, coalesce(b.quantity, 0),
+         coalesce(b.duration_ms, 0), coalesce(b.cost, 0),
          case when sum(b.events) over () > 0 then round(100.0 * coalesce(b.events, 0) / sum(b.events) over (), 1) else 0 end
     from generate_series(1, 7) as w(wd)
     left join by_weekday b on b.wd = w.wd

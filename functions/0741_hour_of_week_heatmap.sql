@@ -7,13 +7,13 @@ returns table (
   hour        smallint,
   events      bigint,
   failures    bigint,
-  quantity    bigint,
-  duration_ms bigint,
+  quantity    numeric,
+  duration_ms numeric,
   cost        numeric
 )
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   with x as (
     select h.how, h.events, h.failures, h.quantity, h.duration_ms, h.cost
@@ -28,8 +28,8 @@ as $$
              where p.user_id = hour_of_week_heatmap.user_id) as l
   )
   select g.how::smallint, (g.how / 24 + 1)::smallint, (g.how % 24)::smallint,
-         coalesce(sum(x.events), 0)::bigint, coalesce(sum(x.failures), 0)::bigint, coalesce(sum(x.quantity), 0)::bigint,
-         coalesce(sum(x.duration_ms), 0)::bigint, coalesce(sum(x.cost), 0)
+         coalesce(sum(x.events), 0)::bigint, coalesce(sum(x.failures), 0)::bigint, coalesce(sum(x.quantity), 0),
+         coalesce(sum(x.duration_ms), 0), coalesce(sum(x.cost), 0)
     from generate_series(0, 167) as g(how)
     left join x on x.how = g.how
    group by g.how

@@ -5,14 +5,14 @@ returns table (
   day         date,
   weekday     smallint,
   events      bigint,
-  quantity    bigint,
-  duration_ms bigint,
+  quantity    numeric,
+  duration_ms numeric,
   cost        numeric,
   level       smallint
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   y     integer := coalesce(year, extract(year from (at at time zone tally._user_time_zone(user_id)))::integer);
@@ -35,8 +35,8 @@ begin
       from days x
      where x.events > 0
   )
-  select g::date, extract(isodow from g)::smallint, coalesce(x.events, 0)::bigint, coalesce(x.quantity, 0)::bigint,
-         coalesce(x.duration_ms, 0)::bigint, coalesce(x.cost, 0), coalesce(l.lvl, 0)::smallint
+  select g::date, extract(isodow from g)::smallint, coalesce(x.events, 0)::bigint, coalesce(x.quantity, 0),
+         coalesce(x.duration_ms, 0), coalesce(x.cost, 0), coalesce(l.lvl, 0)::smallint
     from generate_series(jan1::timestamp, (jan1 + interval '1 year')::date - 1, interval '1 day') g
     left join days x on x.day = g::date
     left join levels l on l.day = g::date

@@ -5,8 +5,8 @@ returns table (
   month_start     date,
   month_end       date,
   events          bigint,
-  quantity        bigint,
-  duration_ms     bigint,
+  quantity        numeric,
+  duration_ms     numeric,
   cost            numeric,
   failures        bigint,
   active_days     bigint,
@@ -14,7 +14,7 @@ returns table (
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   today date := (at at time zone tally._user_time_zone(user_id))::date;
@@ -38,7 +38,7 @@ begin
     select d.m, d.day from d group by d.m, d.day having sum(d.events) > 0
   )
   select g::date, (g + interval '1 month')::date,
-         coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0)::bigint, coalesce(sum(d.duration_ms), 0)::bigint,
+         coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0), coalesce(sum(d.duration_ms), 0),
          coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint,
          (select count(*) from per_day p where p.m = g::date),
          (select k.value from per_kind k where k.m = g::date and k.events > 0

@@ -6,18 +6,18 @@ returns table (
   plan            text,
   period_start    date,
   period_end      date,
-  used            bigint,
+  used            numeric,
   quota           bigint,
-  remaining       bigint,
+  remaining       numeric,
   utilization_pct numeric,
   run_rate        numeric,
-  projected       bigint,
+  projected       numeric,
   reaches_limit_on date,
   status          text
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   today    date := (at at time zone tally._user_time_zone(user_id))::date;
@@ -44,13 +44,13 @@ begin
       from tally.daily_totals(quota_forecast.user_id, 'kind', today - (lookback_days - 1), today) d
      group by d.value
   ), base as (
-    select coalesce(p.kind, l.kind) as kind, coalesce(p.quantity, 0)::bigint as used, l.monthly_limit as quota,
+    select coalesce(p.kind, l.kind) as kind, coalesce(p.quantity, 0) as used, l.monthly_limit as quota,
            greatest(coalesce(r.rate, 0), 0) as rate
       from period p
       full join limits l on l.kind = p.kind
       left join rates r on r.kind = coalesce(p.kind, l.kind)
   ), projected as (
-    select b.*, (b.used + round(b.rate * (p_end - today - 1)))::bigint as proj from base b
+    select b.*, b.used + round(b.rate * (p_end - today - 1)) as proj from base b
   )
   select x.kind, plan_now, p_start, p_end, x.used, x.quota, case when x.quota is not null then greatest(x.quota - x.used, 0) end,
          case when x.quota > 0 then round(100.0 * x.used / x.quota, 1) when x.quota = 0 then 100.0 end,

@@ -10,7 +10,7 @@ returns table (
 )
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   with need as (
     select f.kind, f.projected from tally.quota_forecast(recommended_plan.user_id, lookback_days, recommended_plan.at) f

@@ -1,11 +1,11 @@
 -- Hard quota check before metered work, inside the caller's transaction: locks (user, kind), reads the exact period usage, raises PT012 when it would exceed the limit.
 -- Called by services before they do and record metered work in the same transaction (Python client: check_quota()).
 create or replace function tally.check_quota(user_id text, kind text, amount bigint default 1, at timestamptz default now())
-returns bigint
+returns numeric
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   plan_now text;
@@ -13,15 +13,15 @@ declare
   tz       text;
   anchor   integer;
   p_start  date;
-  used     bigint;
+  used     numeric;
 begin
   if user_id is null or user_id = '' then
     raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required';
   elsif kind is null or kind = '' then
     raise exception using errcode = 'PT011', column = 'kind', message = 'kind is required';
-  elsif amount is null or amount < 0 then
+  elsif amount is null or amount < 0 or amount > 1000000000000000 then
     raise exception using errcode = 'PT011', column = 'amount',
-      message = format('amount must be a non-negative integer (got %s)', coalesce(amount::text, 'null'));
+      message = format('amount must be an integer between 0 and 1e15 (got %s)', coalesce(amount::text, 'null'));
   elsif at is null then
     raise exception using errcode = 'PT011', column = 'at', message = 'at is required';
   elsif current_setting('transaction_isolation') = 'repeatable read' then
@@ -41,14 +41,14 @@ begin
   -- or rolls back (the lock is held to the end of the transaction, so its usage
   -- record is visible before the next caller reads). This function is VOLATILE,
   -- so the next statement takes a fresh snapshot (READ COMMITTED) after the lock.
-  perform pg_advisory_xact_lock(7462, hashtext(check_quota.user_id || chr(31) || check_quota.kind));
+  perform tally._lock_user(check_quota.user_id, 'quota:' || check_quota.kind);
 
   select coalesce(s.time_zone, 'UTC'), coalesce(s.billing_anchor_day, 1) into tz, anchor
     from (select) as one
     left join tally.user_settings s on s.user_id = check_quota.user_id;
   p_start := tally._period_start((check_quota.at at time zone tz)::date, anchor);
 
-  select coalesce(sum(x.quantity), 0)::bigint into used
+  select coalesce(sum(x.quantity), 0) into used
     from (
       select t.quantity
         from tally.user_periods t
@@ -73,4 +73,4 @@ end
 $$;
 
 comment on function tally.check_quota(text, text, bigint, timestamptz) is
-  'Hard quota check: serializes callers per (user, kind) with a transaction-level advisory lock, reads the exact billing-period usage and raises PT012 when usage + amount would exceed the limit of the plan in force; returns the quota left after amount (NULL when the kind is unlimited). Call it in the transaction that records the usage: concurrent callers can then never together exceed the limit.';
+  'Hard quota check: serializes callers per (user, kind) with a row lock only the owner can take, reads the exact billing-period usage and raises PT012 when usage + amount would exceed the limit of the plan in force; returns the quota left after amount (NULL when the kind is unlimited). Call it in the transaction that records the usage: concurrent callers can then never together exceed the limit.';

@@ -9,14 +9,14 @@ returns table (
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   today date := (at at time zone tally._user_time_zone(user_id))::date;
 begin
   -- In order: month trend per kind (top 3 kinds this month, |delta| >= 5%), streak,
   -- favourite voice, quota warnings, anomaly of today or yesterday, peer
-  -- percentile (only with at least 10 peers, so no small group is exposed).
+  -- percentile (from the anonymized distribution, only with at least 10 peers).
   return query
   with trends as (
     select k.value as kind, c.current_value, c.previous_value, c.delta_pct
@@ -52,7 +52,7 @@ begin
     select k.kind, r.percentile
       from top_kind k
      cross join lateral tally.peer_percentile(usage_insights.user_id, k.kind, usage_insights.at) r
-     where r.peers >= 10 and r.quantity > 0
+     where r.peers >= 10 and r.percentile is not null
   )
   select x.code, x.subject, x.message, x.value from (
     select 1 as ord, 'month_trend'::text as code, t.kind as subject,
@@ -100,4 +100,4 @@ end
 $$;
 
 comment on function tally.usage_insights(text, timestamptz) is
-  'Short plain-language insights with their number: month_trend (top 3 kinds, |change| >= 5% against the same dates last month), streak (2+ days), top_voice, quota (reached, will reach, or 80%+ used), anomaly (today or yesterday far above the usual), peer (top 50%, at least 10 peers). Exact at commit.';
+  'Short plain-language insights with their number: month_trend (top 3 kinds, |change| >= 5% against the same dates last month), streak (2+ days), top_voice, quota (reached, will reach, or 80%+ used), anomaly (today or yesterday far above the usual), peer (more than at least 50% of the users of the top kind, at least 10 peers; as of the last analytics refresh). Exact at commit, except the peer distribution.';

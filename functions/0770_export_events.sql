@@ -17,21 +17,34 @@ returns table (
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if from_at is null or to_at is null or to_at < from_at then
     raise exception using errcode = 'PT011', column = 'to_at',
       message = format('need from_at <= to_at (got %s .. %s)', coalesce(from_at::text, 'null'), coalesce(to_at::text, 'null'));
   end if;
-  return query
-  select e.event_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, e.duration_ms, e.cost, e.status, e.error_code,
-         e.billable, e.attributes, e.corrects_event_id
-    from tally.usage_events e
-   where e.user_id = export_events.user_id and e.occurred_at >= from_at and e.occurred_at < to_at
-   order by e.occurred_at, e.event_id;
+  -- Only the owner (and superusers) may read the log itself; a reader reads it
+  -- through tally.my_usage_events, which holds the rows of tally.user_id only.
+  -- Two queries, not one: PostgreSQL checks the privileges on every table a query
+  -- names, even in a part that returns nothing; PL/pgSQL runs only the branch taken.
+  if pg_catalog.has_table_privilege('tally.usage_events', 'select') then
+    return query
+    select e.event_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, e.duration_ms, e.cost, e.status, e.error_code,
+           e.billable, e.attributes, e.corrects_event_id
+      from tally.usage_events e
+     where e.user_id = export_events.user_id and e.occurred_at >= from_at and e.occurred_at < to_at
+     order by e.occurred_at, e.event_id;
+  else
+    return query
+    select e.event_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, e.duration_ms, e.cost, e.status, e.error_code,
+           e.billable, e.attributes, e.corrects_event_id
+      from tally.my_usage_events e
+     where e.user_id = export_events.user_id and e.occurred_at >= from_at and e.occurred_at < to_at
+     order by e.occurred_at, e.event_id;
+  end if;
 end
 $$;
 
 comment on function tally.export_events(text, timestamptz, timestamptz) is
-  'Raw events of a user with occurred_at in [from_at, to_at), oldest first (then by event_id); the retained log only. Stream it with COPY (select * from tally.export_events(...)) TO STDOUT WITH (FORMAT csv, HEADER).';
+  'Raw events of a user with occurred_at in [from_at, to_at), oldest first (then by event_id); the retained log only. Stream it with COPY (select ... from tally.export_events(...)) TO STDOUT WITH (FORMAT csv, HEADER), text columns through tally._csv_safe for a file that may be opened in a spreadsheet.';

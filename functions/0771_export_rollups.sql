@@ -7,13 +7,13 @@ returns table (
   value       text,
   events      bigint,
   failures    bigint,
-  quantity    bigint,
-  duration_ms bigint,
+  quantity    numeric,
+  duration_ms numeric,
   cost        numeric
 )
 language plpgsql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if export_rollups.dimension_name is not null then
@@ -33,4 +33,4 @@ end
 $$;
 
 comment on function tally.export_rollups(text, date, date, text) is
-  'Daily rollups of a user (local days from_day..to_day) per declared dimension (or the one given) and value: events, failures, quantity, duration, cost. Exact at commit.';
+  'Daily rollups of a user (local days from_day..to_day) per declared dimension (or the one given) and value: events, failures, quantity, duration, cost. Exact at commit. For a CSV file, pass dimension and value through tally._csv_safe (values are producers'' attribute values).';

@@ -5,7 +5,7 @@ returns table (time_window text, since date, since_at timestamptz)
 language sql
 stable
 rows 4
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   -- Rollups are day-grained: a window covers every (local) day overlapping
   -- [now() - length, now()], the day taken in UTC. The raw log is exact.

@@ -4,7 +4,7 @@ create or replace function tally._check_window(time_window text)
 returns text
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if time_window is null or time_window not in ('24h', '7d', '30d', 'all') then

@@ -4,7 +4,7 @@ create or replace function tally._refreshed_at(view_name text)
 returns timestamptz
 language sql
 stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select max(l.started_at) from tally.refresh_log l where l.view_name = _refreshed_at.view_name
 $$;

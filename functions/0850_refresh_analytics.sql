@@ -5,7 +5,7 @@ returns table (view_name text, status text, started_at timestamptz, finished_at 
                row_count bigint)
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 -- JIT compilation costs more than it saves on these aggregates (about 0.7 s per view).
 set jit = off
 as $$
@@ -20,7 +20,7 @@ begin
   -- SECURITY DEFINER: only the owner of a materialized view may refresh it.
   -- Never two at once: a second caller does not queue behind a long refresh,
   -- it returns one row with status 'skipped' at once.
-  if not pg_catalog.pg_try_advisory_xact_lock(7461, 80) then
+  if not tally._lock('refresh', wait => false) then
     raise notice 'pgtally: another refresh of the analytics is running; skipped';
     return query select null::text, 'skipped'::text, run_started, clock_timestamp(), 0::numeric, null::bigint;
     return;

@@ -5,7 +5,7 @@ returns table (view_name text, refreshed_at timestamptz, finished_at timestamptz
                age interval)
 language sql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select v.name, l.started_at, l.finished_at, l.duration_ms, l.row_count, clock_timestamp() - l.started_at
     from unnest(tally._analytics_views()) with ordinality as v(name, n)

@@ -4,7 +4,7 @@ create or replace function tally._interval_to_cron(every interval)
 returns text
 language plpgsql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   secs    numeric := extract(epoch from every);

@@ -3,7 +3,7 @@
 create or replace function tally.schedule_refresh(every interval default interval '5 minutes')
 returns text
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   spec text := tally._interval_to_cron(every);

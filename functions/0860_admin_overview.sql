@@ -1,13 +1,14 @@
 -- Platform headline figures: users, events, attempts and success rate, cost, paying users, averages per user and event.
 -- Called by dashboards, the Python client's admin.overview() and `pgtally admin`.
 create or replace function tally.admin_overview()
-returns table (users bigint, events bigint, succeeded bigint, failures bigint, success_rate numeric, duration_ms bigint,
+returns table (users bigint, events bigint, succeeded bigint, failures bigint, success_rate numeric, duration_ms numeric,
                cost numeric, billable_cost numeric, paying_users bigint, avg_events_per_user numeric,
                avg_cost_per_user numeric, avg_cost_per_event numeric, first_at timestamptz, last_at timestamptz,
                refreshed_at timestamptz)
 language sql
 stable
-set search_path = ''
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
   select o.users, o.events, o.succeeded, o.failures, o.success_rate, o.duration_ms, o.cost, o.billable_cost,
          o.paying_users,

@@ -2,12 +2,15 @@
 -- Called by dashboards, admin.leaderboard() and `pgtally admin`.
 create or replace function tally.admin_leaderboard(dimension text, time_window text default '7d',
                                                    metric text default 'events', max_rows integer default 10)
-returns table ("rank" bigint, value text, events bigint, quantity bigint, duration_ms bigint, cost numeric, users bigint,
+returns table ("rank" bigint, value text, events bigint, quantity numeric, duration_ms numeric, cost numeric, users bigint,
                window_start date, refreshed_at timestamptz)
 language plpgsql
 stable
-set search_path = ''
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
+declare
+  min_users integer := tally._analytics_min_group_size();
 begin
   perform tally._dimension_keys(dimension);
   perform tally._check_window(time_window);
@@ -29,6 +32,8 @@ begin
                                                   when 'cost' then l.cost
                                                   else l.users::numeric end as score) as s
            where l.dimension = admin_leaderboard.dimension and l.time_window = admin_leaderboard.time_window
+             -- Values used by fewer users than the minimum group size are left out (before ranking).
+             and (l.users >= min_users or min_users <= 1)
              and s.score > 0) as r
    order by r.rnk, r.value
    limit max_rows;
@@ -36,4 +41,4 @@ end
 $$;
 
 comment on function tally.admin_leaderboard(text, text, text, integer) is
-  'Top max_rows values of a declared dimension in a timeframe (24h, 7d, 30d: the days overlapping it, in UTC; all: lifetime) ranked by metric (events, quantity, duration_ms, cost, users; ties share a rank); values with nothing of the metric are left out. As of refreshed_at. Requires tally_analyst.';
+  'Top max_rows values of a declared dimension in a timeframe (24h, 7d, 30d: the days overlapping it, in UTC; all: lifetime) ranked by metric (events, quantity, duration_ms, cost, users; ties share a rank); values with nothing of the metric, or with fewer users than the minimum group size, are left out. As of refreshed_at. Requires tally_analyst.';

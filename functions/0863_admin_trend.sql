@@ -2,27 +2,33 @@
 -- Called by dashboards, admin.trend() and `pgtally admin`.
 create or replace function tally.admin_trend(dimension text default 'kind', only_values text[] default null,
                                              from_day date default null, to_day date default null)
-returns table (day date, value text, events bigint, failures bigint, quantity bigint, duration_ms bigint, cost numeric,
+returns table (day date, value text, events bigint, failures bigint, quantity numeric, duration_ms numeric, cost numeric,
                users bigint, refreshed_at timestamptz)
 language plpgsql
 stable
-set search_path = ''
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   last_day  date := coalesce(to_day, (now() at time zone 'UTC')::date);
   first_day date := coalesce(from_day, coalesce(to_day, (now() at time zone 'UTC')::date) - 29);
+  min_users integer := tally._analytics_min_group_size();
 begin
   perform tally._dimension_keys(dimension);
   if last_day < first_day or last_day - first_day > 3660 then
     raise exception using errcode = 'PT011', column = 'from_day',
       message = format('from_day %s to to_day %s is not a range of 1 to 3661 days', first_day, last_day);
   end if;
+  -- A day on which fewer users than the minimum group size used a value counts
+  -- as a day without use of it (0), so a small group's days are not revealed
+  -- either; a value with no such day in the range is not listed.
   return query
   with vals as (
     select v.value from unnest(only_values) as v(value)
     union
     select distinct d.value from tally.admin_daily_mv d
      where only_values is null and d.dimension = admin_trend.dimension and d.day between first_day and last_day
+       and (d.users >= min_users or min_users <= 1)
   )
   select g.day::date, vals.value, coalesce(d.events, 0), coalesce(d.failures, 0), coalesce(d.quantity, 0),
          coalesce(d.duration_ms, 0), coalesce(d.cost, 0), coalesce(d.users, 0),
@@ -31,9 +37,10 @@ begin
    cross join vals
     left join tally.admin_daily_mv d
            on d.dimension = admin_trend.dimension and d.day = g.day::date and d.value = vals.value
+          and (d.users >= min_users or min_users <= 1)
    order by vals.value, g.day;
 end
 $$;
 
 comment on function tally.admin_trend(text, text[], date, date) is
-  'Platform series per day (users'' local days) and value of a declared dimension, zero-filled: events, failures, quantity, duration, cost, active users. only_values picks values (default: all with activity in the range); the range defaults to the 30 days ending today (UTC). As of refreshed_at. Requires tally_analyst.';
+  'Platform series per day (users'' local days) and value of a declared dimension, zero-filled: events, failures, quantity, duration, cost, active users. A day with fewer users of a value than the minimum group size shows 0, as a day without use. only_values picks values (default: all with a day shown in the range); the range defaults to the 30 days ending today (UTC). As of refreshed_at. Requires tally_analyst.';

@@ -6,7 +6,8 @@ returns table (day date, dau bigint, wau bigint, mau bigint, new_users bigint, p
                billable_cost numeric, refreshed_at timestamptz)
 language sql
 stable
-set search_path = ''
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
   select a.day, a.dau, a.wau, a.mau, a.new_users, a.paying_users, a.paying_users_7d, a.paying_users_30d, a.succeeded,
          a.failed, round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2), a.billable_cost,

@@ -5,10 +5,12 @@ returns table (metric text, value text, this_week numeric, last_week numeric, de
                trend text, week_start date, week_end date, refreshed_at timestamptz)
 language plpgsql
 stable
-set search_path = ''
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   d date := coalesce(as_of, (now() at time zone 'UTC')::date - 1);
+  min_users integer := tally._analytics_min_group_size();
 begin
   perform tally._dimension_keys(dimension);
   return query
@@ -41,6 +43,9 @@ begin
            coalesce(sum(x.cost) filter (where x.day <= d - 7), 0) as c0
       from tally.admin_daily_mv x
      where x.dimension = admin_week_over_week.dimension and x.day between d - 13 and d
+       -- The days admin_trend shows: a day with fewer users of the value than the
+       -- minimum group size counts as none (the platform cards count everything).
+       and (x.users >= min_users or min_users <= 1)
      group by x.value
   ), platform as (
     select coalesce(sum(x.events) filter (where x.day > d - 7), 0) as e1,
@@ -81,4 +86,4 @@ end
 $$;
 
 comment on function tally.admin_week_over_week(date, text) is
-  'Week-over-week cards for the 7 days ending as_of (default yesterday, UTC) against the 7 before: platform events, active users (WAU), new users, paying users (net billable cost > 0 in the week), success rate %, attempts, cost, billable cost (value ''*''), then events, failures, quantity, duration_ms and cost per value of a declared dimension (default kind). delta = this - last, delta_pct relative to last (NULL when last is 0), trend up/down/stable (stable within 5%). Requires tally_analyst.';
+  'Week-over-week cards for the 7 days ending as_of (default yesterday, UTC) against the 7 before: platform events, active users (WAU), new users, paying users (net billable cost > 0 in the week), success rate %, attempts, cost, billable cost (value ''*''), then events, failures, quantity, duration_ms and cost per value of a declared dimension (default kind), summed over the days on which at least the minimum group size of users used the value (as admin_trend shows them). delta = this - last, delta_pct relative to last (NULL when last is 0), trend up/down/stable (stable within 5%). Requires tally_analyst.';

@@ -7,11 +7,12 @@ returns table (step integer, kind text, users bigint, conversion_pct numeric, st
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   lo timestamptz := coalesce(from_at, '-infinity');
   hi timestamptz := coalesce(to_at, 'infinity');
+  min_users integer := tally._analytics_min_group_size();
 begin
   -- SECURITY DEFINER on purpose: the answer is aggregate, but it is computed from
   -- per-user rows (first-reached times, pending deltas) that analysts may not read.
@@ -70,6 +71,12 @@ begin
       from ordered o
       left join reached r on r.n = o.n
      group by o.n, o.kind
+  ), shown as (
+    -- A step fewer users than the minimum group size reached counts as reached
+    -- by none (so do the steps after it): a narrow timeframe cannot follow one
+    -- user through the steps.
+    select c.n, c.kind, case when c.users >= min_users or min_users <= 1 then c.users else 0 end as users
+      from counts c
   )
   select c.n, c.kind, c.users,
          round(100.0 * c.users / nullif(first_value(c.users) over w, 0), 2),
@@ -77,11 +84,11 @@ begin
          coalesce(lag(c.users) over w, c.users) - c.users,
          round(100 - 100.0 * c.users / nullif(coalesce(lag(c.users) over w, c.users), 0), 2),
          statement_timestamp()
-    from counts c
+    from shown c
   window w as (order by c.n)
    order by c.n;
 end
 $$;
 
 comment on function tally.admin_funnel(text[], timestamptz, timestamptz) is
-  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}): users whose first step 1 falls in [from_at, to_at), and of them those who first reached each next step at or after the previous one and before to_at; conversion from step 1 and from the previous step, drop-off. From the trigger-maintained first-reached table plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';
+  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}): users whose first step 1 falls in [from_at, to_at), and of them those who first reached each next step at or after the previous one and before to_at; conversion from step 1 and from the previous step, drop-off. A step reached by fewer users than the minimum group size shows 0 users (as do the steps after it). From the trigger-maintained first-reached table plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';

@@ -5,18 +5,23 @@ returns table (cohort_month date, active_month date, month_offset integer, users
                retention_pct numeric, refreshed_at timestamptz)
 language sql
 stable
-set search_path = ''
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
   select c.cohort_month, c.active_month, c.month_offset, c.users, z.users,
          round(100.0 * c.users / nullif(z.users, 0), 1), tally._refreshed_at('admin_cohorts_mv')
     from tally.admin_cohorts_mv c
     join tally.admin_cohorts_mv z on z.cohort_month = c.cohort_month and z.month_offset = 0
+   cross join (select tally._analytics_min_group_size() as min_users) m
    where c.cohort_month >= coalesce(date_trunc('month', from_month::timestamp),
                                     date_trunc('month', now() at time zone 'UTC') - interval '11 months')::date
      and c.cohort_month <= coalesce(date_trunc('month', to_month::timestamp),
                                     date_trunc('month', now() at time zone 'UTC'))::date
+     -- Cells of fewer users than the minimum group size are left out (as a month
+     -- nobody came back in); a cohort smaller than it has no row at all.
+     and (c.users >= m.min_users or m.min_users <= 1)
    order by c.cohort_month, c.month_offset
 $$;
 
 comment on function tally.admin_cohorts(date, date) is
-  'Cohort retention: for each first-active month from from_month to to_month (default the last 12 months), how many of its users were active in each later month (month_offset 0 = the cohort month, across year boundaries) and the share in %. As of refreshed_at. Requires tally_analyst.';
+  'Cohort retention: for each first-active month from from_month to to_month (default the last 12 months), how many of its users were active in each later month (month_offset 0 = the cohort month, across year boundaries) and the share in %. Cells of fewer users than the minimum group size are left out (so are cohorts smaller than it). As of refreshed_at. Requires tally_analyst.';

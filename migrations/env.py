@@ -27,10 +27,16 @@ def _dsn() -> str:
     return dsn
 
 
+# After every upgrade, in the same transaction: whatever a revision added is owned by
+# tally_owner and grants PUBLIC nothing, even if the revision forgot to say so.
+SECURE = "do $$ begin if to_regprocedure('tally._secure_objects()') is not null then perform tally._secure_objects(); end if; end $$"
+
+
 def run_offline() -> None:
     context.configure(url="postgresql+psycopg://", literal_binds=True, transactional_ddl=True)
     with context.begin_transaction():
         context.run_migrations()
+        context.get_context().impl.static_output(SECURE + ";")
 
 
 def run_online() -> None:
@@ -39,6 +45,7 @@ def run_online() -> None:
         context.configure(connection=connection, transactional_ddl=True)
         with context.begin_transaction():
             context.run_migrations()
+            connection.exec_driver_sql(SECURE)
         return
     dsn = _dsn()
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=pool.NullPool)
@@ -46,6 +53,7 @@ def run_online() -> None:
         context.configure(connection=conn, transactional_ddl=True)
         with context.begin_transaction():
             context.run_migrations()
+            conn.exec_driver_sql(SECURE)
 
 
 if context.is_offline_mode():

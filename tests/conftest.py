@@ -13,8 +13,9 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -55,7 +56,17 @@ def _build_template(server_dsn: str) -> None:
         conn.execute(f"drop database if exists {TEMPLATE} with (force)")
         conn.execute(f"create database {TEMPLATE}")
     dsn = _with_db(server_dsn, TEMPLATE)
-    migrate.upgrade(dsn)
+    if os.environ.get("PGTALLY_TEST_INSTALL") == "declarative":
+        # While a schema change has no revision yet: install db/ + functions/ directly.
+        from pgtally import schema
+
+        with psycopg.connect(dsn) as conn:
+            schema.install(conn)
+        from alembic import command
+
+        migrate._run(dsn, command.stamp, "head")
+    else:
+        migrate.upgrade(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("create extension if not exists pgtap")
         conn.execute((Path(__file__).parent / "pgtap" / "fixtures.sql").read_text())
@@ -111,6 +122,32 @@ def dsn(databases: Databases) -> str:
 def conn(dsn: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(dsn, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture
+def login_role(server_dsn: str) -> Iterator[Callable[[str | None], str]]:
+    """Creates cluster-wide login roles (member of a pgtally role, or of none) for one test, dropped afterwards."""
+    created: list[str] = []
+
+    def make(member_of: str | None = None) -> str:
+        name = f"t_{member_of or 'nobody'}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(server_dsn, autocommit=True) as c:
+            c.execute(f"create role {name} login" + (f" in role {member_of}" if member_of else ""))
+        created.append(name)
+        return name
+
+    yield make
+    with psycopg.connect(server_dsn, autocommit=True) as c:
+        for name in created:
+            # A closed session's backend drops its temporary objects as it exits, just after the client returns.
+            for attempt in range(50):
+                try:
+                    c.execute(f"drop role if exists {name}")
+                    break
+                except psycopg.errors.DependentObjectsStillExist:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
 
 
 # --------------------------------------------------------------------------

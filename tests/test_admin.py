@@ -1,8 +1,9 @@
 """AdminClient and `pgtally admin` against a real database.
 
-A tiny hand-built data set pins exact answers and types; a generated workload
-(time zones, retries, failures, the paywall funnel) is compared with a
-straightforward recomputation in Python from the same events (the oracle).
+A tiny hand-built data set pins exact answers and types (showing every group);
+a generated workload (time zones, retries, failures, the paywall funnel) is
+compared with a straightforward recomputation in Python from the same events
+(the oracle), which hides the groups of fewer than 5 users as the database must.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import itertools
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from pgtally.workload import generate_events, user_time_zones
 
 UTC = dt.timezone.utc
 NOW = dt.datetime.now(UTC)
+MIN_USERS = 5  # the default minimum group size
 
 
 # ------------------------------------------------------------------ exact answers
@@ -66,13 +68,15 @@ def test_refresh_returns_one_typed_row_per_view(small: Client) -> None:
     assert all(isinstance(r, RefreshResult) for r in results)
     assert [r.view_name for r in results] == [
         "admin_totals_mv", "admin_overview_mv", "admin_daily_mv", "admin_activity_mv", "admin_leaderboards_mv",
-        "admin_reliability_mv", "admin_error_codes_mv", "admin_cohorts_mv"]
+        "admin_reliability_mv", "admin_error_codes_mv", "admin_cohorts_mv", "peer_distribution_mv"]
     assert not any(r.skipped for r in results) and all(r.duration_ms >= 0 for r in results)
     fresh = small.admin.freshness()
     assert {f.view_name: f.refreshed_at for f in fresh} == {r.view_name: r.started_at for r in results}
 
 
 def test_admin_reads_are_typed_and_exact(small: Client) -> None:
+    # Three users: show every group (the opt-out) to pin exact answers; the minimum is tested below.
+    assert small.admin.set_min_group_size(1) == MIN_USERS
     assert small.admin.overview() is not None and small.admin.overview().users == 0  # type: ignore[union-attr]
     small.admin.refresh()  # merges first
     o = small.admin.overview()
@@ -118,6 +122,29 @@ def test_admin_reads_are_typed_and_exact(small: Client) -> None:
     assert all(isinstance(c, CohortCell) for c in cohorts)
 
 
+def test_analysts_see_no_group_smaller_than_the_minimum(small: Client, dsn: str,
+                                                       login_role: Callable[[str | None], str]) -> None:
+    """Three users: by default an analyst sees no breakdown row; the owner's opt-out shows them, the analyst's fails."""
+    small.admin.refresh()
+    analyst = login_role("tally_analyst")
+    with Client.connect(psycopg.conninfo.make_conninfo(dsn, user=analyst)) as bi:
+        assert bi.admin.min_group_size() == MIN_USERS
+        assert bi.admin.overview().users == 3  # type: ignore[union-attr]  # platform-wide: everyone counts
+        assert bi.admin.totals("kind") == [] and bi.admin.totals("voice") == []
+        assert bi.admin.leaderboard("voice", "all") == [] and bi.admin.error_codes("all") == []
+        assert [s.users for s in bi.admin.funnel(["paywall.viewed", "paywall.clicked"])] == [0, 0]
+        assert bi.admin.dashboard("all").min_group_size == MIN_USERS
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            bi.admin.set_min_group_size(1)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), bi.connection() as conn:
+            conn.execute("select * from tally.admin_totals_mv")
+        assert small.admin.set_min_group_size(1) == MIN_USERS  # the owner (here: the superuser) opts out
+        assert [t.value for t in bi.admin.totals("voice")] == ["af_alloy", "nova"]
+        assert bi.admin.min_group_size() == 1
+    with pytest.raises(InvalidArgument, match="min_users"):
+        small.admin.set_min_group_size(0)
+
+
 def test_admin_errors_are_mapped(small: Client) -> None:
     with pytest.raises(UnknownDimension):
         small.admin.totals("colour")
@@ -158,15 +185,25 @@ def test_totals_leaderboards_and_error_codes_match_the_raw_events(
     expected = {k: (sum(1 for e in ok if e.kind == k), sum(1 for e in events if e.kind == k and e.status == "failed"),
                     sum(e.quantity for e in ok if e.kind == k), len({e.user_id for e in events if e.kind == k}))
                 for k in {e.kind for e in events}}
-    assert {t.value: (t.events, t.failures, t.quantity, t.users) for t in client.admin.totals("kind")} == expected
+    shown = {k: v for k, v in expected.items() if v[3] >= MIN_USERS}
+    assert {t.value: (t.events, t.failures, t.quantity, t.users) for t in client.admin.totals("kind")} == shown
 
+    voice_users: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if "voice" in e.attributes:
+            voice_users[e.attributes["voice"]].add(e.user_id)
     voices = Counter(e.attributes["voice"] for e in ok if "voice" in e.attributes)
     board = client.admin.leaderboard("voice", "all", limit=3)
-    assert [e.events for e in board] == sorted(voices.values(), reverse=True)[:3]
+    assert [e.events for e in board] == sorted(
+        (n for v, n in voices.items() if len(voice_users[v]) >= MIN_USERS), reverse=True)[:3]
     assert all(voices[e.value] == e.events for e in board)
 
-    codes = Counter((e.kind, e.error_code or "") for e in events if e.status == "failed")
-    assert {(c.kind, c.error_code): c.failures for c in client.admin.error_codes("all", limit=100)} == dict(codes)
+    failed = [e for e in events if e.status == "failed"]
+    codes = Counter((e.kind, e.error_code or "") for e in failed)
+    code_users = {key: len({e.user_id for e in failed if (e.kind, e.error_code or "") == key}) for key in codes}
+    assert {(c.kind, c.error_code): c.failures for c in client.admin.error_codes("all", limit=100)} == {
+        key: n for key, n in codes.items() if code_users[key] >= MIN_USERS}
+    assert any(n < MIN_USERS for n in code_users.values()), "the workload has error codes too rare to show"
 
 
 def test_funnel_matches_a_recomputation(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
@@ -189,7 +226,8 @@ def test_funnel_matches_a_recomputation(workload: tuple[Client, list[UsageEvent]
     for steps, since in ((DEFAULT_FUNNEL, None), (DEFAULT_FUNNEL, NOW - dt.timedelta(days=90)),
                          (("ocr", "tts", "export"), None), (("ocr", "tts", "export"), NOW - dt.timedelta(days=60)),
                          (("tts", "ocr"), NOW - dt.timedelta(days=30)), (("tts", "export"), None)):
-        counts = expected(steps, since)
+        # A step fewer users than the minimum reached reads as reached by none.
+        counts = [n if n >= MIN_USERS else 0 for n in expected(steps, since)]
         got = client.admin.funnel(steps, from_at=since)
         assert [s.users for s in got] == counts, (steps, since)
         assert [s.drop_off for s in got] == [0] + [a - b for a, b in itertools.pairwise(counts)]
@@ -220,7 +258,8 @@ def test_activity_and_cohorts_match_a_recomputation(workload: tuple[Client, list
     cells = Counter((min(ms), m) for ms in months.values() for m in ms)
     got_cells = {(c.cohort_month, c.active_month): c.users
                  for c in client.admin.cohorts(dt.date(2000, 1, 1), dt.date(2100, 1, 1))}
-    assert got_cells == dict(cells)
+    assert got_cells == {cell: n for cell, n in cells.items() if n >= MIN_USERS}
+    assert any(n < MIN_USERS for n in cells.values()), "the workload has cells too small to show"
 
 
 def test_reliability_percentiles_are_within_the_bucket_error(
@@ -257,6 +296,7 @@ def test_pgtally_admin_json_round_trips(workload: tuple[Client, list[UsageEvent]
     assert [e["value"] for e in data["leaderboards"]["voice"]] == [e.value for e in client.admin.leaderboard("voice", "all")]
     assert [s["users"] for s in data["funnel"]] == [s.users for s in client.admin.funnel()]
     assert all(f["refreshed_at"] for f in data["freshness"])
+    assert data["min_group_size"] == MIN_USERS
     assert Decimal(data["overview"]["cost"]) == client.admin.overview().cost  # type: ignore[union-attr]
 
 
@@ -273,7 +313,7 @@ def test_pgtally_refresh(dsn: str, conn: psycopg.Connection) -> None:
     res = CliRunner().invoke(main, ["refresh", "--dsn", dsn, "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
-    assert len(rows) == 8 and {r["status"] for r in rows} == {"refreshed"}
+    assert len(rows) == 9 and {r["status"] for r in rows} == {"refreshed"}
     assert conn.execute("select users from tally.admin_overview()").fetchone() == (1,), "refresh merged first"
     res = CliRunner().invoke(main, ["refresh", "--dsn", dsn])
     assert res.exit_code == 0 and "admin_cohorts_mv" in res.output and "total" in res.output

@@ -16,14 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _dump(dsn: str) -> str:
-    """Schema-only dump of the tally schema, normalised (no comments on dump metadata, no blank runs)."""
+    """Schema-only dump of the tally schema with its privileges, normalised.
+
+    No comments on dump metadata, no blank runs; GRANT and REVOKE lines sorted
+    at the end (the order of entries in an ACL is the order they were granted
+    in, which is not part of the schema).
+    """
     res = subprocess.run(
-        [str(server.find_bindir() / "pg_dump"), "--schema-only", "--schema=tally", "--no-owner", "--no-privileges", dsn],
+        [str(server.find_bindir() / "pg_dump"), "--schema-only", "--schema=tally", "--no-owner", dsn],
         check=True, capture_output=True, text=True,
     )
     lines = [ln for ln in res.stdout.splitlines() if not ln.startswith("--") and not ln.startswith("\\restrict")
              and not ln.startswith("\\unrestrict") and ln.strip()]
-    return "\n".join(lines)
+    acl = sorted(ln for ln in lines if ln.startswith(("GRANT ", "REVOKE ")))
+    return "\n".join([ln for ln in lines if not ln.startswith(("GRANT ", "REVOKE "))] + acl)
 
 
 def _catalog_facts(dsn: str) -> list[tuple[str, ...]]:
@@ -49,12 +55,28 @@ def test_upgrade_head_builds_the_declarative_schema(databases) -> None:  # type:
     assert _catalog_facts(declarative) == _catalog_facts(migrated)
 
 
+def test_every_downgrade_restores_the_previous_revision(databases) -> None:  # type: ignore[no-untyped-def]
+    """For each revision: upgrading to head and downgrading back to it gives the schema that revision built."""
+    revisions = sorted(p.stem.split("_")[0] for p in (ROOT / "migrations" / "versions").glob("[0-9]*.py"))
+    for rev in revisions[:-1]:
+        direct = databases.create(template="template0")
+        round_trip = databases.create(template="template0")
+        migrate.upgrade(direct, rev)
+        migrate.upgrade(round_trip)
+        migrate.downgrade(round_trip, rev)
+        a, b = _dump(direct), _dump(round_trip)
+        if a != b:
+            diff = "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), f"upgrade {rev}",
+                                                  f"head, then downgrade {rev}", lineterm="", n=1))
+            pytest.fail(f"downgrading to {rev} does not restore its schema:\n" + diff[:8000])
+
+
 def test_downgrade_to_base_then_upgrade_again(databases) -> None:  # type: ignore[no-untyped-def]
     dsn = databases.create(template="template0")
     migrate.upgrade(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("select tally.record_usage('e1', 'u1', 'tts', 3)").fetchone() == (True,)
-    migrate.downgrade(dsn, "base")
+    migrate.downgrade(dsn, "base", drop_data=True)  # the log holds e1: refused without drop_data
     assert migrate.current_revision(dsn) is None
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select to_regnamespace('tally')").fetchone() == (None,)
@@ -76,6 +98,26 @@ def test_every_migration_sql_file_is_used_exactly_once() -> None:
     files = sorted(p.name for p in (ROOT / "migrations" / "sql").glob("*.sql"))
     assert sorted(used) == files, "each migrations/sql file must be run by exactly one revision"
     assert len(used) == len(set(used))
+
+
+def test_landed_revisions_are_unchanged() -> None:
+    """A revision's SQL never changes once it has landed: databases were built from it.
+
+    migrations/sql/SHA256SUMS holds the checksum of every revision's SQL; a new
+    revision adds its lines (`cd migrations/sql && sha256sum NNNN_*.sql >> SHA256SUMS`).
+    """
+    import hashlib
+
+    sql_dir = ROOT / "migrations" / "sql"
+    listed = {}
+    for line in (sql_dir / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        listed[name] = digest
+    files = sorted(p.name for p in sql_dir.glob("*.sql"))
+    assert sorted(listed) == files, "every migrations/sql file needs a line in migrations/sql/SHA256SUMS"
+    changed = [name for name, digest in listed.items()
+               if hashlib.sha256((sql_dir / name).read_bytes()).hexdigest() != digest]
+    assert changed == [], f"landed revisions were edited: {changed}; add a new revision instead"
 
 
 def test_offline_sql_needs_no_database() -> None:

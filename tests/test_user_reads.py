@@ -162,7 +162,7 @@ def test_insights(dataset: Client) -> None:
         (dt.date(2026, 11, 20), Decimal(0), False), (dt.date(2026, 11, 21), Decimal(2500), False)]
     assert isinstance(anomalies[0], DayAnomaly)
     peer = dataset.peer_percentile("u", "tts", at=NOW)
-    assert peer == PeerPercentile(dt.date(2026, 11, 1), 6500, 0, None)
+    assert peer == PeerPercentile(dt.date(2026, 11, 1), 6500, None, None, None)  # no distribution published yet
     insights = dataset.usage_insights("u", at=NOW)
     assert all(isinstance(i, Insight) for i in insights)
     assert [i.message for i in insights] == [
@@ -170,6 +170,25 @@ def test_insights(dataset: Client) -> None:
         "Your favourite voice is af_bella: 1 h 05 min listened",
         "At your current pace you will reach your tts limit on 2026-11-25 (65.0% used so far)",
     ]
+
+
+def test_peer_percentile_places_only_the_callers_own_usage(client: Client, conn: psycopg.Connection) -> None:
+    """A reader gets its own position among the published cut points, and nothing for anyone else."""
+    for i in range(1, 13):  # p01..p12 used 100..1200 chars of tts in November
+        client.record(f"t{i}", f"p{i:02}", "tts", 100 * i, occurred_at=at(2026, 11, 5, 10, 0))
+    client.admin.refresh()  # merges first; 12 users publish their median, 650
+    conn.execute("set role tally_reader")
+    conn.execute("select set_config('tally.user_id', 'p09', false)")
+    peer = client.peer_percentile("p09", "tts", at=NOW)
+    assert peer is not None and (peer.period_start, peer.quantity, peer.peers, peer.percentile) == (
+        dt.date(2026, 11, 1), 900, 12, Decimal(50))
+    assert peer.refreshed_at is not None
+    assert client.peer_percentile("p09", "ocr", at=NOW) is None  # no usage of the kind this period
+    assert client.peer_percentile("p12", "tts", at=NOW) is None  # another user: nothing ...
+    assert client.peer_percentile("nobody", "tts", at=NOW) is None  # ... exactly as for a user that does not exist
+    cuts = conn.execute("select cut_point from tally.peer_distribution_mv where kind = 'tts'").fetchall()
+    assert cuts == [(Decimal(650),)]  # the reader sees the distribution: no extreme, nobody's exact usage
+    conn.execute("reset role")
 
 
 def test_results_are_frozen(dataset: Client) -> None:

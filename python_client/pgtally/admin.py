@@ -4,7 +4,9 @@ Reached as ``client.admin``; each method calls one SQL function. The database
 role needs ``tally_analyst`` (a plain ``tally_reader`` gets
 ``psycopg.errors.InsufficientPrivilege``). Answers come from materialized
 views refreshed by :meth:`AdminClient.refresh` (or a schedule) and carry
-``refreshed_at``.
+``refreshed_at``. Breakdown rows describing fewer distinct users than the
+minimum group size (default 5, see :meth:`AdminClient.set_min_group_size`)
+are left out, so an analyst cannot single out a user.
 """
 
 from __future__ import annotations
@@ -82,6 +84,24 @@ class AdminApi(QueryBuilder):
             return str((yield self._scalar("select tally.schedule_refresh(%s::interval)", (every,))))
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             raise RefreshNotScheduled(f"{exc.diag.message_primary}. {exc.diag.message_hint}") from exc
+
+    # ------------------------------------------------------- minimum group size
+
+    def min_group_size(self) -> int:
+        """The fewest distinct users a breakdown row must describe to be shown (1 = every group).
+
+        Example: ``tally.admin.min_group_size()  # 5 unless the owner changed it``
+        """
+        value = yield self._scalar("select min_group_size from tally.analytics_settings", ())
+        return int(value) if value is not None else 5
+
+    def set_min_group_size(self, min_users: int) -> int:
+        """Set the minimum group size (owner only; analysts get InsufficientPrivilege); returns the previous value.
+
+        1 shows every group (the explicit opt-out). The admin reads apply it at once, the users' peer
+        distributions at the next refresh. Example: ``tally.admin.set_min_group_size(10)``
+        """
+        return int((yield self._scalar("select tally.set_min_group_size(%s)", (min_users,))))
 
     # ------------------------------------------------------------------- reads
 
@@ -184,6 +204,7 @@ class AdminApi(QueryBuilder):
         error_codes = yield from AdminApi.error_codes(self, window)
         cohorts = yield from AdminApi.cohorts(self)
         freshness = yield from AdminApi.freshness(self)
+        min_group_size = yield from AdminApi.min_group_size(self)
         return Dashboard(
             overview=overview,
             totals_by_kind=totals_by_kind,
@@ -197,6 +218,7 @@ class AdminApi(QueryBuilder):
             cohorts=cohorts,
             freshness=freshness,
             time_window=window,
+            min_group_size=min_group_size,
         )
 
 

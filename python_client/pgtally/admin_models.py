@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-
-def _build(cls: type[T], row: Mapping[str, Any]) -> T:
-    """The dataclass from a row, ignoring columns a newer schema may add."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in row.items() if k in names})
+from .models import build as _build
 
 
 @dataclass(frozen=True)
@@ -280,3 +274,5 @@ class Dashboard:
     cohorts: list[CohortCell]
     freshness: list[ViewFreshness]
     time_window: str
+    #: Breakdown rows of fewer distinct users than this are left out of every panel (1 = none is).
+    min_group_size: int = 5

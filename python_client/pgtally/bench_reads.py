@@ -50,8 +50,9 @@ T7_GROWTH = 1.5
 
 SUMMARY_SQL = "select * from tally.summary_card(%s, 5, %s)"
 HISTORY_SQL = "select * from tally.usage_history(%s, '12m', %s, null, null, null, %s)"
-# Not a T5 read, but the one user read whose cost grows with the number of users (it ranks the user among all
-# users of the kind this period); measured for T7 without a raw-log counterpart.
+# Not a T5 read: the user's period usage placed among the anonymized cut points of all users of the kind
+# (tally.peer_distribution_mv, at most 99 rows, so it must not grow with users); measured for T7 without a
+# raw-log counterpart.
 PEER_SQL = "select * from tally.peer_percentile(%s, 'tts', %s)"
 
 # The same answers from the raw log (benchmarks/user_reads.py uses these too): lifetime per kind, top voices and

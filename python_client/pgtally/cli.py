@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import sys
@@ -76,15 +77,25 @@ def main() -> None:
 @dsn_option
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 @click.option("--downgrade", is_flag=True, help="Downgrade to --revision (e.g. base) instead of upgrading.")
-def migrate(dsn: str | None, revision: str, downgrade: bool) -> None:
-    """Apply pgtally's Alembic migrations to the database."""
+@click.option("--drop-data", is_flag=True,
+              help="With --downgrade: go ahead even if it drops tables holding rows (base drops the whole usage log).")
+def migrate(dsn: str | None, revision: str, downgrade: bool, drop_data: bool) -> None:
+    """Apply pgtally's Alembic migrations to the database.
+
+    A downgrade that would drop tables holding rows (the usage log, rollups,
+    plans, ...) is refused, changing nothing, unless --drop-data is given.
+    """
     dsn = _require_dsn(dsn)
+    if drop_data and not downgrade:
+        raise click.UsageError("--drop-data only applies with --downgrade")
     try:
         if downgrade:
-            migrations.downgrade(dsn, revision)
+            migrations.downgrade(dsn, revision, drop_data=drop_data)
         else:
             migrations.upgrade(dsn, revision)
         now = migrations.current_revision(dsn)
+    except migrations.DataLossRefused as exc:
+        raise click.ClickException(str(exc)) from exc
     except psycopg.OperationalError as exc:
         raise click.ClickException(f"cannot connect to the database ({exc})") from exc
     console.print(f"pgtally schema at revision [bold]{now or 'base (not installed)'}[/bold]")
@@ -166,16 +177,25 @@ def stats(dsn: str | None, as_json: bool, user_id: str, dimension: tuple[str, ..
               type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Where to write the HTML report.")
 @click.option("--cluster-dir", default=".pgtally/demo-cluster", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Where the demo's own PostgreSQL keeps its files.")
-def demo(users: int, events: int, seed: int, dsn: str | None, fresh: bool, report: Path, cluster_dir: Path) -> None:
+@click.option("--end", "end", type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d"]), default=None,
+              help="End of the loaded year, UTC (default: the current hour); the same --end loads the same data.")
+@click.option("--yes-write-fake-data", is_flag=True,
+              help="Load into a --dsn database even though it holds data the demo did not write: adds fake events "
+                   "to its immutable log and creates or overwrites the plans free, pro and team.")
+def demo(users: int, events: int, seed: int, dsn: str | None, fresh: bool, report: Path, cluster_dir: Path,
+         end: dt.datetime | None, yes_write_fake_data: bool) -> None:
     """Load a year of realistic usage, print a user's card and the admin dashboard, write an HTML report.
 
     Without --dsn it runs its own PostgreSQL kept under --cluster-dir; a second
-    run with the same options reuses the loaded data and takes seconds.
+    run with the same options reuses the loaded data and takes seconds. A --dsn
+    database that holds data the demo did not write is refused unless
+    --yes-write-fake-data is given.
     """
     from .demo import run_demo
 
     run_demo(users=users, events=events, seed=seed, dsn=dsn, console=console, fresh=fresh, report=report,
-             cluster_dir=cluster_dir)
+             cluster_dir=cluster_dir, end=end.replace(tzinfo=dt.timezone.utc) if end else None,
+             yes_write_fake_data=yes_write_fake_data)
 
 
 @main.group()

@@ -67,7 +67,9 @@ def print_dashboard(board: Dashboard) -> None:
     fresh = [f.refreshed_at for f in board.freshness]
     oldest = None if not fresh or any(f is None for f in fresh) else min(f for f in fresh if f is not None)
     console.rule("[bold]pgtally admin dashboard")
-    console.print(f"data as of {_ago(oldest)}; timeframe {board.time_window}")
+    hidden = (f"; groups of fewer than {board.min_group_size} users are hidden" if board.min_group_size > 1
+              else "; every group is shown (minimum group size 1)")
+    console.print(f"data as of {_ago(oldest)}; timeframe {board.time_window}{hidden}")
 
     o = board.overview
     if o is not None:
@@ -154,6 +156,9 @@ def print_dashboard(board: Dashboard) -> None:
                             *(_pct(cells[i]) if i in cells else ("0.0%" if i <= elapsed else "")
                               for i in range(1, width)))
         console.print(cohorts)
+    else:
+        smallest = f" of at least {board.min_group_size} users" if board.min_group_size > 1 else ""
+        console.print(f"Cohort retention: no cohort{smallest} in the last 12 months")
 
 
 @main.command()

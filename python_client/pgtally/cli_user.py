@@ -130,20 +130,28 @@ def card(dsn: str | None, as_json: bool, user_id: str) -> None:
 @click.option("--dimension", "-d", default=None, help="With --rollups: only this dimension.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="CSV file to write (default: standard output).")
+@click.option("--raw", is_flag=True,
+              help="Write text cells verbatim, without the leading ' that stops a spreadsheet from running a cell "
+                   "starting with = + - @ as a formula: unsafe to open in a spreadsheet.")
 def export(dsn: str | None, user_id: str, from_day: dt.datetime, to_day: dt.datetime, rollups: bool,
-           dimension: str | None, output: str | None) -> None:
-    """Stream a user's raw events (or daily rollups) as CSV, in constant memory."""
+           dimension: str | None, output: str | None, raw: bool) -> None:
+    """Stream a user's raw events (or daily rollups) as CSV, in constant memory.
+
+    Text cells starting with = + - @, a tab or a carriage return get a leading '
+    so that a spreadsheet shows them instead of running them (--raw: verbatim).
+    """
     first, last = from_day.date(), to_day.date()
     with connect(dsn) as conn:
         client = Client(conn)
         out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115 - closed below
         try:
             if rollups:
-                rows = client.export_rollups_csv(user_id, first, last, out, dimension=dimension)
+                rows = client.export_rollups_csv(user_id, first, last, out, dimension=dimension, raw=raw)
             else:
                 utc = dt.timezone.utc
                 rows = client.export_events_csv(user_id, dt.datetime.combine(first, dt.time(), utc),
-                                                dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), utc), out)
+                                                dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), utc), out,
+                                                raw=raw)
         except PgTallyError as exc:
             raise click.ClickException(str(exc)) from exc
         finally:

@@ -121,6 +121,104 @@ def _recreate_database(server_dsn: str) -> None:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(DEMO_DATABASE)))
 
 
+#: What the demo writes that an application's own data also live in: the log and its keys, plans and
+#: their limits, subscriptions and users' settings. A --dsn database holding rows there that the demo did
+#: not write is refused unless --yes-write-fake-data is given.
+GUARDED_TABLES = ("usage_events", "event_keys", "plans", "plan_limits", "subscriptions", "user_settings")
+#: Key of the mark a --dsn load leaves in the comment on its database (with a digest of what it wrote).
+DSN_MARK = "pgtally_demo"
+
+
+def _guarded(conn: psycopg.Connection) -> dict[str, str | None]:
+    """Each guarded table that exists, with its column telling when a row was written (None if it has none)."""
+    rows = conn.execute(
+        """select c.relname, (select a.attname from pg_attribute a
+                               where a.attrelid = c.oid and not a.attisdropped
+                                 and a.attname in ('recorded_at', 'updated_at')
+                               limit 1)
+             from pg_class c
+            where c.relnamespace = (select oid from pg_namespace where nspname = 'tally')
+              and c.relname = any(%s)""",
+        (list(GUARDED_TABLES),)).fetchall()
+    return {name: column for name, column in rows}
+
+
+def _digest(conn: psycopg.Connection) -> dict[str, list[object]]:
+    """Row count and latest write of every guarded table: equal to the mark's when nobody else wrote since."""
+    digest: dict[str, list[object]] = {}
+    for table, column in sorted(_guarded(conn).items()):
+        # Epoch seconds: the same text whatever the session's time zone.
+        latest = sql.SQL("extract(epoch from max({}))::text").format(sql.Identifier(column)) if column else sql.NULL
+        query = sql.SQL("select count(*), {} from {}").format(latest, sql.Identifier("tally", table))
+        row = conn.execute(query).fetchone()
+        digest[table] = list(row) if row else []
+    return digest
+
+
+def _read_dsn_mark(conn: psycopg.Connection) -> dict[str, object] | None:
+    """The demo's mark in the comment on the current database (None: no comment, or somebody else's)."""
+    row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database "
+                       "where datname = current_database()").fetchone()
+    try:
+        mark = json.loads(row[0]) if row and row[0] else None
+    except ValueError:
+        return None
+    return mark.get(DSN_MARK) if isinstance(mark, dict) and isinstance(mark.get(DSN_MARK), dict) else None
+
+
+def _refuse_foreign_data(client: Client, yes_write_fake_data: bool, console: Console) -> bool:
+    """Whether the --dsn database is empty or holds only the demo's own data; refuse (or warn) otherwise.
+
+    The demo's own data are recognised by the mark its last load left on the
+    database: the load's digest (row counts and latest writes of the guarded
+    tables) must still be the database's, so anything written since, or before
+    a load that was forced in, counts as somebody else's.
+    """
+    with client.connection() as conn:
+        held: dict[str, int] = {}  # rows (counted up to 10,001) of each guarded table that has any
+        for table in _guarded(conn):
+            row = conn.execute(sql.SQL("select count(*) from (select from {} limit 10001) t").format(
+                sql.Identifier("tally", table))).fetchone()
+            if row and row[0]:
+                held[table] = row[0]
+        if not held:
+            return True
+        mark = _read_dsn_mark(conn)
+        if mark is not None and mark.get("digest") == _digest(conn):
+            console.print("The database holds only a previous demo load: loading into it again.")
+            return True
+        database = conn.info.dbname
+    labels = {"usage_events": "usage events", "event_keys": "event keys", "plan_limits": "plan limits",
+              "user_settings": "user settings"}
+    found = ", ".join(f"{'10,000+' if n > 10_000 else f'{n:,}'} {labels.get(t, t)}" for t, n in held.items())
+    if not yes_write_fake_data:
+        raise click.ClickException(
+            f"refusing to load fake demo data into database {database!r}: it already holds data the demo did not "
+            f"write ({found}); use an empty database, or pass --yes-write-fake-data to add fake events to its "
+            "immutable log and create or overwrite the plans free, pro and team")
+    console.print(f"[bold red]--yes-write-fake-data: adding fake demo data to {database!r}, which holds {found}.[/]")
+    return False
+
+
+def _write_dsn_mark(client: Client, mark: LoadMark, console: Console) -> None:
+    """Mark the --dsn database as holding only the demo's data (a comment on it), when it has no other comment."""
+    with client.connection() as conn:
+        row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database "
+                           "where datname = current_database()").fetchone()
+        if row and row[0] and _read_dsn_mark(conn) is None:
+            console.print("(The database has a comment of its own, so it is not marked as the demo's: "
+                          "a rerun will ask for --yes-write-fake-data.)")
+            return
+        text = json.dumps({DSN_MARK: {**asdict(mark), "digest": _digest(conn)}})
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("comment on database {} is {}").format(
+                    sql.Identifier(conn.info.dbname), sql.Literal(text)))
+        except psycopg.errors.InsufficientPrivilege:
+            console.print("(Only the database's owner may mark it as the demo's: a rerun will ask for "
+                          "--yes-write-fake-data.)")
+
+
 @contextlib.contextmanager
 def _kept_cluster(directory: Path, fresh: bool, console: Console) -> Iterator[str]:
     """The superuser DSN of the demo's own cluster in ``directory`` (started, and stopped after the block)."""
@@ -277,12 +375,13 @@ def _print_dashboard(client: Client) -> None:
     print_dashboard(client.admin.dashboard("30d"))
 
 
-def _load_all(client: Client, url: str, users: int, events: int, seed: int, console: Console) -> LoadMark:
-    """Install, load a year of usage ending this hour, subscribe, merge and refresh; the mark of the load."""
+def _load_all(client: Client, url: str, users: int, events: int, seed: int, console: Console,
+              end: dt.datetime | None = None) -> LoadMark:
+    """Install, load a year of usage ending at ``end`` (default: this hour), subscribe, merge and refresh."""
     began = time.perf_counter()
     migrate.upgrade(url)
     # Whole hours, so that a rerun into the same --dsn within the hour generates the very same events.
-    end = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = end or dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = end - HISTORY
     _prepare(client, users, seed, start)
     with _progress(console) as progress:
@@ -320,15 +419,19 @@ def _show(client: Client, mark: LoadMark, users: int, seed: int, report: Path, c
 
 
 def run_demo(users: int, events: int, seed: int, dsn: str | None, console: Console, *, fresh: bool = False,
-             report: Path = Path("pgtally-report.html"), cluster_dir: Path = CLUSTER_DIR) -> None:
+             report: Path = Path("pgtally-report.html"), cluster_dir: Path = CLUSTER_DIR,
+             end: dt.datetime | None = None, yes_write_fake_data: bool = False) -> None:
     """Load a year of usage (or reuse the kept demo data), print a card and the dashboard, write the report.
 
-    With ``dsn`` everything goes into that database, every run loading again
+    With ``dsn`` everything goes into that database (refused when it holds
+    data the demo did not write, unless ``yes_write_fake_data``), every run loading again
     (deterministic per ``seed`` and hour: a rerun within the hour records
     nothing new, every event being skipped as a duplicate). Otherwise the
     demo's kept cluster in ``cluster_dir`` is used, and its data reused when
     they come from the same options, schema and generator, less than a day
-    ago; ``fresh`` wipes the cluster first.
+    ago; ``fresh`` wipes the cluster first. ``end`` fixes the end of the
+    loaded year (default: the current hour), so the load is the same whatever
+    the day it runs.
     """
     if users < 1 or events < 1:
         raise click.UsageError("--users and --events must be at least 1")
@@ -337,7 +440,12 @@ def run_demo(users: int, events: int, seed: int, dsn: str | None, console: Conso
         if fresh:
             raise click.UsageError("--fresh applies to the demo's own cluster, not to a --dsn database")
         with _connect(dsn) as client:
-            _show(client, _load_all(client, dsn, users, events, seed, console), users, seed, report, console)
+            # Refuse a database holding data the demo did not write, unless told (see _refuse_foreign_data).
+            demo_only = _refuse_foreign_data(client, yes_write_fake_data, console)
+            mark = _load_all(client, dsn, users, events, seed, console, end)
+            if demo_only:
+                _write_dsn_mark(client, mark, console)
+            _show(client, mark, users, seed, report, console)
     else:
         with _kept_cluster(cluster_dir, fresh, console) as server_dsn:
             url = psycopg.conninfo.make_conninfo(server_dsn, dbname=DEMO_DATABASE)
@@ -355,7 +463,7 @@ def run_demo(users: int, events: int, seed: int, dsn: str | None, console: Conso
                     console.print("The kept demo data are stale or from other options: loading again.")
                 _recreate_database(server_dsn)
                 with _connect(url) as client:
-                    mark = _load_all(client, url, users, events, seed, console)
+                    mark = _load_all(client, url, users, events, seed, console, end)
                     _write_mark(server_dsn, mark)
                     _show(client, mark, users, seed, report, console)
     console.print(f"Demo done in {time.perf_counter() - began:.1f} s.")

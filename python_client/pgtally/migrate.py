@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
 from sqlalchemy import create_engine, pool
 
 from ._resources import project_file
+from .errors import PgTallyError
+
+#: Tables an installation fills by itself (seeded dimensions, lock rows, default settings):
+#: a downgrade may drop their rows without --drop-data.
+#: Tables whose rows are not data a downgrade could lose: rows the install writes itself, and lock rows
+#: (tally.user_locks holds one row per user and scope that quota checks and subscription changes lock).
+INSTALL_TABLES = frozenset({"tally.dimensions", "tally.locks", "tally.analytics_settings", "tally.user_locks",
+                            "tally.batch_tokens"})
+
+
+class DataLossRefused(PgTallyError):
+    """A downgrade would drop (or empty) tables that hold rows; it was rolled back, nothing changed.
+
+    ``rows`` maps each such table (a partitioned table counts its partitions)
+    to the rows it would lose; ``events`` is the usage events among them.
+    """
+
+    def __init__(self, revision: str, rows: dict[str, int]) -> None:
+        self.revision = revision
+        self.rows = rows
+        self.events = rows.get("tally.usage_events", 0)
+        others = sorted(((n, t) for t, n in rows.items() if t != "tally.usage_events"), reverse=True)
+        listed = ", ".join(f"{t} {n:,}" for n, t in others[:4]) + (", ..." if len(others) > 4 else "")
+        what = [f"{self.events:,} usage events (tally.usage_events)"] if self.events else []
+        if others:
+            tables = f"{len(others)} {'more ' if self.events else ''}table{'s' if len(others) > 1 else ''}"
+            what.append(f"the rows of {tables} ({listed})")
+        super().__init__(f"downgrading to {revision} would drop {' and '.join(what)}; nothing was changed. "
+                         "Back the data up, then downgrade with --drop-data (drop_data=True) to drop them.")
 
 
 def alembic_config(dsn: str | None = None, output: io.StringIO | None = None) -> Config:
@@ -22,12 +53,20 @@ def alembic_config(dsn: str | None = None, output: io.StringIO | None = None) ->
     return cfg
 
 
-def _run(dsn: str, fn: object, revision: str) -> None:
+#: Wraps a migration command (given as a thunk) on the migration's connection, and may refuse it.
+Guard = Callable[[psycopg.Connection, Callable[[], None]], None]
+
+
+def _run(dsn: str, fn: object, revision: str, guard: Guard | None = None) -> None:
+    """Run an Alembic command in one transaction, inside ``guard`` when one is given."""
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=pool.NullPool)
     with engine.begin() as conn:
         cfg = alembic_config(dsn)
         cfg.attributes["connection"] = conn
-        fn(cfg, revision)  # type: ignore[operator]
+        if guard is None:
+            fn(cfg, revision)  # type: ignore[operator]
+        else:
+            guard(conn.connection.driver_connection, lambda: fn(cfg, revision))  # type: ignore[operator]
 
 
 def upgrade(dsn: str, revision: str = "head") -> None:
@@ -35,9 +74,57 @@ def upgrade(dsn: str, revision: str = "head") -> None:
     _run(dsn, command.upgrade, revision)
 
 
-def downgrade(dsn: str, revision: str = "base") -> None:
-    """Downgrade the database to ``revision`` (default: remove pgtally)."""
-    _run(dsn, command.downgrade, revision)
+def downgrade(dsn: str, revision: str = "base", *, drop_data: bool = False) -> None:
+    """Downgrade the database to ``revision`` (default: remove pgtally).
+
+    A downgrade that would drop or empty a table of schema ``tally`` holding
+    rows (the usage log, rollups, plans, ...; not the rows an install creates
+    itself, see INSTALL_TABLES) raises :class:`DataLossRefused` and changes
+    nothing, unless ``drop_data`` is true. Downgrades that lose no rows run.
+    """
+    if drop_data:
+        _run(dsn, command.downgrade, revision)
+    else:
+        _run(dsn, command.downgrade, revision, guard=lambda conn, run: _refuse_data_loss(conn, run, revision))
+
+
+def _refuse_data_loss(conn: psycopg.Connection, run: Callable[[], None], revision: str) -> None:
+    """Run the downgrade after a savepoint; if a table that held rows is gone or empty, undo it and refuse.
+
+    Trying the downgrade (inside the migration's transaction) tells exactly
+    what it drops, whatever the revision's SQL does; only tables found to
+    lose rows are counted, after rolling back to the savepoint.
+    """
+    held: list[tuple[str, str]] = []  # (table, the name it is reported under: its partitioned root or itself)
+    for name, root in conn.execute(
+            """select c.relname, r.relname
+                 from pg_class c
+                 join pg_class r on r.oid = coalesce(pg_partition_root(c.oid), c.oid)
+                where c.relnamespace = (select oid from pg_namespace where nspname = 'tally') and c.relkind = 'r'
+                order by 1""").fetchall():
+        table = sql.Identifier("tally", name)
+        if f"tally.{root}" not in INSTALL_TABLES and _rows(conn, table, exists=True):
+            held.append((name, f"tally.{root}"))
+    conn.execute("savepoint pgtally_downgrade_guard")
+    run()
+    gone = "select to_regclass(format('%%I.%%I', 'tally', %s::text)) is null"
+    lost = [(name, root) for name, root in held
+            if conn.execute(gone, (name,)).fetchone() == (True,)
+            or not _rows(conn, sql.Identifier("tally", name), exists=True)]
+    if not lost:
+        return
+    conn.execute("rollback to savepoint pgtally_downgrade_guard")
+    rows: dict[str, int] = {}
+    for name, root in lost:
+        rows[root] = rows.get(root, 0) + _rows(conn, sql.Identifier("tally", name), exists=False)
+    raise DataLossRefused(revision, rows)
+
+
+def _rows(conn: psycopg.Connection, table: sql.Identifier, *, exists: bool) -> int:
+    """Whether ``table`` holds a row (1 or 0) or, with ``exists`` false, how many."""
+    query = sql.SQL("select exists (select from {})::int") if exists else sql.SQL("select count(*) from {}")
+    found = conn.execute(query.format(table)).fetchone()
+    return int(found[0]) if found else 0
 
 
 def current_revision(dsn: str) -> str | None:

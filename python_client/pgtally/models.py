@@ -4,9 +4,42 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_INT_ANNOTATIONS = frozenset({"int", "int | None", "Optional[int]"})
+_COLUMNS: dict[Any, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _columns(cls: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The field names of a result dataclass, and those annotated ``int`` (or ``int | None``)."""
+    found = _COLUMNS.get(cls)
+    if found is None:
+        found = (frozenset(f.name for f in fields(cls)),
+                 frozenset(f.name for f in fields(cls) if f.type is int or f.type in _INT_ANNOTATIONS))
+        _COLUMNS[cls] = found
+    return found
+
+
+def build(cls: type[T], row: Mapping[str, Any]) -> T:
+    """The result dataclass ``cls`` from a ``dict_row``, ignoring columns a newer schema may add.
+
+    Sums of amounts (quantity, duration_ms) are ``numeric`` in SQL, so they
+    never overflow; psycopg returns them as ``Decimal``. A field annotated
+    ``int`` gets an ``int`` (exact: the sums are integral); ``cost`` and the
+    other ``Decimal`` fields stay ``Decimal``.
+    """
+    names, ints = _columns(cls)
+    return cls(**{k: _as_int(v) if k in ints else v for k, v in row.items() if k in names})
+
+
+def _as_int(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
 
 
 def human_duration(ms: int | None) -> str:
@@ -60,7 +93,7 @@ class DimensionTotal:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DimensionTotal:
-        return cls(**row)
+        return build(cls, row)
 
     @property
     def duration_text(self) -> str:
@@ -82,7 +115,7 @@ class DailyTotal:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DailyTotal:
-        return cls(**row)
+        return build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -99,4 +132,4 @@ class PeriodTotal:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> PeriodTotal:
-        return cls(**row)
+        return build(cls, row)

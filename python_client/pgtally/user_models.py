@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
+from .models import build as _build
 from .models import human_duration
-
-T = TypeVar("T")
-
-
-def _build(cls: type[T], row: Mapping[str, Any]) -> T:
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in row.items() if k in names})
-
 
 # ---------------------------------------------------------------- plans (A5)
 
@@ -142,11 +135,9 @@ class SummaryCard:
         period: list[PeriodUsage] = []
         for r in rows:
             if r["section"] == "period":
-                period.append(PeriodUsage(r["value"], r["events"], r["quantity"], r["duration_ms"], r["cost"],
-                                          r["quota"], r["utilization_pct"]))
+                period.append(_build(PeriodUsage, {**r, "kind": r["value"]}))
             else:
-                lines[r["section"]].append(SummaryLine(r["value"], r["events"], r["quantity"], r["duration_ms"],
-                                                       r["cost"], r["first_at"], r["last_at"]))
+                lines[r["section"]].append(_build(SummaryLine, r))
         first = rows[0]
         return cls(lines["total"][0], tuple(lines["kind"]), tuple(lines["voice"]), tuple(lines["model"]),
                    tuple(period), first["plan"], first["period_start"], first["period_end"])
@@ -328,12 +319,18 @@ class DayAnomaly:
 
 @dataclass(frozen=True)
 class PeerPercentile:
-    """Anonymized rank of this period's usage among peers (``tally.peer_percentile``)."""
+    """This period's usage of a kind among all users of it (``tally.peer_percentile``), from anonymized cut points.
+
+    ``percentile`` is a lower bound of the share (%) of peers who used less (0 below the lowest published cut
+    point); ``peers`` and ``percentile`` are ``None`` when the month publishes no distribution (too few users, or
+    not refreshed yet). ``refreshed_at`` is when the distribution was computed; ``quantity`` is exact.
+    """
 
     period_start: dt.date
     quantity: int
-    peers: int
+    peers: int | None
     percentile: Decimal | None
+    refreshed_at: dt.datetime | None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> PeerPercentile:

@@ -249,13 +249,17 @@ class UserReadsMixin(QueryBuilder):
         return (yield self._rows(f"select * from tally.usage_anomalies(%s, %s, %s, %s, %s, %s::numeric, {_NOW})",
                           (user_id, from_day, to_day, metric, kind, str(threshold), at), DayAnomaly.from_row))
 
-    def peer_percentile(self, user_id: str, kind: str = "tts", *, at: dt.datetime | None = None) -> PeerPercentile:
-        """Share of peers (anonymized) who used less of ``kind`` this billing period than the user.
+    def peer_percentile(self, user_id: str, kind: str = "tts", *,
+                        at: dt.datetime | None = None) -> PeerPercentile | None:
+        """At least what share (%) of users of ``kind`` used less of it than the user this billing period.
 
-        Example: ``tally.peer_percentile("user-42", "tts").percentile``
+        Read from the anonymized distribution (as of the last analytics refresh). ``None`` when the user has no
+        usage of the kind this period, or is not the caller's own user (row-level security). Example:
+        ``p = tally.peer_percentile("user-42", "tts"); print(p.percentile if p else "no usage yet")``
         """
-        return (yield self._rows(f"select * from tally.peer_percentile(%s, %s, {_NOW})", (user_id, kind, at),
-                          PeerPercentile.from_row))[0]
+        rows = (yield self._rows(f"select * from tally.peer_percentile(%s, %s, {_NOW})", (user_id, kind, at),
+                                 PeerPercentile.from_row))
+        return rows[0] if rows else None
 
     def usage_insights(self, user_id: str, *, at: dt.datetime | None = None) -> list[Insight]:
         """Short plain-language insights with numbers ("tts usage is up 40% this month so far ...").
@@ -266,26 +270,50 @@ class UserReadsMixin(QueryBuilder):
 
     # --------------------------------------------------- export (U7)
 
-    def export_events_csv(self, user_id: str, from_at: dt.datetime, to_at: dt.datetime, out: IO[Any]) -> int:
+    def export_events_csv(self, user_id: str, from_at: dt.datetime, to_at: dt.datetime, out: IO[Any], *,
+                          raw: bool = False) -> int:
         """Stream the user's raw events with occurred_at in [from_at, to_at) as CSV into ``out``.
 
         Uses COPY ... TO STDOUT, so memory stays constant for millions of
         rows; ``out`` may be a binary or a text file. Returns the number of
-        rows. Example::
+        rows. Text cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+        carriage return get a leading ``'`` so that a spreadsheet shows them
+        instead of running them as formulas; ``raw=True`` writes every cell
+        verbatim (unsafe to open in a spreadsheet). Example::
 
             with open("usage.csv", "wb") as f:
                 tally.export_events_csv("user-42", datetime(2026, 1, 1, tzinfo=utc), datetime(2027, 1, 1, tzinfo=utc), f)
         """
-        return (yield self._copy_out("copy (select * from tally.export_events(%s, %s::timestamptz, %s::timestamptz)) "
-                              "to stdout with (format csv, header)", (user_id, from_at, to_at), out))
+        return (yield self._copy_out(f"copy (select {_csv_columns(_EVENT_COLUMNS, raw)} "
+                                     "from tally.export_events(%s, %s::timestamptz, %s::timestamptz)) "
+                                     "to stdout with (format csv, header)", (user_id, from_at, to_at), out))
 
     def export_rollups_csv(self, user_id: str, from_day: dt.date, to_day: dt.date, out: IO[Any], *,
-                           dimension: str | None = None) -> int:
+                           dimension: str | None = None, raw: bool = False) -> int:
         """Stream the user's daily rollups (every dimension, or one) for local days from_day..to_day as CSV.
 
-        Returns the number of rows. Example::
+        Returns the number of rows. Dimension values (attribute values chosen
+        by producers) are neutralized like :meth:`export_events_csv`'s text
+        cells unless ``raw=True``. Example::
 
             tally.export_rollups_csv("user-42", date(2026, 1, 1), date(2026, 12, 31), sys.stdout, dimension="voice")
         """
-        return (yield self._copy_out("copy (select * from tally.export_rollups(%s, %s::date, %s::date, %s)) "
-                              "to stdout with (format csv, header)", (user_id, from_day, to_day, dimension), out))
+        return (yield self._copy_out(f"copy (select {_csv_columns(_ROLLUP_COLUMNS, raw)} "
+                                     "from tally.export_rollups(%s, %s::date, %s::date, %s)) "
+                                     "to stdout with (format csv, header)", (user_id, from_day, to_day, dimension), out))
+
+
+#: Columns of tally.export_events and tally.export_rollups in order, True for text
+#: cells (attributes as JSON text) that the CSV exports neutralize against formulas.
+_EVENT_COLUMNS = (("event_id", True), ("kind", True), ("occurred_at", False), ("recorded_at", False),
+                  ("quantity", False), ("duration_ms", False), ("cost", False), ("status", True),
+                  ("error_code", True), ("billable", False), ("attributes", True), ("corrects_event_id", True))
+_ROLLUP_COLUMNS = (("day", False), ("dimension", True), ("value", True), ("events", False), ("failures", False),
+                   ("quantity", False), ("duration_ms", False), ("cost", False))
+
+
+def _csv_columns(columns: Sequence[tuple[str, bool]], raw: bool) -> str:
+    """The COPY select list: every column, text ones through tally._csv_safe (nothing changed when ``raw``)."""
+    if raw:
+        return "*"
+    return ", ".join(f"tally._csv_safe({name}::text) as {name}" if text else name for name, text in columns)

@@ -1,7 +1,10 @@
 -- Cohort retention across a year boundary: users by first-active month (their local month), active again in later
 -- months; month offsets run on from December to January. New Year's Eve in Tokyo and Los Angeles shows local months.
 begin;
-select plan(6);
+select plan(7);
+
+-- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 create function tests.cohorts_of(from_month date default null, to_month date default null)
 returns text language sql as $$
@@ -22,7 +25,7 @@ select ok(tests.tts('a1', 'c1', '2025-11-15 10:00+00') and tests.tts('a2', 'c1',
       -- 03:00 UTC on Jan 1 is still New Year's Eve in Los Angeles: c6's cohort is December 2025.
       and tests.tts('f1', 'c6', '2026-01-01 03:00+00') and tests.tts('f2', 'c6', '2026-01-20 10:00+00'),
    'thirteen events of six users from November 2025 to March 2026');
-select ok(tally.merge_pending() = 13 and (select count(*) = 8 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 13 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 
 select is(tests.cohorts_of('2025-11-01', '2026-01-31'),
           '2025-11+0 2/2 100.0 | 2025-11+1 1/2 50.0 | 2025-11+2 2/2 100.0 | 2025-11+4 1/2 50.0 | '

@@ -2,7 +2,10 @@
 -- (skipping a step or doing one out of order stops them), per timeframe, with conversion and drop-off; a failed event
 -- is not a step reached; pending (not yet merged) events count, so a funnel is exact at commit.
 begin;
-select plan(10);
+select plan(11);
+
+-- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 create function tests.step(event_id text, user_id text, kind text, at timestamptz, status text default 'succeeded')
 returns boolean language sql as $$

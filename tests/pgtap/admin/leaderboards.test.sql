@@ -2,7 +2,10 @@
 -- ranked by events, quantity or users. Windows cover the UTC days overlapping them, so events are placed on days
 -- counted back from today (UTC) and the expected tables do not depend on the hour the test runs.
 begin;
-select plan(12);
+select plan(13);
+
+-- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 -- Noon of the UTC day `days` before today.
 create function tests.days_ago(days integer)
@@ -33,7 +36,7 @@ select ok(tally.record_usage('x1', 'u1', 'export', 1, tests.days_ago(2), attribu
       and tally.record_usage('x3', 'u2', 'export', 1, tests.days_ago(9), attributes => '{"template": "invoice"}')
       and tally.record_usage('x4', 'u3', 'export', 1, tests.days_ago(1), attributes => '{"template": "receipt"}'),
    'four exports with templates');
-select ok(tally.merge_pending() = 12 and (select count(*) = 8 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 12 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 
 -- 24h = yesterday and today: a1 (af_alloy), b2 (af_bella); nova only failed (0 events: left out).
 select is(tests.board('voice', '24h'), '1.af_alloy e1 q100 u1 | 1.af_bella e1 q50 u1', '24h voices: a tie shares rank 1');

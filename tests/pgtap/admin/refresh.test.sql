@@ -2,7 +2,10 @@
 -- and the answers report how fresh they are; views read merged rollups only; the pg_cron schedule takes cron
 -- syntax (or says which crontab line to use); only tally_analyst reads the analytics (a reader gets 42501).
 begin;
-select plan(34);
+select plan(36);
+
+-- One user: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 create function tests.state_and_hint(statement text)
 returns text language plpgsql as $$
@@ -18,32 +21,33 @@ exception when others then
 end
 $$;
 
-select is((select count(*)::int from pg_class c where c.relnamespace = 'tally'::regnamespace and c.relkind = 'm'), 8,
-          'eight admin materialized views');
+select is((select count(*)::int from pg_class c where c.relnamespace = 'tally'::regnamespace and c.relkind = 'm'), 9,
+          'eight admin materialized views and the peer distribution');
 select is((select count(*)::int from pg_class c
             where c.relnamespace = 'tally'::regnamespace and c.relkind = 'm'
               and not exists (select from pg_index i where i.indrelid = c.oid and i.indisunique)), 0,
           'each has a unique index (REFRESH ... CONCURRENTLY needs one)');
-select is((select count(*)::int from tally.analytics_freshness() f where f.refreshed_at is null), 8,
+select is((select count(*)::int from tally.analytics_freshness() f where f.refreshed_at is null), 9,
           'before the first refresh every view says it was never refreshed');
 
 select ok(tests.tts('e1', 'u1', '2026-11-01 10:00+00', 100), 'one event recorded, not merged');
 select is((select string_agg(r.view_name || ':' || r.status || ':' || r.row_count, ' ') from tally.refresh_analytics() r),
           'admin_totals_mv:refreshed:0 admin_overview_mv:refreshed:1 admin_daily_mv:refreshed:0 admin_activity_mv:refreshed:0 '
-          'admin_leaderboards_mv:refreshed:0 admin_reliability_mv:refreshed:0 admin_error_codes_mv:refreshed:0 admin_cohorts_mv:refreshed:0',
+          'admin_leaderboards_mv:refreshed:0 admin_reliability_mv:refreshed:0 admin_error_codes_mv:refreshed:0 admin_cohorts_mv:refreshed:0 '
+          'peer_distribution_mv:refreshed:0',
           'refresh_analytics refreshes every view in order and reports its rows: the pending event is not in them yet');
 select is((select users from tally.admin_overview()), 0::bigint, 'the views read the merged rollups only');
 select is(tally.merge_pending(), 1, 'merge');
-select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed' and r.duration_ms >= 0), 8,
+select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed' and r.duration_ms >= 0), 9,
           'a second refresh');
 select is((select users from tally.admin_overview()), 1::bigint, 'now the overview has the user');
 
-select is((select count(*)::int from tally.refresh_log), 16, 'two runs of eight views are logged');
+select is((select count(*)::int from tally.refresh_log), 18, 'two runs of nine views are logged');
 select ok((select bool_and(l.finished_at >= l.started_at and l.duration_ms >= 0 and l.run_started <= l.started_at)
              from tally.refresh_log l), 'each log row has start, end and duration');
 select is((select count(*)::int from tally.analytics_freshness() f
             where f.refreshed_at = (select max(l.started_at) from tally.refresh_log l where l.view_name = f.view_name)
-              and f.age >= interval '0'), 8,
+              and f.age >= interval '0'), 9,
           'analytics_freshness reports the latest refresh of every view and its age');
 select ok((select o.refreshed_at = (select max(l.started_at) from tally.refresh_log l where l.view_name = 'admin_overview_mv')
              from tally.admin_overview() o)
@@ -88,12 +92,13 @@ select lives_ok($$select * from tally.admin_overview(); select * from tally.admi
                   select * from tally.admin_active_users(); select * from tally.admin_week_over_week();
                   select * from tally.admin_funnel('{paywall.viewed,paywall.clicked}');
                   select * from tally.admin_reliability(); select * from tally.admin_error_codes();
-                  select * from tally.admin_cohorts(); select * from tally.analytics_freshness();
-                  select * from tally.admin_totals_mv$$,
-                'an analyst calls every admin function and reads the views');
+                  select * from tally.admin_cohorts(); select * from tally.analytics_freshness()$$,
+                'an analyst calls every admin function');
+select throws_ok($$select * from tally.admin_totals_mv$$, '42501', null,
+                 'but reads no view directly: the views hold every group, the functions hide the small ones');
 select throws_ok($$select * from tally.user_first_reached$$, '42501', null,
                  'but not the per-user sources (the funnel reads them as definer)');
-select is((select count(*)::int from tally.refresh_analytics()), 8, 'an analyst may refresh (runs as the views'' owner)');
+select is((select count(*)::int from tally.refresh_analytics()), 9, 'an analyst may refresh (runs as the views'' owner)');
 reset role;
 select * from finish();
 rollback;

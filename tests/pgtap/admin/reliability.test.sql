@@ -2,7 +2,10 @@
 -- histograms (no raw scan; estimates are bucket midpoints within 4.4%), per timeframe; and the top error codes,
 -- which come from the retained raw log (error_code is not in the pending deltas).
 begin;
-select plan(9);
+select plan(10);
+
+-- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 create function tests.days_ago(days integer)
 returns timestamptz language sql as $$
@@ -44,7 +47,7 @@ select ok((select bool_and(tests.export('m' || i, 'u' || (i % 2 + 1), tests.days
    'exports and TTS blocks recorded');
 select ok(tally.record_usage('t5e', 'u2', 'tts', 1, tests.days_ago(40), status => 'failed', error_code => 'provider_timeout'),
           'and a TTS failure with an error code');
-select ok(tally.merge_pending() = 22 and (select count(*) = 8 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 22 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 
 -- Nearest-rank percentiles of 1..10 s: p50 = 5 s, p95 = p99 = 10 s; reported as bucket midpoints 5087 and 10173 ms.
 select is(tests.reliability_of('7d'),

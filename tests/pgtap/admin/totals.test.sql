@@ -1,7 +1,10 @@
 -- Platform totals per dimension (kind, a declared provider, model), averages, cost shares and the overview card,
 -- from a hand-built data set with a failure, a reversal and a non-billable event; the views read merged rollups only.
 begin;
-select plan(12);
+select plan(13);
+
+-- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 -- Rendering helpers for this file (rolled back with it).
 create function tests.totals_of(dimension text)
@@ -44,7 +47,7 @@ select is(tests.result_of($$(select count(*) from tally.admin_totals('kind'))$$)
           'before any refresh the views are empty (installed WITH DATA, nothing merged)');
 
 select is(tally.merge_pending(), 8, 'the deltas are merged into the rollups');
-select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed'), 8, 'all eight views refresh');
+select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed'), 9, 'all nine views refresh');
 
 -- tts: t1+t2+t3+t5 succeeded, t5 reversed -> 3 events, 600 chars, 42 s over 3 timed events, 0.009; u3 counts (used it).
 select is(tests.totals_of('kind'),

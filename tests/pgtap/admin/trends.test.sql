@@ -1,7 +1,10 @@
 -- Daily trend series per kind (zero-filled) and DAU, WAU, MAU, new and paying users per day, in users' local days,
 -- from a hand-built October: a failure-only day, a Tokyo user whose UTC evening is the next local day, a reversed payment.
 begin;
-select plan(9);
+select plan(10);
+
+-- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 create function tests.trend_of(dimension text, only_values text[], from_day date, to_day date)
 returns text language sql as $$
@@ -29,7 +32,7 @@ select ok(tests.tts('a1', 'u1', '2026-10-01 10:00+00', 100)
       and tests.tts('j1', 'u3', '2026-10-04 20:00+00', 300)
       and tests.tts('r1', 'u4', '2026-10-05 09:00+00', 100)
       and tally.reverse_usage('r1', 'r1-refund'), 'eight events recorded');
-select ok(tally.merge_pending() = 8 and (select count(*) = 8 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 8 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 
 select is(tests.trend_of('kind', '{tts,ocr}', '2026-10-01', '2026-10-05'),
           'ocr 10-01 e0 f0 q0 u0 | ocr 10-02 e0 f0 q0 u0 | ocr 10-03 e0 f0 q0 u0 | ocr 10-04 e0 f0 q0 u0 | ocr 10-05 e0 f0 q0 u0 | '

@@ -1,7 +1,10 @@
 -- Week-over-week cards: the 7 days ending as_of against the 7 before, platform metrics (events, active, new and
 -- paying users, success rate, cost) and any metric per kind, with absolute and % deltas and a trend flag.
 begin;
-select plan(6);
+select plan(7);
+
+-- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
+select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
 create function tests.cards(as_of date, metrics text[])
 returns text language sql as $$
@@ -22,7 +25,7 @@ select ok(tests.tts('w1', 'u1', '2026-10-08 10:00+00', 100) and tests.tts('w2', 
       and tally.record_usage('l4', 'u4', 'ocr', 1, '2026-10-04 10:00+00')
       and tests.tts('x1', 'u6', '2026-09-30 10:00+00', 999) and tests.tts('x2', 'u6', '2026-10-15 10:00+00', 999),
    'eleven events around two weeks');
-select ok(tally.merge_pending() = 11 and (select count(*) = 8 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 11 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 
 select is(tests.cards('2026-10-14', '{events,active_users,new_users,paying_users}'),
           'events/* 4 3 1 33.3 up | active_users/* 4 2 2 100.0 up | new_users/* 3 2 1 50.0 up | paying_users/* 2 2 0 0.0 stable',

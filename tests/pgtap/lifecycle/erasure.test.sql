@@ -39,11 +39,11 @@ select is((select count(*)::int from tally.user_settings where user_id = 'alice'
 select is_empty($$select * from tally.lifetime_totals('alice', 'kind')$$, 'her id finds nothing any more');
 select results_eq(format($$select value, events, quantity from tally.lifetime_totals(%L, 'kind') order by value$$,
                          (select pseudonym from erased)),
-                  $$values ('ocr'::text, 1::bigint, 2::bigint), ('tts', 1, 100)$$,
+                  $$values ('ocr'::text, 1::bigint, 2::numeric), ('tts', 1, 100)$$,
                   'her usage counts on under the pseudonym');
 select results_eq(format($$select kind, quantity, period_start from tally.period_totals(%L, '2026-11-20 12:00+00') order by kind$$,
                          (select pseudonym from erased)),
-                  $$values ('ocr'::text, 2::bigint, '2026-11-10'::date), ('tts', 100, '2026-11-10')$$,
+                  $$values ('ocr'::text, 2::numeric, '2026-11-10'::date), ('tts', 100, '2026-11-10')$$,
                   'billing counters keep their periods (anchor day 10, Berlin)');
 select is((select sum(quantity) from tally.user_totals where dimension = 'kind')
           + (select sum(quantity) from tally.pending_deltas), 142::numeric, 'platform totals are unchanged');

@@ -32,17 +32,17 @@ select results_eq($$select check_name, drifted from tally.verify() order by chec
 select tally.rebuild();
 select is((select sum(drifted)::int from tally.verify()), 0, 'a full rebuild repairs everything');
 select results_eq($$select value, events, quantity from tally.lifetime_totals('u1', 'voice') order by value$$,
-  $$values ('af_alloy'::text, 2::bigint, 150::bigint), ('am_adam', 1, 10)$$, 'reads are exact, pending delta included');
+  $$values ('af_alloy'::text, 2::bigint, 150::numeric), ('am_adam', 1, 10)$$, 'reads are exact, pending delta included');
 select tally.merge_pending();
 select results_eq($$select value, events, quantity from tally.lifetime_totals('u1', 'voice') order by value$$,
-  $$values ('af_alloy'::text, 2::bigint, 150::bigint), ('am_adam', 1, 10)$$, 'and stay exact after the next merge');
+  $$values ('af_alloy'::text, 2::bigint, 150::numeric), ('am_adam', 1, 10)$$, 'and stay exact after the next merge');
 
 -- Backfill a dimension declared after the fact.
 select tally.declare_dimension('voice_model', '{model,voice}');
 select is_empty($$select * from tally.user_totals where dimension = 'voice_model'$$, 'a new dimension has no merged history');
 select tally.rebuild(dimension => 'voice_model');
 select results_eq($$select value, events, quantity from tally.lifetime_totals('u1', 'voice_model') order by value$$,
-  $$values ('kokoro/af_alloy'::text, 1::bigint, 100::bigint), ('openai/af_alloy', 1, 50)$$,
+  $$values ('kokoro/af_alloy'::text, 1::bigint, 100::numeric), ('openai/af_alloy', 1, 50)$$,
   'rebuild backfills it from the log (am_adam has no model, so no value)');
 select is((select sum(drifted)::int from tally.verify()), 0, 'and verify stays clean');
 select throws_ok($$select tally.rebuild(dimension => 'colour')$$, 'PT010', null, 'rebuilding an unknown dimension is PT010');

@@ -1,7 +1,8 @@
 -- Insights (U6): robust z-score anomalies (median and MAD of the 28 days before, mean-deviation fallback,
--- minimum history), anonymized peer percentile (same-month periods, merged peers, own pending usage), plain-language insights.
+-- minimum history), anonymized peer percentile (same-month periods, refreshed distribution, own pending usage), plain-language
+-- insights. tests/pgtap/user/peers.test.sql attacks the peer percentile.
 begin;
-select plan(19);
+select plan(20);
 set local timezone = 'UTC';
 
 create function tests.anom(u text, f date, t date, th numeric default 3.5)
@@ -14,8 +15,10 @@ $$;
 
 create function tests.peer(u text, k text default 'tts')
 returns text language sql as $$
-  select format('%s q=%s peers=%s pct=%s', p.period_start, p.quantity, p.peers, coalesce(p.percentile::text, '-'))
-    from tally.peer_percentile(u, k, '2026-11-21 12:00+00') p
+  select case when p.period_start is null then 'no usage'
+              else format('%s q=%s peers=%s pct=%s', p.period_start, p.quantity, coalesce(p.peers::text, '-'),
+                          coalesce(p.percentile::text, '-')) end
+    from (select) as one left join tally.peer_percentile(u, k, '2026-11-21 12:00+00') p on true
 $$;
 
 create function tests.insights(u text)
@@ -51,20 +54,24 @@ select is((select format('act=%s z>100=%s %s', a.active_days, a.robust_z > 100, 
           'act=3 z>100=t f', 'c: fewer than 7 active baseline days');
 
 -- Peers (kind llm): p01..p12 used 10..120 this month; p13's period starts Nov 15 (same month), p14's Oct 25 (not a peer).
+-- 13 users publish only the median (at least 5 users on each side): between the 7th (60) and 8th (70) smallest.
 create function tests.llm(id text, u text, at timestamptz, q bigint)
 returns boolean language sql as $$ select tally.record_usage(id, u, 'llm', q, at) $$;
 select lives_ok($$select tally.set_user_settings('p13', 'UTC', 15), tally.set_user_settings('p14', 'UTC', 25)$$,
                 'p13 bills from the 15th, p14 from the 25th');
 select ok((select bool_and(tests.llm('p' || i, 'p' || lpad(i::text, 2, '0'), '2026-11-20 10:00+00', 10 * i)) from generate_series(1, 12) i)
       and tests.llm('p13', 'p13', '2026-11-16 10:00+00', 5) and tests.llm('p14', 'p14', '2026-11-20 10:00+00', 1), 'fourteen llm users');
-select is(tally.merge_pending() > 0, true, 'merge: peers are compared on merged counters');
-select is(tests.peer('p05', 'llm') || ' / ' || tests.peer('p05', 'ocr') || ' / ' || tests.peer('p13', 'llm'),
-          '2026-11-01 q=50 peers=12 pct=41.7 / 2026-11-01 q=0 peers=0 pct=- / 2026-11-15 q=5 peers=12 pct=0.0',
-          'p05 used more than 5 of 12 peers; nobody used ocr; p13 is the lightest');
+select is(tests.peer('p05', 'llm'), '2026-11-01 q=50 peers=- pct=-', 'before a refresh no distribution is published');
+select is(tally.merge_pending() > 0 and (select count(*) = 9 from tally.refresh_analytics()), true,
+          'merge and refresh: peers are compared on the refreshed distribution of merged counters');
+select is(tests.peer('p05', 'llm') || ' / ' || tests.peer('p05', 'ocr') || ' / ' || tests.peer('p13', 'llm')
+          || ' / ' || tests.peer('p12', 'llm'),
+          '2026-11-01 q=50 peers=13 pct=0 / no usage / 2026-11-15 q=5 peers=13 pct=0 / 2026-11-01 q=120 peers=13 pct=50',
+          'p05 and the lightest p13 are below the median, the heaviest p12 above it; without usage of ocr no answer');
 select ok(tests.llm('p05b', 'p05', '2026-11-21 10:00+00', 1000), 'p05 uses 1000 more (pending)');
-select is(tests.peer('p05', 'llm'), '2026-11-01 q=1050 peers=12 pct=100.0', 'p05: its own pending usage counts at once');
+select is(tests.peer('p05', 'llm'), '2026-11-01 q=1050 peers=13 pct=50', 'p05: its own pending usage counts at once');
 select is((select proargnames::text from pg_proc where oid = 'tally.peer_percentile(text, text, timestamptz)'::regprocedure),
-          '{user_id,kind,at,period_start,quantity,peers,percentile}', 'the peer percentile returns counts only, no user ids');
+          '{user_id,kind,at,period_start,quantity,peers,percentile,refreshed_at}', 'the peer percentile returns counts only, no user ids');
 
 -- Plain-language insights.
 select lives_ok($$select tally.upsert_plan('free', 0, 0, '{"tts": 1500}', true)$$, 'free plan: 1500 chars');
@@ -73,8 +80,8 @@ select ok(tests.tts('i0', 'i', '2026-10-05 10:00+00', 1000) and tests.tts('i1', 
 select is(tests.insights('i') || ' # ' || tests.insights('a') || ' # ' || tests.insights('p11'),
           '[month_trend] tts usage is up 40.0% this month so far (1,400 vs 1,000 by this day last month) [streak] You are on a 3-day streak (your longest is 3 days) [top_voice] Your favourite voice is af_alloy: 28 s listened [quota] At your current pace you will reach your tts limit on 2026-11-22 (93.3% used so far)'
           || ' # [streak] You are on a 29-day streak (your longest is 29 days) [top_voice] Your favourite voice is af_alloy: 3 min 23 s listened [quota] You have used your whole tts allowance for this period (3,000 of 1,500) [anomaly] Today''s usage (1,000) was far above your usual (median 100 a day)'
-          || ' # [peer] You used more llm than 91.7% of users this period',
-          'insights of i (trend, streak, voice, pace), a (streak, voice, quota, anomaly; only 2 tts peers) and p11 (12 llm peers)');
+          || ' # [peer] You used more llm than 50% of users this period',
+          'insights of i (trend, streak, voice, pace), a (streak, voice, quota, anomaly; too few tts peers) and p11 (13 llm peers)');
 
 select * from finish();
 rollback;

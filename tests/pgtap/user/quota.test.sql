@@ -21,7 +21,7 @@ returns text language sql as $$
 $$;
 
 select is(tests.fc('nobody'), null, 'no plans, no usage: nothing to forecast');
-select is(tally.check_quota('nobody', 'tts', 1000000), null::bigint, 'no plan: unlimited, the check passes');
+select is(tally.check_quota('nobody', 'tts', 1000000), null::numeric, 'no plan: unlimited, the check passes');
 select lives_ok($$select tally.upsert_plan('free', 0, 0, '{"tts": 1500, "ocr": 10}', true)
                   union all select tally.upsert_plan('basic', 1, 5, '{"tts": 5000}')
                   union all select tally.upsert_plan('pro', 2, 10, '{"ocr": 1000}')$$, 'plans free, basic and pro');
@@ -42,14 +42,16 @@ select is(tests.fc('f'),
           'f: the run rate counts all succeeded usage of the last 7 days, the period only billable usage (pending)');
 select is(tests.rec('f'), 'basic tier 1 at 5 (now free, current f)', 'f: basic is the cheapest plan covering 4471 chars');
 
-select is(tally.check_quota('f', 'tts', 500, '2026-11-21 12:00+00'), 0::bigint, 'f: 500 more chars fit exactly');
-select is((select count(*)::int from pg_locks l where l.locktype = 'advisory' and l.classid = 7462 and l.pid = pg_backend_pid()),
-          1, 'the check holds an advisory lock on (user, kind) until the transaction ends');
+select is(tally.check_quota('f', 'tts', 500, '2026-11-21 12:00+00'), 0::numeric, 'f: 500 more chars fit exactly');
+select is((select count(*)::int from pg_locks l
+             where l.locktype = 'transactionid' and l.pid = pg_backend_pid() and l.mode = 'ExclusiveLock')
+          + (select count(*)::int from tally.user_locks where user_id = 'f' and scope = 'quota:tts'),
+          2, 'the check locks the owner-only row (user, quota:kind) until the transaction ends');
 select throws_ok($$select tally.check_quota('f', 'tts', 501, '2026-11-21 12:00+00')$$, 'PT012',
                  'quota exceeded: 1000 of tts used in the period starting 2026-11-01, 501 more would exceed the 1500 limit of plan free',
                  'f: 501 more would exceed the free limit');
-select is(tally.check_quota('f', 'llm', 1000000000, '2026-11-21 12:00+00'), null::bigint, 'a kind without a limit is unlimited');
-select throws_ok($$select tally.check_quota('f', 'tts', -1)$$, 'PT011', 'amount must be a non-negative integer (got -1)',
+select is(tally.check_quota('f', 'llm', 1000000000, '2026-11-21 12:00+00'), null::numeric, 'a kind without a limit is unlimited');
+select throws_ok($$select tally.check_quota('f', 'tts', -1)$$, 'PT011', 'amount must be an integer between 0 and 1e15 (got -1)',
                  'a negative amount is refused');
 select throws_ok($$select tally.check_quota('', 'tts', 1)$$, 'PT011', 'user_id is required', 'a user is required');
 
