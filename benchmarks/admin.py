@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "python_client"))
 
 from pgtally import migrate, server
 from pgtally.client import Client
-from pgtally.workload import generate_events, user_time_zones
+from pgtally.demo.workload import generate_events, user_time_zones
 
 STEPS = "'{paywall.viewed,paywall.clicked,checkout.started,checkout.completed}'"
 
@@ -155,8 +155,11 @@ def _load(dsn: str, events: int, users: int, seed: int, days: int) -> dict[str, 
             if sent % 200_000 < n:
                 print(f"  loaded {sent:,} events ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-        client.record_many(generate_events(users, events, seed, now - dt.timedelta(days=days), now), chunk_size=20_000,
-                           progress=progress)
+        client.record_many(
+            generate_events(users, events, seed, now - dt.timedelta(days=days), now),
+            chunk_size=20_000,
+            progress=progress,
+        )
         load_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         while client.merge_pending(200_000):
@@ -180,8 +183,10 @@ def _applier_cost(base: str, n: int, users: int, seed: int) -> dict[str, float]:
         migrate.upgrade(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             if stub:
-                conn.execute("create or replace function tally._apply_admin() returns void language plpgsql "
-                             "security definer set search_path = '' as $$ begin return; end $$")
+                conn.execute(
+                    "create or replace function tally._apply_admin() returns void language plpgsql "
+                    "security definer set search_path = '' as $$ begin return; end $$"
+                )
         with Client.connect(dsn) as client:
             client.record_many(generate_events(users, n, seed, now - dt.timedelta(days=365), now), chunk_size=20_000)
             t0 = time.perf_counter()
@@ -219,14 +224,19 @@ def main() -> None:
         print(f"  load {result['load_s']:.1f} s, merge {result['merge_s']:.1f} s", flush=True)
 
         with psycopg.connect(dsn, autocommit=True) as conn:
-            result["rows"] = dict(conn.execute(
-                """select 'usage_events', count(*) from tally.usage_events union all
+            result["rows"] = dict(
+                conn.execute(
+                    """select 'usage_events', count(*) from tally.usage_events union all
                    select 'user_daily', count(*) from tally.user_daily union all
                    select 'user_daily_ops', count(*) from tally.user_daily_ops union all
                    select 'user_daily_durations', count(*) from tally.user_daily_durations union all
-                   select 'user_first_reached', count(*) from tally.user_first_reached""").fetchall())
-            runs = [conn.execute("select view_name, duration_ms, row_count from tally.refresh_analytics()").fetchall()
-                    for _ in range(args.refreshes)]
+                   select 'user_kind_days', count(*) from tally.user_kind_days"""
+                ).fetchall()
+            )
+            runs = [
+                conn.execute("select view_name, duration_ms, row_count from tally.refresh_analytics()").fetchall()
+                for _ in range(args.refreshes)
+            ]
             # The first refresh fills the views; later ones diff against them (the steady state).
             per_view = {name: [float(run[i][1]) for run in runs] for i, (name, _, _) in enumerate(runs[0])}
             totals = [sum(float(r[1]) for r in run) for run in runs]
@@ -243,14 +253,19 @@ def main() -> None:
                     row |= {"raw_p50": _percentile(raw, 0.5), "raw_p99": _percentile(raw, 0.99)}
                     row["ratio_p50"] = row["raw_p50"] / row["views_p50"]
                 reads[name] = row
-                print(f"  {name}: views p50 {row['views_p50']:.2f} ms p99 {row['views_p99']:.2f} ms"
-                      + (f"; raw p50 {row['raw_p50']:.0f} ms ({row['ratio_p50']:.0f}x)" if "raw_p50" in row else ""),
-                      flush=True)
+                print(
+                    f"  {name}: views p50 {row['views_p50']:.2f} ms p99 {row['views_p99']:.2f} ms"
+                    + (f"; raw p50 {row['raw_p50']:.0f} ms ({row['ratio_p50']:.0f}x)" if "raw_p50" in row else ""),
+                    flush=True,
+                )
             result["reads"] = reads
             client = Client(conn)
             whole = _time(lambda: client.admin.dashboard("7d"), max(20, args.reads // 5))
-            result["dashboard_ms"] = {"p50": _percentile(whole, 0.5), "p99": _percentile(whole, 0.99),
-                                      "raw_sum_p50": sum(r.get("raw_p50", 0.0) for r in reads.values())}
+            result["dashboard_ms"] = {
+                "p50": _percentile(whole, 0.5),
+                "p99": _percentile(whole, 0.99),
+                "raw_sum_p50": sum(r.get("raw_p50", 0.0) for r in reads.values()),
+            }
 
         if args.applier_events:
             print(f"applier cost on {args.applier_events:,} events ...", flush=True)

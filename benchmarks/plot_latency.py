@@ -38,8 +38,16 @@ def _fmt_events(n: float) -> str:
     return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k"
 
 
-def _panel(out: list[str], x0: int, title: str, sizes: list[int], series: list[tuple[str, list[float], str, str]],
-           log_y: bool, ylabel: str, hlines: list[tuple[float, str]]) -> None:
+def _panel(
+    out: list[str],
+    x0: int,
+    title: str,
+    sizes: list[int],
+    series: list[tuple[str, list[float], str, str]],
+    log_y: bool,
+    ylabel: str,
+    hlines: list[tuple[float, str]],
+) -> None:
     lo_x, hi_x = math.log10(min(sizes)), math.log10(max(sizes))
     if hi_x == lo_x:
         hi_x += 1
@@ -54,14 +62,22 @@ def _panel(out: list[str], x0: int, title: str, sizes: list[int], series: list[t
         while t <= hi_y * 1.0001:
             ticks.append(t)
             t *= 10
-        fy = lambda v: TOP + PANEL_H - (math.log10(v) - math.log10(lo_y)) / (math.log10(hi_y) - math.log10(lo_y)) * PANEL_H
+
+        def fy(v: float) -> float:
+            return TOP + PANEL_H - (math.log10(v) - math.log10(lo_y)) / (math.log10(hi_y) - math.log10(lo_y)) * PANEL_H
     else:
         lo_y, hi_y = 0.0, _nice_max(max(values) * 1.1)
         ticks = [hi_y * i / 5 for i in range(6)]
-        fy = lambda v: TOP + PANEL_H - (v - lo_y) / (hi_y - lo_y) * PANEL_H
-    fx = lambda n: x0 + (math.log10(n) - lo_x) / (hi_x - lo_x) * PANEL_W
 
-    out.append(f'<text x="{x0 + PANEL_W / 2}" y="{TOP - 22}" text-anchor="middle" font-weight="bold">{escape(title)}</text>')
+        def fy(v: float) -> float:
+            return TOP + PANEL_H - (v - lo_y) / (hi_y - lo_y) * PANEL_H
+
+    def fx(n: float) -> float:
+        return x0 + (math.log10(n) - lo_x) / (hi_x - lo_x) * PANEL_W
+
+    out.append(
+        f'<text x="{x0 + PANEL_W / 2}" y="{TOP - 22}" text-anchor="middle" font-weight="bold">{escape(title)}</text>'
+    )
     out.append(f'<rect x="{x0}" y="{TOP}" width="{PANEL_W}" height="{PANEL_H}" fill="none" stroke="#999"/>')
     for t in ticks:
         y = fy(t)
@@ -71,23 +87,39 @@ def _panel(out: list[str], x0: int, title: str, sizes: list[int], series: list[t
     for n in sizes:
         x = fx(n)
         out.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PANEL_H}" stroke="#eee"/>')
-        out.append(f'<text x="{x:.1f}" y="{TOP + PANEL_H + 16}" text-anchor="middle" font-size="11">{_fmt_events(n)}</text>')
-    out.append(f'<text x="{x0 + PANEL_W / 2}" y="{TOP + PANEL_H + 34}" text-anchor="middle" font-size="12">events in the log (log scale)</text>')
-    out.append(f'<text transform="translate({x0 - 48},{TOP + PANEL_H / 2}) rotate(-90)" text-anchor="middle" font-size="12">{escape(ylabel)}</text>')
+        out.append(
+            f'<text x="{x:.1f}" y="{TOP + PANEL_H + 16}" text-anchor="middle" font-size="11">{_fmt_events(n)}</text>'
+        )
+    out.append(
+        f'<text x="{x0 + PANEL_W / 2}" y="{TOP + PANEL_H + 34}" text-anchor="middle" font-size="12">events in the log (log scale)</text>'
+    )
+    out.append(
+        f'<text transform="translate({x0 - 48},{TOP + PANEL_H / 2}) rotate(-90)" text-anchor="middle" font-size="12">{escape(ylabel)}</text>'
+    )
     for h, label in hlines:
         y = fy(h)
-        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + PANEL_W}" y2="{y:.1f}" stroke="#d62728" stroke-dasharray="6,4"/>')
-        out.append(f'<text x="{x0 + PANEL_W - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#d62728" stroke="white" stroke-width="3" paint-order="stroke">{escape(label)}</text>')
+        out.append(
+            f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + PANEL_W}" y2="{y:.1f}" stroke="#d62728" stroke-dasharray="6,4"/>'
+        )
+        out.append(
+            f'<text x="{x0 + PANEL_W - 4}" y="{y - 4:.1f}" text-anchor="end" font-size="11" fill="#d62728" stroke="white" stroke-width="3" paint-order="stroke">{escape(label)}</text>'
+        )
     for i, (name, vs, dash, c) in enumerate(series):
         pts = " ".join(f"{fx(n):.1f},{fy(v):.1f}" for n, v in zip(sizes, vs) if v > 0)
         out.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"/>')
         for n, v in zip(sizes, vs):
             if v > 0:
-                out.append(f'<circle cx="{fx(n):.1f}" cy="{fy(v):.1f}" r="3.5" fill="{c}"><title>{escape(name)}: '
-                           f'{v:,.2f} ms at {n:,} events</title></circle>')
+                out.append(
+                    f'<circle cx="{fx(n):.1f}" cy="{fy(v):.1f}" r="3.5" fill="{c}"><title>{escape(name)}: '
+                    f"{v:,.2f} ms at {n:,} events</title></circle>"
+                )
         ly = TOP + 14 + 16 * i
-        out.append(f'<line x1="{x0 + 8}" y1="{ly - 4}" x2="{x0 + 28}" y2="{ly - 4}" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"/>')
-        out.append(f'<text x="{x0 + 32}" y="{ly}" font-size="11" stroke="white" stroke-width="3" paint-order="stroke">{escape(name)}</text>')
+        out.append(
+            f'<line x1="{x0 + 8}" y1="{ly - 4}" x2="{x0 + 28}" y2="{ly - 4}" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"/>'
+        )
+        out.append(
+            f'<text x="{x0 + 32}" y="{ly}" font-size="11" stroke="white" stroke-width="3" paint-order="stroke">{escape(name)}</text>'
+        )
 
 
 def render(result: dict[str, Any]) -> str:
@@ -103,21 +135,40 @@ def render(result: dict[str, Any]) -> str:
     left.append(("whole admin dashboard p99", [s["dashboard"]["p99_ms"] for s in stages], "4,3", COLORS[4]))
     raw = [n for n in names if any(get(s, n, "raw_p50_ms") for s in stages)]
     right = [(f"{n} p99", [get(s, n, "p99_ms") for s in stages], "", COLORS[i]) for i, n in enumerate(raw)]
-    right += [(f"raw log: {n} p99", [get(s, n, "raw_p99_ms") for s in stages], "4,3", COLORS[i])
-              for i, n in enumerate(raw)]
+    right += [
+        (f"raw log: {n} p99", [get(s, n, "raw_p99_ms") for s in stages], "4,3", COLORS[i]) for i, n in enumerate(raw)
+    ]
     t = result.get("targets", {})
-    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-            'font-family="Helvetica, Arial, sans-serif" font-size="12">'),
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           (f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">pgtally read latency '
-            f'against data size ({", ".join(_fmt_events(n) for n in sizes)} events; users scale with events)</text>')]
-    _panel(out, LEFT[0], "pgtally reads, p99 (ms)", sizes, left, False, "ms",
-           [(t.get("T5_p99_ms", 5.0), f"T5 target {t.get('T5_p99_ms', 5.0):g} ms")])
-    _panel(out, LEFT[1], "pgtally vs the same answer from the raw log, p99 (ms, log)", sizes, right, True, "ms (log)", [])
-    out.append(f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle" font-size="10" fill="#666">'
-               f'{escape(str(result.get("machine", {}).get("cpus", "?")))} cores, PostgreSQL '
-               f'{escape(str(result.get("machine", {}).get("server", "")))}; whole dashboard target T6: p99 per read '
-               f'&lt; {t.get("T6_p99_ms", 50):g} ms; source: pgtally bench reads --output</text>')
+    out = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+            'font-family="Helvetica, Arial, sans-serif" font-size="12">'
+        ),
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+        (
+            f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">pgtally read latency '
+            f"against data size ({', '.join(_fmt_events(n) for n in sizes)} events; users scale with events)</text>"
+        ),
+    ]
+    _panel(
+        out,
+        LEFT[0],
+        "pgtally reads, p99 (ms)",
+        sizes,
+        left,
+        False,
+        "ms",
+        [(t.get("T5_p99_ms", 5.0), f"T5 target {t.get('T5_p99_ms', 5.0):g} ms")],
+    )
+    _panel(
+        out, LEFT[1], "pgtally vs the same answer from the raw log, p99 (ms, log)", sizes, right, True, "ms (log)", []
+    )
+    out.append(
+        f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle" font-size="10" fill="#666">'
+        f"{escape(str(result.get('machine', {}).get('cpus', '?')))} cores, PostgreSQL "
+        f"{escape(str(result.get('machine', {}).get('server', '')))}; whole dashboard target T6: p99 per read "
+        f"&lt; {t.get('T6_p99_ms', 50):g} ms; source: pgtally bench reads --output</text>"
+    )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

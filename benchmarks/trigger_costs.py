@@ -21,14 +21,15 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python_client"))
 
-from pgtally import bench, migrate, server  # noqa: E402
+from pgtally import migrate, server
+from pgtally.bench import ingest
 
-SOURCE = (ROOT / "functions" / "0100_trg_usage_events_before_insert_record.sql").read_text()
-FUNCTION = SOURCE[SOURCE.index("create or replace function"):SOURCE.index("comment on function")]
-HEAD = FUNCTION[:FUNCTION.index("begin\n") + len("begin\n")]
-BODY = FUNCTION[len(HEAD):]
-VALIDATION = BODY[:BODY.index("  if is_correction then")]
-KEY = BODY[BODY.index("  new.recorded_at := statement_timestamp();"):BODY.index("  if new.status = 'reversed' then")]
+SOURCE = next((ROOT / "functions").rglob("*_trg_usage_events_before_insert_record.sql")).read_text()
+FUNCTION = SOURCE[SOURCE.index("create or replace function") : SOURCE.index("comment on function")]
+HEAD = FUNCTION[: FUNCTION.index("begin\n") + len("begin\n")]
+BODY = FUNCTION[len(HEAD) :]
+VALIDATION = BODY[: BODY.index("  if is_correction then")]
+KEY = BODY[BODY.index("  new.recorded_at := statement_timestamp();") : BODY.index("  if new.status = 'reversed' then")]
 
 
 def variants() -> dict[str, str]:
@@ -52,16 +53,16 @@ def main() -> None:
         dsn = psycopg.conninfo.make_conninfo(base, dbname="trigger_costs")
         migrate.upgrade(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(bench.BARE_SQL)
-            bench._partition_bare_like_tally(conn)
+            conn.execute(ingest.BARE_SQL)
+            ingest._partition_bare_like_tally(conn)
         results: dict[str, list[float]] = {"bare": []}
         for _ in range(args.rounds):
-            results["bare"].append(bench._pgbench(dsn, "bench.bare_log", 10_000, 8, args.seconds))
+            results["bare"].append(ingest._pgbench(dsn, "bench.bare_log", 10_000, 8, args.seconds))
             for name, sql in variants().items():
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(sql)
-                results.setdefault(name, []).append(bench._pgbench(dsn, "tally.usage_events", 10_000, 8, args.seconds))
-                bench._drain(dsn)
+                results.setdefault(name, []).append(ingest._pgbench(dsn, "tally.usage_events", 10_000, 8, args.seconds))
+                ingest._drain(dsn)
     bare = statistics.median(results["bare"])
     for name, values in results.items():
         print(f"{name:22s} {statistics.median(values):9,.0f} rows/s   ratio {statistics.median(values) / bare:.2f}")

@@ -8,15 +8,19 @@ create table tally.user_settings (
                                  constraint time_zone_must_be_known check (tally._is_valid_time_zone(time_zone)),
   billing_anchor_day smallint    not null default 1
                                  constraint billing_anchor_day_between_1_and_28 check (billing_anchor_day between 1 and 28),
-  updated_at         timestamptz not null default now()
+  updated_at         timestamptz not null default now(),
+  subscription_anchor_day smallint
+                                 constraint subscription_anchor_day_between_1_and_31 check (subscription_anchor_day between 1 and 31)
 );
 
 comment on table tally.user_settings is
   'Per-user settings: the IANA time zone that local days are counted in (default UTC) and the day of month a billing period starts. Users without a row use the defaults.';
 comment on column tally.user_settings.time_zone is
-  'Local days of this user''s daily rollups are computed in this zone when their events are merged; changing it affects later merges, tally.rebuild re-buckets history.';
+  'Local days of this user''s rollups are computed in this zone; tally.set_user_settings re-buckets the retained history when it changes.';
 comment on column tally.user_settings.billing_anchor_day is
-  'Billing periods start on this local day of each month (1-28).';
+  'Billing periods start on this local day of each month (1-28) while the user has no running subscription.';
+comment on column tally.user_settings.subscription_anchor_day is
+  'Day of month (1-31, local time) the user''s running subscription started, kept by tally.start_subscription, tally.end_subscription and tally.set_user_settings; NULL without one. The effective anchor of billing periods is coalesce(subscription_anchor_day, billing_anchor_day), clamped to the month''s length.';
 
 create table tally.dimensions (
   name        text        primary key

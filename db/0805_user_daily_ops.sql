@@ -1,5 +1,5 @@
 -- Operational counters per user, local day, kind and format (attributes.format), kept by tally._apply_admin.
--- Source of reliability, activity (DAU/WAU/MAU, paying users) and cohort views.
+-- Source of reliability, activity (DAU/WAU/MAU) and cohort views.
 create table tally.user_daily_ops (
   user_id       text    not null,
   day           date    not null,

@@ -1,4 +1,4 @@
--- Platform headline figures (one row): users, events, attempts and success rate, cost, paying users.
+-- Platform headline figures (one row): users, events, attempts and success rate, cost (paying users are read live).
 -- Refreshed by tally.refresh_analytics; read by tally.admin_overview.
 create materialized view tally.admin_overview_mv as
 with per_user as (
@@ -9,9 +9,8 @@ with per_user as (
    where t.dimension = 'kind'
    group by t.user_id
 ), ops as (
-  select o.user_id, sum(o.succeeded) as succeeded, sum(o.failed) as failed, sum(o.billable_cost) as billable_cost
+  select sum(o.succeeded) as succeeded, sum(o.failed) as failed, sum(o.billable_cost) as billable_cost
     from tally.user_daily_ops o
-   group by o.user_id
 ), users as (
   select count(*) filter (where p.active) as users, coalesce(sum(p.events), 0) as events,
          coalesce(sum(p.failures), 0) as failures, coalesce(sum(p.duration_ms), 0) as duration_ms,
@@ -19,15 +18,15 @@ with per_user as (
     from per_user p
 ), attempts as (
   select coalesce(sum(o.succeeded), 0) as succeeded, coalesce(sum(o.failed), 0) as failed,
-         coalesce(sum(o.billable_cost), 0) as billable_cost, count(*) filter (where o.billable_cost > 0) as paying_users
+         coalesce(sum(o.billable_cost), 0) as billable_cost
     from ops o
 )
 select 1 as id, u.users::bigint, u.events::bigint, a.succeeded::bigint, u.failures::bigint,
        round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2) as success_rate,
-       u.duration_ms, u.cost, a.billable_cost, a.paying_users::bigint, u.first_at, u.last_at
+       u.duration_ms, u.cost, a.billable_cost, u.first_at, u.last_at
   from users u cross join attempts a;
 
 comment on materialized view tally.admin_overview_mv is
-  'Platform headline figures, one row: users, events (net of reversals), succeeded and failed attempts, success rate %, total duration, cost, billable cost, paying users (net billable cost > 0, lifetime), first and last use. Read through tally.admin_overview.';
+  'Platform headline figures, one row: users, events (net of reversals), succeeded and failed attempts, success rate %, total duration, cost, billable cost, first and last use. Read through tally.admin_overview, which adds the paying users from the subscriptions at call time.';
 
 create unique index admin_overview_mv_key on tally.admin_overview_mv (id);

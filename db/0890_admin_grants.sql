@@ -26,12 +26,16 @@ create policy "analysts read the analytics settings" on tally.analytics_settings
 -- (SECURITY INVOKER) reads it with the reader's rights.
 grant select on tally.peer_distribution_mv to tally_reader;
 
--- Per-user sources of the views: nobody but the owner (the funnel reads them as definer).
-revoke all on tally.user_first_reached, tally.user_daily_ops, tally.user_daily_durations from public;
+-- Per-user sources of the views: no analyst reads them (the admin functions read them as definer); like
+-- every per-user table, a reader sees its own rows through row-level security (db/0990).
+revoke all on tally.user_kind_days, tally.user_daily_ops, tally.user_daily_durations from public;
 
 -- Functions: nothing for PUBLIC; the read API (SECURITY DEFINER, each applying the minimum group size) for analysts.
 revoke execute on function
   tally._apply_admin(),
+  tally._funnel_next(text, text, timestamptz, timestamptz),
+  tally._paying_users(timestamptz, timestamptz),
+  tally._paying_users_by_day(date, date),
   tally._analytics_min_group_size(),
   tally.set_min_group_size(integer),
   tally._duration_bucket(bigint),

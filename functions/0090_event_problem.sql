@@ -29,6 +29,8 @@ as $$
     when quantity is null then array['PT002', 'quantity', 'quantity must be a number (got null)']
     when cost is null or not (cost > -1e15 and cost < 1e15)
       then array['PT002', 'cost', format('cost must be a finite number below 1e15 in magnitude (got %s)', coalesce(cost::text, 'null'))]
+    when scale(cost) > 20
+      then array['PT002', 'cost', format('cost takes at most 20 digits after the decimal point (got %s)', scale(cost))]
     when corrects_event_id is null and quantity < 0
       then array['PT002', 'quantity', format('quantity must not be negative outside a correction (got %s)', quantity)]
     when corrects_event_id is null and duration_ms < 0

@@ -24,6 +24,7 @@ declare
   bad   record;
   added integer;
   twice_reversed text;
+  lost_original text;
   issued text;
 begin
   if n is null or n = 0 then
@@ -145,10 +146,22 @@ begin
   )
   select (select count(*) from logged),
          (select b.corrects_event_id from new_events b
-           where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1)
-    into added, twice_reversed;
+           where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1),
+         -- A correction validated against an original of this batch is only valid if that original
+         -- was recorded here: a concurrent transaction may have committed the same event_id first
+         -- (for any user), and then this batch's original was skipped as a duplicate.
+         (select b.corrects_event_id from new_events b
+           where b.corrects_event_id is not null
+             and b.corrects_event_id in (select f.event_id from firsts f)
+             and b.corrects_event_id not in (select n.event_id from new_events n) limit 1)
+    into added, twice_reversed, lost_original;
   -- Every later insert of this transaction goes through the row trigger again.
   perform set_config('tally.batch_token', '', true);
+  if lost_original is not null then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('corrects_event_id %L names an event of this batch that another transaction recorded first; send the batch again',
+                       lost_original);
+  end if;
   if twice_reversed is not null then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is already reversed', twice_reversed);

@@ -1,4 +1,4 @@
--- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics sources: funnel first-reached steps,
+-- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics sources: funnel step days,
 -- daily operational counters and duration histograms. Called by tally._merge_pending_locked only.
 create or replace function tally._apply_admin()
 returns void
@@ -10,15 +10,16 @@ begin
   -- Per-user rows only (keys led by user_id, no platform counters: those live in
   -- the materialized views). Merges run one at a time and upsert in key order.
 
-  -- Funnels: the first succeeded original event per user and kind.
-  insert into tally.user_first_reached as t (user_id, kind, first_at)
-  select m.user_id, m.kind, min(m.occurred_at)
+  -- Funnels: the first and last succeeded original event per user, kind and UTC day.
+  insert into tally.user_kind_days as t (user_id, kind, day, first_at, last_at)
+  select m.user_id, m.kind, (m.occurred_at at time zone 'UTC')::date, min(m.occurred_at), max(m.occurred_at)
     from pg_temp._tally_merge m
    where m.is_use
-   group by m.user_id, m.kind
-   order by m.user_id, m.kind
-  on conflict (user_id, kind) do update set first_at = excluded.first_at
-   where excluded.first_at < t.first_at;
+   group by 1, 2, 3
+   order by 1, 2, 3
+  on conflict (user_id, kind, day) do update
+    set first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)
+   where excluded.first_at < t.first_at or excluded.last_at > t.last_at;
 
   -- Reliability and activity: attempts (succeeded originals, failures), their
   -- durations, and the net billable cost (reversals and amendments included).
@@ -51,4 +52,4 @@ end
 $$;
 
 comment on function tally._apply_admin() is
-  'Merge applier for the admin analytics (internal): first-reached kinds (funnels), daily operational counters and duration histograms per user.';
+  'Merge applier for the admin analytics (internal): first and last use per kind and UTC day (funnels), daily operational counters and duration histograms per user.';

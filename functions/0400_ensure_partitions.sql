@@ -8,6 +8,9 @@ returns integer
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
+-- A session holding any lock on the log (even a reader's open transaction) must not make writers queue
+-- behind the partition DDL for long: give up after 2 s (55P03); the next scheduled run creates the month.
+set lock_timeout = '2s'
 as $$
 declare
   month_start date;

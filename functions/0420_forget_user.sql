@@ -15,6 +15,10 @@ begin
   if user_id is null or user_id = '' then
     raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
   end if;
+  -- A producer's open transaction may hold one of the user's quota or subscription lock rows
+  -- (check_quota holds it to the end of its transaction): wait for those first, without holding
+  -- the merge lock, so that merges go on meanwhile.
+  perform from tally.user_locks l where l.user_id = forget_user.user_id for update;
   -- No merge may move this user's deltas while ids change.
   perform tally._lock('merge');
   perform set_config('tally.erasing', 'on', true);

@@ -21,14 +21,31 @@ begin
 
   -- Each user's rebuilt days start at the first local day wholly inside the retained
   -- log; older days (whose raw events retention dropped) are kept as they are.
+  -- One user's scope is just that user (no scan of every user's keys).
+  -- The billing period containing the first rebuilt day (straddle_start) starts
+  -- before it. When the rollups already have that period (same bounds as before)
+  -- it keeps its row; when they do not (the anchor or zone changed), it is counted
+  -- from the retained log, i.e. only its days inside the log.
   create temporary table _tally_rebuild_scope on commit drop as
-  select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor_day,
-         case when since = '-infinity' then '-infinity'::date
-              else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
-    from (select distinct k.user_id from tally.event_keys k where rebuild.user_id is null or k.user_id = rebuild.user_id
-          union
-          select distinct t.user_id from tally.user_totals t where rebuild.user_id is null or t.user_id = rebuild.user_id) as u
-    left join tally.user_settings s on s.user_id = u.user_id;
+  select v.user_id, v.tz, v.anchor_day, v.cutoff_day, v.straddle_start,
+         v.straddle_start is not null
+              and exists (select from tally.user_periods p
+                           where p.user_id = v.user_id and p.period_start = v.straddle_start) as straddle_kept
+    from (
+      select w.user_id, w.tz, w.anchor_day, w.cutoff_day, case when w.cutoff_day <> '-infinity' then tally._period_start(w.cutoff_day, w.anchor_day) end as straddle_start
+        from (
+          select u.user_id, coalesce(s.time_zone, 'UTC') as tz,
+                 coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1) as anchor_day,
+                 case when since = '-infinity' then '-infinity'::date
+                      else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
+            from (select rebuild.user_id as user_id where rebuild.user_id is not null
+                  union
+                  select k.user_id from tally.event_keys k where rebuild.user_id is null
+                  union
+                  select t.user_id from tally.user_totals t where rebuild.user_id is null) as u
+            left join tally.user_settings s on s.user_id = u.user_id
+        ) as w
+    ) as v;
   create unique index on pg_temp._tally_rebuild_scope (user_id);
   analyze pg_temp._tally_rebuild_scope;
 
@@ -50,7 +67,9 @@ begin
   insert into pg_temp._tally_merge
   select x.user_id, x.kind, x.occurred_at, x.attributes, x.events, x.failures, x.quantity, x.duration_ms,
          x.timed_events, x.cost,
-         x.billable and tally._period_start((x.occurred_at at time zone sc.tz)::date, sc.anchor_day) >= sc.cutoff_day,
+         x.billable and (tally._period_start((x.occurred_at at time zone sc.tz)::date, sc.anchor_day) >= sc.cutoff_day
+                         or (tally._period_start((x.occurred_at at time zone sc.tz)::date, sc.anchor_day) = sc.straddle_start
+                             and not sc.straddle_kept)),
          x.is_use, x.occurred_at at time zone sc.tz, (x.occurred_at at time zone sc.tz)::date, sc.anchor_day
     from (
       select c.user_id, c.kind, c.occurred_at, c.attributes, c.events, c.failures, c.quantity, c.duration_ms,

@@ -91,7 +91,7 @@ begin
   -- billing periods: counters + pending vs. the log, for periods inside the retained log.
   return query
   with users as (
-    select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor,
+    select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1) as anchor,
            case when since = '-infinity' then '-infinity'::date
                 else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
       from (select distinct k.user_id from tally.event_keys k

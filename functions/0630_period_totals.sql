@@ -15,7 +15,7 @@ stable
 set search_path = pg_catalog, pg_temp
 as $$
   with settings as (
-    select coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor
+    select coalesce(s.time_zone, 'UTC') as tz, tally._period_anchor(period_totals.user_id) as anchor
       from (select) as one
       left join tally.user_settings s on s.user_id = period_totals.user_id
   ), bounds as (
@@ -23,7 +23,7 @@ as $$
            tally._period_start((period_totals.at at time zone st.tz)::date, st.anchor) as p_start
       from settings st
   )
-  select b.p_start, (b.p_start + interval '1 month')::date, x.kind,
+  select b.p_start, tally._period_end(b.p_start, b.anchor), x.kind,
          sum(x.events)::bigint, sum(x.quantity), sum(x.duration_ms), sum(x.cost)
     from bounds b
     cross join lateral (
@@ -36,9 +36,9 @@ as $$
        where q.user_id = period_totals.user_id and q.billable
          and tally._period_start((q.occurred_at at time zone b.tz)::date, b.anchor) = b.p_start
     ) as x
-   group by b.p_start, x.kind
+   group by b.p_start, b.anchor, x.kind
    order by x.kind
 $$;
 
 comment on function tally.period_totals(text, timestamptz) is
-  'Billing-period counters of a user per kind (billable, succeeded usage) for the period containing at; a new period starts at zero without any reset.';
+  'Billing-period counters of a user per kind (billable, succeeded usage) for the period containing at; a new period starts at zero without any reset. Periods start on the running subscription''s day of month, else on the billing_anchor_day setting (on the last day of shorter months).';

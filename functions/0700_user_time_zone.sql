@@ -1,5 +1,5 @@
 -- The time zone a user's local days are counted in (tally.user_settings, default UTC).
--- Called by every user-facing read of issue #3 to find the user's "today".
+-- Called by the user-facing reads (card, history, comparisons, patterns, forecast, insights, ...) to find the user's "today".
 create or replace function tally._user_time_zone(user_id text)
 returns text
 language sql

@@ -7,8 +7,10 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  price  numeric;
-  latest record;
+  price      numeric;
+  latest     record;
+  old_tz     text;
+  old_anchor integer;
 begin
   if user_id is null or user_id = '' or length(user_id) > 200 then
     raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required (at most 200 characters)';
@@ -24,6 +26,8 @@ begin
 
   -- One writer of a user's subscriptions at a time, so they never overlap.
   perform tally._lock_user(start_subscription.user_id, 'subscription');
+  old_tz := tally._user_time_zone(start_subscription.user_id);
+  old_anchor := tally._period_anchor(start_subscription.user_id);
   select s.started_at, s.ended_at into latest
     from tally.subscriptions s
    where s.user_id = start_subscription.user_id
@@ -41,8 +45,10 @@ begin
   end if;
   insert into tally.subscriptions (user_id, started_at, plan, monthly_price, ended_at)
   values (start_subscription.user_id, start_subscription.started_at, start_subscription.plan, price, null);
+  -- Billing periods now follow this subscription's start day: re-bucket in this transaction.
+  perform tally._sync_billing_anchor(start_subscription.user_id, old_tz, old_anchor);
 end
 $$;
 
 comment on function tally.start_subscription(text, text, timestamptz) is
-  'Starts a subscription of a user to a plan at started_at (default now) at the plan''s current monthly price; a running subscription ends at that moment (plan change). started_at must follow the user''s latest subscription start.';
+  'Starts a subscription of a user to a plan at started_at (default now) at the plan''s current monthly price; a running subscription ends at that moment (plan change). started_at must follow the user''s latest subscription start. From then on the user''s billing periods start on the subscription''s day of month (local time); the rollups are re-bucketed in the same transaction.';

@@ -22,9 +22,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   plan_now text := tally.plan_at(user_id, at);
-  p_start  date := tally._period_start((at at time zone tally._user_time_zone(user_id))::date,
-                                      coalesce((select s.billing_anchor_day from tally.user_settings s
-                                                 where s.user_id = summary_card.user_id), 1));
+  anchor   integer := tally._period_anchor(user_id);
+  p_start  date := tally._period_start((at at time zone tally._user_time_zone(user_id))::date, anchor);
+  p_end    date := tally._period_end(p_start, anchor);
 begin
   if top_n is null or top_n < 0 or top_n > 100 then
     raise exception using errcode = 'PT011', column = 'top_n',
@@ -43,23 +43,23 @@ begin
   select 'total', null::text, coalesce(sum(k.events), 0)::bigint, coalesce(sum(k.quantity), 0),
          coalesce(sum(k.duration_ms), 0),
          coalesce(sum(k.cost), 0), min(k.first_at), max(k.last_at), null::bigint, null::numeric,
-         plan_now, p_start, (p_start + interval '1 month')::date
+         plan_now, p_start, p_end
     from kinds k
   union all
   (select 'kind', k.value, k.events, k.quantity, k.duration_ms, k.cost, k.first_at, k.last_at, null, null,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from kinds k
     order by k.quantity desc, k.value)
   union all
   (select 'voice', v.value, v.events, v.quantity, v.duration_ms, v.cost, v.first_at, v.last_at, null, null,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from tally.lifetime_totals(summary_card.user_id, 'voice') v
     where v.events > 0
     order by v.duration_ms desc, v.quantity desc, v.value
     limit top_n)
   union all
   (select 'model', m.value, m.events, m.quantity, m.duration_ms, m.cost, m.first_at, m.last_at, null, null,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from tally.lifetime_totals(summary_card.user_id, 'model') m
     where m.events > 0
     order by m.duration_ms desc, m.quantity desc, m.value
@@ -69,7 +69,7 @@ begin
           coalesce(p.duration_ms, 0), coalesce(p.cost, 0), null, null, l.monthly_limit,
           case when l.monthly_limit > 0 then round(100.0 * coalesce(p.quantity, 0) / l.monthly_limit, 1)
                when l.monthly_limit = 0 then 100.0 end,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from period p
      full join limits l on l.kind = p.kind
     order by coalesce(p.kind, l.kind));

@@ -22,9 +22,9 @@ as $$
 declare
   today    date := (at at time zone tally._user_time_zone(user_id))::date;
   plan_now text := tally.plan_at(user_id, at);
-  p_start  date := tally._period_start(today, coalesce((select s.billing_anchor_day from tally.user_settings s
-                                                         where s.user_id = quota_forecast.user_id), 1));
-  p_end    date := (p_start + interval '1 month')::date;
+  anchor   integer := tally._period_anchor(user_id);
+  p_start  date := tally._period_start(today, anchor);
+  p_end    date := tally._period_end(p_start, anchor);
 begin
   if lookback_days is null or lookback_days < 1 or lookback_days > 365 then
     raise exception using errcode = 'PT011', column = 'lookback_days',

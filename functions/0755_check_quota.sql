@@ -43,9 +43,8 @@ begin
   -- so the next statement takes a fresh snapshot (READ COMMITTED) after the lock.
   perform tally._lock_user(check_quota.user_id, 'quota:' || check_quota.kind);
 
-  select coalesce(s.time_zone, 'UTC'), coalesce(s.billing_anchor_day, 1) into tz, anchor
-    from (select) as one
-    left join tally.user_settings s on s.user_id = check_quota.user_id;
+  tz := tally._user_time_zone(check_quota.user_id);
+  anchor := tally._period_anchor(check_quota.user_id);
   p_start := tally._period_start((check_quota.at at time zone tz)::date, anchor);
 
   select coalesce(sum(x.quantity), 0) into used

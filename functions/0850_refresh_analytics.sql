@@ -6,6 +6,8 @@ returns table (view_name text, status text, started_at timestamptz, finished_at 
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
+-- The views' days are UTC days whoever refreshes them, whatever the session's time zone.
+set timezone = 'UTC'
 -- JIT compilation costs more than it saves on these aggregates (about 0.7 s per view).
 set jit = off
 as $$

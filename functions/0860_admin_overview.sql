@@ -11,7 +11,9 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
   select o.users, o.events, o.succeeded, o.failures, o.success_rate, o.duration_ms, o.cost, o.billable_cost,
-         o.paying_users,
+         -- Paying users now: a paid subscription in force at this moment ([t, t + 1 us)
+         -- holds only t at timestamptz resolution), read live from the subscriptions.
+         tally._paying_users(statement_timestamp(), statement_timestamp() + interval '1 microsecond'),
          round(o.events::numeric / nullif(o.users, 0), 2),
          round(o.cost / nullif(o.users, 0), 6),
          round(o.cost / nullif(o.events, 0), 6),
@@ -20,4 +22,4 @@ as $$
 $$;
 
 comment on function tally.admin_overview() is
-  'Platform headline figures as of the last refresh (refreshed_at): users, events, succeeded and failed attempts, success rate %, duration, cost, billable cost, paying users (net billable cost > 0), averages per user and per event. Requires tally_analyst.';
+  'Platform headline figures as of the last refresh (refreshed_at): users, events, succeeded and failed attempts, success rate %, duration, cost, billable cost, averages per user and per event; paying_users is live: users whose subscription at a monthly price > 0 is in force now. Requires tally_analyst.';

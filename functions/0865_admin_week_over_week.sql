@@ -25,8 +25,10 @@ begin
            coalesce(sum(a.billable_cost) filter (where a.day <= d - 7), 0) as b0,
            coalesce(max(a.wau) filter (where a.day = d), 0) as w1,
            coalesce(max(a.wau) filter (where a.day = d - 7), 0) as w0,
-           coalesce(max(a.paying_users_7d) filter (where a.day = d), 0) as p1,
-           coalesce(max(a.paying_users_7d) filter (where a.day = d - 7), 0) as p0
+           -- Paying users of each week (UTC days): a paid subscription in force at
+           -- some moment of it, read live from the subscriptions.
+           tally._paying_users((d - 6)::timestamp at time zone 'UTC', (d + 1)::timestamp at time zone 'UTC') as p1,
+           tally._paying_users((d - 13)::timestamp at time zone 'UTC', (d - 6)::timestamp at time zone 'UTC') as p0
       from tally.admin_activity_mv a
      where a.day between d - 13 and d
   ), per_value as (
@@ -86,4 +88,4 @@ end
 $$;
 
 comment on function tally.admin_week_over_week(date, text) is
-  'Week-over-week cards for the 7 days ending as_of (default yesterday, UTC) against the 7 before: platform events, active users (WAU), new users, paying users (net billable cost > 0 in the week), success rate %, attempts, cost, billable cost (value ''*''), then events, failures, quantity, duration_ms and cost per value of a declared dimension (default kind), summed over the days on which at least the minimum group size of users used the value (as admin_trend shows them). delta = this - last, delta_pct relative to last (NULL when last is 0), trend up/down/stable (stable within 5%). Requires tally_analyst.';
+  'Week-over-week cards for the 7 days ending as_of (default yesterday, UTC) against the 7 before: platform events, active users (WAU), new users, paying users (live: users with a subscription at monthly_price > 0 in force at some moment of the week, UTC days), success rate %, attempts, cost, billable cost (value ''*''), then events, failures, quantity, duration_ms and cost per value of a declared dimension (default kind), summed over the days on which at least the minimum group size of users used the value (as admin_trend shows them). delta = this - last, delta_pct relative to last (NULL when last is 0), trend up/down/stable (stable within 5%). Requires tally_analyst.';

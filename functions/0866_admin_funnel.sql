@@ -1,5 +1,5 @@
 -- Funnel over an ordered list of kinds: users reaching each step in order, conversion and drop-off per step, per timeframe.
--- Called by dashboards, admin.funnel() and `pgtally admin`; reads the trigger-maintained tally.user_first_reached, never the raw log.
+-- Called by dashboards, admin.funnel() and `pgtally admin`; reads the merge-maintained tally.user_kind_days of the timeframe.
 create or replace function tally.admin_funnel(steps text[], from_at timestamptz default null,
                                               to_at timestamptz default null)
 returns table (step integer, kind text, users bigint, conversion_pct numeric, step_conversion_pct numeric,
@@ -15,7 +15,7 @@ declare
   min_users integer := tally._analytics_min_group_size();
 begin
   -- SECURITY DEFINER on purpose: the answer is aggregate, but it is computed from
-  -- per-user rows (first-reached times, pending deltas) that analysts may not read.
+  -- per-user rows (step days, pending deltas, the log) that analysts may not read.
   -- EXECUTE is granted to tally_analyst only (db/0890_admin_grants.sql).
   if steps is null or cardinality(steps) not between 1 and 20 or array_position(steps, null) is not null
      or '' = any (steps) or (select count(distinct s) from unnest(steps) as s) <> cardinality(steps) then
@@ -29,43 +29,36 @@ begin
   with recursive ordered as (
     select o.kind, o.n::integer as n from unnest(steps) with ordinality as o(kind, n)
   ), starts as (
-    -- Step-1 candidates: users whose merged first time falls in the timeframe
-    -- (an index range on (kind, first_at)), or who have a pending first use.
-    -- Only these users are looked at, so the cost follows the users entering
-    -- the funnel in the timeframe, not every user who ever reached a step.
-    select r.user_id
-      from tally.user_first_reached r
-     where r.kind = steps[1] and r.first_at >= lo and r.first_at < hi
+    -- Step-1 candidates: users with a merged step-1 use on a day of the timeframe
+    -- (an index range on (kind, day)), or a pending one in it. Only these users
+    -- are looked at, so the cost follows the users active at step 1 in the
+    -- timeframe, not the history or every user who ever reached a step.
+    select d.user_id
+      from tally.user_kind_days d
+     where d.kind = steps[1]
+       and d.day between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date
+       and d.last_at >= lo and d.first_at < hi
     union
     select p.user_id
       from tally.pending_deltas p
-     where p.is_use and p.kind = steps[1] and p.occurred_at < hi
+     where p.is_use and p.kind = steps[1] and p.occurred_at >= lo and p.occurred_at < hi
   ), reached (n, user_id, at) as (
-    -- A user's first time at a kind: merged first time plus pending deltas, both
-    -- before to_at (exact at commit, like the user reads), by primary key.
-    -- Step 1: candidates whose first time is in the timeframe; step k: reached
-    -- step k - 1 and first reached step k at or after it (skipping or reversing
-    -- a step stops the user).
+    -- A journey inside the timeframe, greedily: step 1 at the user's earliest
+    -- step-1 use in [from_at, to_at); step k at the earliest step-k use at or
+    -- after step k - 1's time and before to_at. Taking the earliest time at each
+    -- step finds an in-order journey whenever one exists, so a user counts at
+    -- step k exactly when steps 1..k happened in order inside the timeframe
+    -- (uses before from_at, such as an older first visit, play no part).
     select 1, s.user_id, f.t
       from starts s
-     cross join lateral (
-       select least((select x.first_at from tally.user_first_reached x
-                      where x.user_id = s.user_id and x.kind = steps[1] and x.first_at < hi),
-                    (select min(p.occurred_at) from tally.pending_deltas p
-                      where p.user_id = s.user_id and p.kind = steps[1] and p.is_use and p.occurred_at < hi)) as t
-     ) f
-     where f.t >= lo
+     cross join lateral (select tally._funnel_next(s.user_id, steps[1], lo, hi) as t) f
+     where f.t is not null
     union all
     select r.n + 1, r.user_id, f.t
       from reached r
       join ordered o on o.n = r.n + 1
-     cross join lateral (
-       select least((select x.first_at from tally.user_first_reached x
-                      where x.user_id = r.user_id and x.kind = o.kind and x.first_at < hi),
-                    (select min(p.occurred_at) from tally.pending_deltas p
-                      where p.user_id = r.user_id and p.kind = o.kind and p.is_use and p.occurred_at < hi)) as t
-     ) f
-     where f.t >= r.at
+     cross join lateral (select tally._funnel_next(r.user_id, o.kind, r.at, hi) as t) f
+     where f.t is not null
   ), counts as (
     select o.n, o.kind, count(r.user_id) as users
       from ordered o
@@ -91,4 +84,4 @@ end
 $$;
 
 comment on function tally.admin_funnel(text[], timestamptz, timestamptz) is
-  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}): users whose first step 1 falls in [from_at, to_at), and of them those who first reached each next step at or after the previous one and before to_at; conversion from step 1 and from the previous step, drop-off. A step reached by fewer users than the minimum group size shows 0 users (as do the steps after it). From the trigger-maintained first-reached table plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';
+  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}) inside [from_at, to_at) (default: all time): per step k, the users with succeeded original events of steps 1..k inside the timeframe at non-decreasing times (uses before from_at do not count; a step done only before the previous one does not count); conversion from step 1 and from the previous step, drop-off. A step reached by fewer users than the minimum group size shows 0 users (as do the steps after it). From the merge-maintained tally.user_kind_days plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';

@@ -187,7 +187,9 @@ class PgTapItem(pytest.Item):
         try:
             res = subprocess.run(
                 [_psql(), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(self.path)],
-                capture_output=True, text=True, timeout=300,
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
         finally:
             dbs.drop_all()

@@ -37,7 +37,8 @@ def read_functions(conn: psycopg.Connection) -> list[tuple[str, list[tuple[str, 
            and (has_function_privilege('tally_reader', p.oid, 'execute')
                 or has_function_privilege('tally_analyst', p.oid, 'execute'))
          order by p.proname, p.oid
-        """).fetchall()
+        """
+    ).fetchall()
     found = []
     for name, nargs, ndefaults, argnames, argtypes in rows:
         if name in NOT_READS:
@@ -47,8 +48,9 @@ def read_functions(conn: psycopg.Connection) -> list[tuple[str, list[tuple[str, 
     return found
 
 
-def argument_values(user_id: str, at: dt.datetime, first_day: dt.date, last_day: dt.date,
-                    kinds: list[str]) -> dict[str, Any]:
+def argument_values(
+    user_id: str, at: dt.datetime, first_day: dt.date, last_day: dt.date, kinds: list[str]
+) -> dict[str, Any]:
     """Values for the arguments reads require (and for ``at``, so no read depends on today)."""
     return {
         "user_id": user_id,
@@ -75,8 +77,10 @@ def call_every_read(conn: psycopg.Connection, values: Mapping[str, Any]) -> dict
                 assert has_default, f"tally.{name}: no test value for its required argument {arg} ({typ})"
         query = sql.SQL("select * from tally.{}({})").format(
             sql.Identifier(name),
-            sql.SQL(", ").join(sql.SQL("{} => {}::{}").format(sql.Identifier(a), sql.Placeholder(), sql.SQL(t))
-                               for a, t in given))
+            sql.SQL(", ").join(
+                sql.SQL("{} => {}::{}").format(sql.Identifier(a), sql.Placeholder(), sql.SQL(t)) for a, t in given
+            ),
+        )
         with conn.cursor(row_factory=dict_row) as cur:
             results[name] = cur.execute(query, [values[a] for a, _ in given]).fetchall()
     return results

@@ -115,8 +115,15 @@ class Model:
     # ------------------------------------------------------------- outputs
     @staticmethod
     def _empty() -> dict[str, Any]:
-        return {"events": 0, "failures": 0, "quantity": 0, "duration_ms": 0, "cost": Decimal(0),
-                "first_at": None, "last_at": None}
+        return {
+            "events": 0,
+            "failures": 0,
+            "quantity": 0,
+            "duration_ms": 0,
+            "cost": Decimal(0),
+            "first_at": None,
+            "last_at": None,
+        }
 
     @staticmethod
     def _add(acc: dict[str, Any], ev: Ev, c: dict[str, Any]) -> None:
@@ -135,7 +142,9 @@ class Model:
                 self._add(out[v], ev, contribution(ev))
         return dict(out)
 
-    def daily(self, user_id: str, dimension: str, from_day: dt.date, to_day: dt.date) -> dict[tuple[dt.date, str], dict[str, Any]]:
+    def daily(
+        self, user_id: str, dimension: str, from_day: dt.date, to_day: dt.date
+    ) -> dict[tuple[dt.date, str], dict[str, Any]]:
         keys = DEFAULT_DIMENSIONS[dimension]
         out: dict[tuple[dt.date, str], dict[str, Any]] = defaultdict(self._empty)
         for ev in self.user_events(user_id):
@@ -168,12 +177,22 @@ class Model:
 
 # --------------------------------------------------------------------------- comparisons
 
+
 def check_lifetime(client: Client, model: Model, user: str, dim: str) -> None:
     rows = client.lifetime_totals(user, dim)
     assert all(isinstance(r, DimensionTotal) for r in rows)
-    got = {r.value: {"events": r.events, "failures": r.failures, "quantity": r.quantity,
-                     "duration_ms": r.duration_ms, "cost": r.cost, "first_at": r.first_at, "last_at": r.last_at}
-           for r in rows}
+    got = {
+        r.value: {
+            "events": r.events,
+            "failures": r.failures,
+            "quantity": r.quantity,
+            "duration_ms": r.duration_ms,
+            "cost": r.cost,
+            "first_at": r.first_at,
+            "last_at": r.last_at,
+        }
+        for r in rows
+    }
     assert len(got) == len(rows), f"duplicate values in lifetime_totals({user}, {dim})"
     expected = model.lifetime(user, dim)
     assert got == expected, f"lifetime_totals({user!r}, {dim!r})"
@@ -184,8 +203,16 @@ def check_lifetime(client: Client, model: Model, user: str, dim: str) -> None:
 def check_daily(client: Client, model: Model, user: str, dim: str, from_day: dt.date, to_day: dt.date) -> None:
     rows = client.daily_totals(user, dim, from_day, to_day)
     assert all(isinstance(r, DailyTotal) for r in rows)
-    got = {(r.day, r.value): {"events": r.events, "failures": r.failures, "quantity": r.quantity,
-                              "duration_ms": r.duration_ms, "cost": r.cost} for r in rows}
+    got = {
+        (r.day, r.value): {
+            "events": r.events,
+            "failures": r.failures,
+            "quantity": r.quantity,
+            "duration_ms": r.duration_ms,
+            "cost": r.cost,
+        }
+        for r in rows
+    }
     assert len(got) == len(rows), f"duplicate keys in daily_totals({user}, {dim})"
     expected = model.daily(user, dim, from_day, to_day)
     assert got == expected, f"daily_totals({user!r}, {dim!r}, {from_day}, {to_day})"
@@ -196,8 +223,9 @@ def check_period(client: Client, model: Model, user: str, at: dt.datetime | None
     rows = client.period_totals(user, at)
     assert all(isinstance(r, PeriodTotal) for r in rows)
     p_start, expected = model.period(user, at or dt.datetime.now(UTC))
-    got = {r.kind: {"events": r.events, "quantity": r.quantity, "duration_ms": r.duration_ms, "cost": r.cost}
-           for r in rows}
+    got = {
+        r.kind: {"events": r.events, "quantity": r.quantity, "duration_ms": r.duration_ms, "cost": r.cost} for r in rows
+    }
     assert got == expected, f"period_totals({user!r}, {at}) period starting {p_start}"
     for r in rows:
         assert (r.period_start, r.period_end) == (p_start, add_month(p_start)), r

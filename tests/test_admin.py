@@ -34,9 +34,9 @@ from pgtally.admin_models import (
 )
 from pgtally.cli import main
 from pgtally.client import Client
+from pgtally.demo.workload import generate_events, user_time_zones
 from pgtally.errors import InvalidArgument, UnknownDimension
 from pgtally.models import UsageEvent
-from pgtally.workload import generate_events, user_time_zones
 
 UTC = dt.timezone.utc
 NOW = dt.datetime.now(UTC)
@@ -53,12 +53,36 @@ def small(dsn: str) -> Iterator[Client]:
         client.record("v1", "u1", "paywall.viewed", occurred_at=day, billable=False)
         client.record("c1", "u1", "paywall.clicked", occurred_at=day + dt.timedelta(minutes=1), billable=False)
         client.record("v2", "u2", "paywall.viewed", occurred_at=day, billable=False)
-        client.record("t1", "u1", "tts", 300, occurred_at=day, duration_ms=20000, cost="0.003",
-                      attributes={"voice": "af_alloy", "model": "kokoro"})
-        client.record("t2", "u2", "tts", 100, occurred_at=day, duration_ms=8000, cost="0.001",
-                      attributes={"voice": "nova", "model": "openai"})
-        client.record("t3", "u2", "tts", 100, occurred_at=day, status="failed", error_code="rate_limited",
-                      attributes={"voice": "nova", "model": "openai"})
+        client.record(
+            "t1",
+            "u1",
+            "tts",
+            300,
+            occurred_at=day,
+            duration_ms=20000,
+            cost="0.003",
+            attributes={"voice": "af_alloy", "model": "kokoro"},
+        )
+        client.record(
+            "t2",
+            "u2",
+            "tts",
+            100,
+            occurred_at=day,
+            duration_ms=8000,
+            cost="0.001",
+            attributes={"voice": "nova", "model": "openai"},
+        )
+        client.record(
+            "t3",
+            "u2",
+            "tts",
+            100,
+            occurred_at=day,
+            status="failed",
+            error_code="rate_limited",
+            attributes={"voice": "nova", "model": "openai"},
+        )
         client.record("x1", "u3", "export", 1, occurred_at=day, duration_ms=4000, attributes={"format": "mp3"})
         yield client
 
@@ -67,8 +91,16 @@ def test_refresh_returns_one_typed_row_per_view(small: Client) -> None:
     results = small.admin.refresh()
     assert all(isinstance(r, RefreshResult) for r in results)
     assert [r.view_name for r in results] == [
-        "admin_totals_mv", "admin_overview_mv", "admin_daily_mv", "admin_activity_mv", "admin_leaderboards_mv",
-        "admin_reliability_mv", "admin_error_codes_mv", "admin_cohorts_mv", "peer_distribution_mv"]
+        "admin_totals_mv",
+        "admin_overview_mv",
+        "admin_daily_mv",
+        "admin_activity_mv",
+        "admin_leaderboards_mv",
+        "admin_reliability_mv",
+        "admin_error_codes_mv",
+        "admin_cohorts_mv",
+        "peer_distribution_mv",
+    ]
     assert not any(r.skipped for r in results) and all(r.duration_ms >= 0 for r in results)
     fresh = small.admin.freshness()
     assert {f.view_name: f.refreshed_at for f in fresh} == {r.view_name: r.started_at for r in results}
@@ -79,17 +111,28 @@ def test_admin_reads_are_typed_and_exact(small: Client) -> None:
     assert small.admin.set_min_group_size(1) == MIN_USERS
     assert small.admin.overview() is not None and small.admin.overview().users == 0  # type: ignore[union-attr]
     small.admin.refresh()  # merges first
+    # Paying users are subscribers to a paid plan now (u1), not users with a cost (u1 and u2).
+    small.upsert_plan("pro", tier=1, monthly_price=Decimal(10))
+    small.start_subscription("u1", "pro", dt.datetime(2026, 11, 1, tzinfo=UTC))
     o = small.admin.overview()
     assert isinstance(o, Overview)
-    assert (o.users, o.events, o.succeeded, o.failures, o.paying_users) == (3, 6, 6, 1, 2)
+    assert (o.users, o.events, o.succeeded, o.failures, o.paying_users) == (3, 6, 6, 1, 1)
     assert o.success_rate == Decimal("85.71") and o.cost == Decimal("0.004") and o.refreshed_at is not None
 
     kinds = small.admin.totals("kind")
     assert all(isinstance(t, PlatformTotal) for t in kinds)
     assert [(t.value, t.events, t.failures, t.users) for t in kinds] == [
-        ("paywall.viewed", 2, 0, 2), ("tts", 2, 1, 2), ("export", 1, 0, 1), ("paywall.clicked", 1, 0, 1)]
+        ("paywall.viewed", 2, 0, 2),
+        ("tts", 2, 1, 2),
+        ("export", 1, 0, 1),
+        ("paywall.clicked", 1, 0, 1),
+    ]
     tts = next(t for t in kinds if t.value == "tts")
-    assert (tts.avg_quantity_per_event, tts.avg_duration_ms, tts.cost_share_pct) == (Decimal("200.00"), Decimal(14000), Decimal(100))
+    assert (tts.avg_quantity_per_event, tts.avg_duration_ms, tts.cost_share_pct) == (
+        Decimal("200.00"),
+        Decimal(14000),
+        Decimal(100),
+    )
     assert [t.value for t in small.admin.cost_breakdown("model")] == ["kokoro", "openai"]
 
     board = small.admin.leaderboard("voice", "all", metric="duration_ms")
@@ -109,21 +152,30 @@ def test_admin_reads_are_typed_and_exact(small: Client) -> None:
     funnel = small.admin.funnel(["paywall.viewed", "paywall.clicked"])
     assert all(isinstance(s, FunnelStep) for s in funnel)
     assert [(s.kind, s.users, s.conversion_pct) for s in funnel] == [
-        ("paywall.viewed", 2, Decimal("100.00")), ("paywall.clicked", 1, Decimal("50.00"))]
+        ("paywall.viewed", 2, Decimal("100.00")),
+        ("paywall.clicked", 1, Decimal("50.00")),
+    ]
 
     rel = {(r.kind, r.format): r for r in small.admin.reliability("all")}
     assert isinstance(rel[("tts", "*")], Reliability)
-    assert (rel[("tts", "*")].succeeded, rel[("tts", "*")].failed, rel[("tts", "*")].success_rate) == (2, 1, Decimal("66.67"))
+    assert (rel[("tts", "*")].succeeded, rel[("tts", "*")].failed, rel[("tts", "*")].success_rate) == (
+        2,
+        1,
+        Decimal("66.67"),
+    )
     assert rel[("export", "mp3")].avg_duration_ms == 4000
     assert [(e.kind, e.error_code, e.failures) for e in small.admin.error_codes("all")] == [("tts", "rate_limited", 1)]
 
     cohorts = small.admin.cohorts(dt.date(2026, 11, 1), dt.date(2026, 11, 1))
-    assert [(c.cohort_month, c.users, c.retention_pct) for c in cohorts] == [(dt.date(2026, 11, 1), 3, Decimal("100.0"))]
+    assert [(c.cohort_month, c.users, c.retention_pct) for c in cohorts] == [
+        (dt.date(2026, 11, 1), 3, Decimal("100.0"))
+    ]
     assert all(isinstance(c, CohortCell) for c in cohorts)
 
 
-def test_analysts_see_no_group_smaller_than_the_minimum(small: Client, dsn: str,
-                                                       login_role: Callable[[str | None], str]) -> None:
+def test_analysts_see_no_group_smaller_than_the_minimum(
+    small: Client, dsn: str, login_role: Callable[[str | None], str]
+) -> None:
     """Three users: by default an analyst sees no breakdown row; the owner's opt-out shows them, the analyst's fails."""
     small.admin.refresh()
     analyst = login_role("tally_analyst")
@@ -179,12 +231,19 @@ def _local_day(e: UsageEvent, zones: dict[str, str]) -> dt.date:
 
 
 def test_totals_leaderboards_and_error_codes_match_the_raw_events(
-        workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
+    workload: tuple[Client, list[UsageEvent], dict[str, str]],
+) -> None:
     client, events, _ = workload
     ok = [e for e in events if e.status == "succeeded"]
-    expected = {k: (sum(1 for e in ok if e.kind == k), sum(1 for e in events if e.kind == k and e.status == "failed"),
-                    sum(e.quantity for e in ok if e.kind == k), len({e.user_id for e in events if e.kind == k}))
-                for k in {e.kind for e in events}}
+    expected = {
+        k: (
+            sum(1 for e in ok if e.kind == k),
+            sum(1 for e in events if e.kind == k and e.status == "failed"),
+            sum(e.quantity for e in ok if e.kind == k),
+            len({e.user_id for e in events if e.kind == k}),
+        )
+        for k in {e.kind for e in events}
+    }
     shown = {k: v for k, v in expected.items() if v[3] >= MIN_USERS}
     assert {t.value: (t.events, t.failures, t.quantity, t.users) for t in client.admin.totals("kind")} == shown
 
@@ -195,45 +254,90 @@ def test_totals_leaderboards_and_error_codes_match_the_raw_events(
     voices = Counter(e.attributes["voice"] for e in ok if "voice" in e.attributes)
     board = client.admin.leaderboard("voice", "all", limit=3)
     assert [e.events for e in board] == sorted(
-        (n for v, n in voices.items() if len(voice_users[v]) >= MIN_USERS), reverse=True)[:3]
+        (n for v, n in voices.items() if len(voice_users[v]) >= MIN_USERS), reverse=True
+    )[:3]
     assert all(voices[e.value] == e.events for e in board)
 
     failed = [e for e in events if e.status == "failed"]
     codes = Counter((e.kind, e.error_code or "") for e in failed)
     code_users = {key: len({e.user_id for e in failed if (e.kind, e.error_code or "") == key}) for key in codes}
     assert {(c.kind, c.error_code): c.failures for c in client.admin.error_codes("all", limit=100)} == {
-        key: n for key, n in codes.items() if code_users[key] >= MIN_USERS}
+        key: n for key, n in codes.items() if code_users[key] >= MIN_USERS
+    }
     assert any(n < MIN_USERS for n in code_users.values()), "the workload has error codes too rare to show"
+
+
+def _journeys(
+    events: list[UsageEvent], steps: tuple[str, ...], since: dt.datetime | None, until: dt.datetime | None
+) -> list[int]:
+    """Users per step straight from the raw events: steps 1..k inside [since, until) at non-decreasing times.
+
+    Brute force on purpose (no greedy shortcut): a user reaches step k when some step-k use inside the timeframe
+    comes at or after some use of step k-1 that itself ended a valid chain.
+    """
+    uses: dict[tuple[str, str], list[dt.datetime]] = defaultdict(list)
+    for e in events:
+        if (
+            e.status == "succeeded"
+            and e.corrects_event_id is None
+            and e.occurred_at is not None
+            and (since is None or e.occurred_at >= since)
+            and (until is None or e.occurred_at < until)
+        ):
+            uses[(e.user_id, e.kind)].append(e.occurred_at)
+    counts = []
+    # Per user, every time at which a valid chain of steps 1..k can end.
+    ends = {u: list(ts) for (u, k), ts in uses.items() if k == steps[0]}
+    for step, kind in enumerate(steps):
+        if step:
+            ends = {u: [t for t in uses.get((u, kind), []) if any(t >= p for p in prev)] for u, prev in ends.items()}
+            ends = {u: ts for u, ts in ends.items() if ts}
+        counts.append(len(ends))
+    return counts
 
 
 def test_funnel_matches_a_recomputation(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
     client, events, _ = workload
+    last = max(e.occurred_at for e in events if e.occurred_at is not None)
+    windows = (
+        (None, None),
+        (last - dt.timedelta(days=90), None),
+        (last - dt.timedelta(days=60), last - dt.timedelta(days=30)),
+        (last - dt.timedelta(days=7), None),
+        (last - dt.timedelta(days=100, hours=5), last - dt.timedelta(days=40, hours=7)),
+    )
+    for steps in (
+        DEFAULT_FUNNEL,
+        ("ocr", "tts", "export"),
+        ("tts", "ocr"),
+        ("tts", "export"),
+        ("paywall.clicked", "paywall.viewed"),
+    ):
+        for since, until in windows:
+            # A step fewer users than the minimum reached reads as reached by none (and so do the later ones).
+            counts = _journeys(events, steps, since, until)
+            for i, n in enumerate(counts):
+                if n < MIN_USERS:
+                    counts[i:] = [0] * (len(counts) - i)
+                    break
+            got = client.admin.funnel(steps, from_at=since, to_at=until)
+            assert [s.users for s in got] == counts, (steps, since, until)
+            assert [s.drop_off for s in got] == [0] + [a - b for a, b in itertools.pairwise(counts)]
+    assert _journeys(events, ("ocr", "tts"), None, None)[-1] >= MIN_USERS, (
+        "the workload takes users through each step in order"
+    )
+    assert _journeys(events, DEFAULT_FUNNEL, None, None)[1] > 0, "and walks some users down the paywall"
+    # The windowed funnel is not the first-journey one: most users used tts before the timeframe and again inside it.
     first: dict[tuple[str, str], dt.datetime] = {}
     for e in events:
         if e.status == "succeeded" and e.occurred_at is not None:
-            key = (e.user_id, e.kind)
-            first[key] = min(first.get(key, e.occurred_at), e.occurred_at)
-
-    def expected(steps: tuple[str, ...], since: dt.datetime | None) -> list[int]:
-        counts = []
-        at = {u: t for (u, k), t in first.items() if k == steps[0] and (since is None or t >= since)}
-        for step, kind in enumerate(steps):
-            if step:
-                at = {u: first[(u, kind)] for u, t in at.items() if (u, kind) in first and first[(u, kind)] >= t}
-            counts.append(len(at))
-        return counts
-
-    for steps, since in ((DEFAULT_FUNNEL, None), (DEFAULT_FUNNEL, NOW - dt.timedelta(days=90)),
-                         (("ocr", "tts", "export"), None), (("ocr", "tts", "export"), NOW - dt.timedelta(days=60)),
-                         (("tts", "ocr"), NOW - dt.timedelta(days=30)), (("tts", "export"), None)):
-        # A step fewer users than the minimum reached reads as reached by none.
-        counts = [n if n >= MIN_USERS else 0 for n in expected(steps, since)]
-        got = client.admin.funnel(steps, from_at=since)
-        assert [s.users for s in got] == counts, (steps, since)
-        assert [s.drop_off for s in got] == [0] + [a - b for a, b in itertools.pairwise(counts)]
-    assert expected(("ocr", "tts"), None)[-1] > 0 and expected(("tts", "export"), None)[-1] > 0, \
-        "the workload takes some users through each step in order"
-    assert expected(DEFAULT_FUNNEL, None)[1] > 0, "and walks some users down the paywall"
+            first[(e.user_id, e.kind)] = min(first.get((e.user_id, e.kind), e.occurred_at), e.occurred_at)
+    since, until = windows[2]
+    assert since is not None and until is not None
+    first_timers = {u for (u, k), t in first.items() if k == "tts" and since <= t < until}
+    assert _journeys(events, ("tts", "export"), since, until)[0] > len(first_timers) + MIN_USERS, (
+        "the workload has users who come back inside a timeframe"
+    )
 
 
 def test_activity_and_cohorts_match_a_recomputation(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
@@ -245,6 +349,7 @@ def test_activity_and_cohorts_match_a_recomputation(workload: tuple[Client, list
     from_day = to_day - dt.timedelta(days=40)
     got = {a.day: a for a in client.admin.active_users(from_day, to_day)}
     assert len(got) == 41
+
     def active(d: dt.date, n: int) -> int:
         return len(set().union(*(days.get(d - dt.timedelta(days=i), set()) for i in range(n))))
 
@@ -256,22 +361,81 @@ def test_activity_and_cohorts_match_a_recomputation(workload: tuple[Client, list
         for u in users:
             months[u].add(d.replace(day=1))
     cells = Counter((min(ms), m) for ms in months.values() for m in ms)
-    got_cells = {(c.cohort_month, c.active_month): c.users
-                 for c in client.admin.cohorts(dt.date(2000, 1, 1), dt.date(2100, 1, 1))}
+    got_cells = {
+        (c.cohort_month, c.active_month): c.users
+        for c in client.admin.cohorts(dt.date(2000, 1, 1), dt.date(2100, 1, 1))
+    }
     assert got_cells == {cell: n for cell, n in cells.items() if n >= MIN_USERS}
     assert any(n < MIN_USERS for n in cells.values()), "the workload has cells too small to show"
 
 
+def test_paying_users_match_the_subscriptions(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
+    """Paying users per UTC day, 7 and 30 days, per week and now, against a recomputation from generated subscriptions."""
+    client, events, _ = workload
+    rng = __import__("random").Random(SEED)
+    client.upsert_plan("free", tier=0, monthly_price=Decimal(0), is_default=True)
+    client.upsert_plan("pro", tier=1, monthly_price=Decimal(10))
+    last = max(e.occurred_at for e in events if e.occurred_at is not None)
+    subs: list[tuple[str, str, dt.datetime, dt.datetime | None]] = []  # user, plan, start, end (None = running)
+    for u in sorted({e.user_id for e in events})[:40]:
+        at = last - dt.timedelta(days=rng.uniform(5, 90))
+        for _ in range(rng.randint(1, 3)):
+            if at >= last:
+                break
+            plan = rng.choice(["pro", "pro", "free"])
+            client.start_subscription(u, plan, at)
+            if subs and subs[-1][0] == u and subs[-1][3] is None:
+                subs[-1] = (*subs[-1][:3], at)
+            subs.append((u, plan, at, None))
+            at += dt.timedelta(hours=rng.uniform(1, 24 * 20))
+        if rng.random() < 0.5 and at < last:
+            client.end_subscription(u, at)
+            subs[-1] = (*subs[-1][:3], at)
+
+    def paying(lo: dt.datetime, hi: dt.datetime) -> int:
+        return len({u for u, plan, start, end in subs if plan == "pro" and start < hi and (end is None or end > lo)})
+
+    def day_start(d: dt.date) -> dt.datetime:
+        return dt.datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+    to_day = last.date() - dt.timedelta(days=2)
+    rows = client.admin.active_users(to_day - dt.timedelta(days=40), to_day)
+    assert len(rows) == 41
+    for a in rows:
+        hi = day_start(a.day + dt.timedelta(days=1))
+        assert (a.paying_users, a.paying_users_7d, a.paying_users_30d) == (
+            paying(day_start(a.day), hi),
+            paying(hi - dt.timedelta(days=7), hi),
+            paying(hi - dt.timedelta(days=30), hi),
+        ), a.day
+    assert any(a.paying_users_30d > a.paying_users > 0 for a in rows), "subscriptions start and end in the range"
+    cards = {c.metric: c for c in client.admin.week_over_week(to_day) if c.value == "*"}
+    week_end = day_start(to_day + dt.timedelta(days=1))
+    assert (cards["paying_users"].this_week, cards["paying_users"].last_week) == (
+        paying(week_end - dt.timedelta(days=7), week_end),
+        paying(week_end - dt.timedelta(days=14), week_end - dt.timedelta(days=7)),
+    )
+    now = client.admin.overview()
+    assert now is not None and now.paying_users == len(
+        {u for u, plan, start, end in subs if plan == "pro" and (end is None or end > dt.datetime.now(UTC))}
+    )
+
+
 def test_reliability_percentiles_are_within_the_bucket_error(
-        workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
+    workload: tuple[Client, list[UsageEvent], dict[str, str]],
+) -> None:
     client, events, _ = workload
     for r in client.admin.reliability("all"):
         if r.format != "*":
             continue
-        durations = sorted(e.duration_ms for e in events
-                           if e.kind == r.kind and e.status == "succeeded" and e.duration_ms is not None)
+        durations = sorted(
+            e.duration_ms for e in events if e.kind == r.kind and e.status == "succeeded" and e.duration_ms is not None
+        )
         failed = sum(1 for e in events if e.kind == r.kind and e.status == "failed")
-        assert (r.succeeded, r.failed) == (sum(1 for e in events if e.kind == r.kind and e.status == "succeeded"), failed)
+        assert (r.succeeded, r.failed) == (
+            sum(1 for e in events if e.kind == r.kind and e.status == "succeeded"),
+            failed,
+        )
         if not durations:
             assert r.p95_duration_ms is None
             continue
@@ -289,11 +453,25 @@ def test_pgtally_admin_json_round_trips(workload: tuple[Client, list[UsageEvent]
     res = CliRunner().invoke(main, ["admin", "--dsn", dsn, "--json", "--window", "all", "-d", "voice"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert set(data) >= {"overview", "totals_by_kind", "leaderboards", "trend", "active_users", "week_over_week",
-                         "funnel", "reliability", "error_codes", "cohorts", "freshness", "time_window"}
+    assert set(data) >= {
+        "overview",
+        "totals_by_kind",
+        "leaderboards",
+        "trend",
+        "active_users",
+        "week_over_week",
+        "funnel",
+        "reliability",
+        "error_codes",
+        "cohorts",
+        "freshness",
+        "time_window",
+    }
     assert data["overview"]["users"] == client.admin.overview().users  # type: ignore[union-attr]
     assert [t["value"] for t in data["totals_by_kind"]] == [t.value for t in client.admin.totals("kind")]
-    assert [e["value"] for e in data["leaderboards"]["voice"]] == [e.value for e in client.admin.leaderboard("voice", "all")]
+    assert [e["value"] for e in data["leaderboards"]["voice"]] == [
+        e.value for e in client.admin.leaderboard("voice", "all")
+    ]
     assert [s["users"] for s in data["funnel"]] == [s.users for s in client.admin.funnel()]
     assert all(f["refreshed_at"] for f in data["freshness"])
     assert data["min_group_size"] == MIN_USERS
@@ -303,8 +481,18 @@ def test_pgtally_admin_json_round_trips(workload: tuple[Client, list[UsageEvent]
 def test_pgtally_admin_prints_a_dashboard(workload: tuple[Client, list[UsageEvent], dict[str, str]], dsn: str) -> None:
     res = CliRunner().invoke(main, ["admin", "--dsn", dsn, "--window", "30d"])
     assert res.exit_code == 0, res.output
-    for title in ("Platform", "Totals by kind", "Top voice (30d)", "Trends", "DAU", "Week over week", "Funnel (30d)",
-                  "Reliability (30d)", "Top error codes", "Cohort retention"):
+    for title in (
+        "Platform",
+        "Totals by kind",
+        "Top voice (30d)",
+        "Trends",
+        "DAU",
+        "Week over week",
+        "Funnel (30d)",
+        "Reliability (30d)",
+        "Top error codes",
+        "Cohort retention",
+    ):
         assert title in res.output, title
 
 

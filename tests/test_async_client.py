@@ -28,9 +28,18 @@ def test_every_public_method_has_an_async_twin() -> None:
 
 
 def test_async_results_equal_sync_results(dsn: str) -> None:
-    events = [UsageEvent(f"e{i}", f"u{i % 3}", "tts", 100 + i, occurred_at=NOW - dt.timedelta(hours=i),
-                         duration_ms=1000 * i, attributes={"voice": ["af_alloy", "am_adam"][i % 2], "model": "kokoro"})
-              for i in range(40)]
+    events = [
+        UsageEvent(
+            f"e{i}",
+            f"u{i % 3}",
+            "tts",
+            100 + i,
+            occurred_at=NOW - dt.timedelta(hours=i),
+            duration_ms=1000 * i,
+            attributes={"voice": ["af_alloy", "am_adam"][i % 2], "model": "kokoro"},
+        )
+        for i in range(40)
+    ]
 
     async def scenario() -> tuple[list, list, object, object, str]:  # type: ignore[type-arg]
         async with await AsyncClient.connect(dsn) as tally:

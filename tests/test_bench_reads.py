@@ -9,23 +9,50 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pgtally.bench_reads import parse_size
+from pgtally.bench.reads import parse_size
 from pgtally.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_parse_size() -> None:
-    assert [parse_size(s) for s in ("1M", "300k", "2500", "2.5M", "10_000")] == [1_000_000, 300_000, 2500, 2_500_000, 10_000]
+    assert [parse_size(s) for s in ("1M", "300k", "2500", "2.5M", "10_000")] == [
+        1_000_000,
+        300_000,
+        2500,
+        2_500_000,
+        10_000,
+    ]
     with pytest.raises(ValueError):
         parse_size("lots")
 
 
 def test_bench_reads_small_run(dsn: str, tmp_path: Path) -> None:
     out = tmp_path / "reads.json"
-    res = CliRunner().invoke(main, ["bench", "reads", "--dsn", dsn, "--sizes", "3k,6k", "--users-per-10m", "2000000",
-                                    "--calls", "8", "--raw-calls", "4", "--dashboard-calls", "2", "--refreshes", "2",
-                                    "--output", str(out)], catch_exceptions=False)
+    res = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "reads",
+            "--dsn",
+            dsn,
+            "--sizes",
+            "3k,6k",
+            "--users-per-10m",
+            "2000000",
+            "--calls",
+            "8",
+            "--raw-calls",
+            "4",
+            "--dashboard-calls",
+            "2",
+            "--refreshes",
+            "2",
+            "--output",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert [s["events"] for s in data["stages"]] == [3000, 6000]

@@ -35,7 +35,9 @@ def test_migrate_installs_into_an_empty_database(databases) -> None:  # type: ig
 def test_stats_prints_a_card_and_json(conn: psycopg.Connection, dsn: str) -> None:
     conn.execute("""select tally.record_usage('e1', 'u1', 'tts', 140, duration_ms => 10000,
                                               attributes => '{"voice": "af_alloy", "model": "kokoro"}')""")
-    conn.execute("select tally.record_usage('e2', 'u1', 'tts', 60, duration_ms => 5000, attributes => '{\"voice\": \"am_adam\"}')")
+    conn.execute(
+        "select tally.record_usage('e2', 'u1', 'tts', 60, duration_ms => 5000, attributes => '{\"voice\": \"am_adam\"}')"
+    )
     res = run("stats", "u1", "--dsn", dsn)
     assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
     assert "af_alloy" in res.output and "10 s" in res.output  # type: ignore[attr-defined]
@@ -101,14 +103,32 @@ def test_record_command_is_exactly_once_and_explains_errors(conn: psycopg.Connec
     assert json.loads(res.output) == {"event_id": "job-1", "new": False}  # type: ignore[attr-defined]
     res = CliRunner().invoke(main, ["record", "--dsn", dsn, "--", "job-2", "u1", "tts", "-5"])
     assert res.exit_code != 0 and "PT002" in res.output and "field quantity" in res.output
-    assert conn.execute("select attributes->>'voice', duration_ms from tally.usage_events").fetchall() == [("af_alloy", 12857)]
+    assert conn.execute("select attributes->>'voice', duration_ms from tally.usage_events").fetchall() == [
+        ("af_alloy", 12857)
+    ]
 
 
 def test_python_dash_m_pgtally_has_every_command() -> None:
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "pgtally", "--help"], capture_output=True, text=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python_client")})
-    for command in ("record", "stats", "card", "history", "export", "admin", "refresh", "verify", "rebuild", "demo", "bench"):
+    res = subprocess.run(
+        [sys.executable, "-m", "pgtally", "--help"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python_client")},
+    )
+    for command in (
+        "record",
+        "stats",
+        "card",
+        "history",
+        "export",
+        "admin",
+        "refresh",
+        "verify",
+        "rebuild",
+        "demo",
+        "bench",
+    ):
         assert command in res.stdout, command

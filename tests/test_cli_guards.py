@@ -70,8 +70,14 @@ def test_plans_and_subscriptions_are_data_too(migrated: str) -> None:
     with pytest.raises(migrate.DataLossRefused) as info:
         migrate.downgrade(migrated, "base")
     assert info.value.events == 0
-    assert info.value.rows == {"tally.plans": 1, "tally.plan_limits": 1, "tally.subscriptions": 1}
-    assert "would drop the rows of 3 tables" in str(info.value)
+    # The subscription also gave the user's settings its billing anchor (the subscription's day of month).
+    assert info.value.rows == {
+        "tally.plans": 1,
+        "tally.plan_limits": 1,
+        "tally.subscriptions": 1,
+        "tally.user_settings": 1,
+    }
+    assert "would drop the rows of 4 tables" in str(info.value)
     with psycopg.connect(migrated) as conn:
         assert conn.execute("select count(*) from tally.subscriptions").fetchone() == (1,)
     migrate.downgrade(migrated, "base", drop_data=True)

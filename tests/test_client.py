@@ -57,6 +57,7 @@ def kind_totals(client: Client, user: str) -> dict[str, tuple[int, int, int, Dec
 
 # --------------------------------------------------------------------------- record
 
+
 def test_record_returns_true_then_false_for_duplicate(client: Client, conn: psycopg.Connection) -> None:
     assert client.record("job-1", "u1", "tts", 120, occurred_at=T0, attributes={"voice": "af_alloy"}) is True
     # Same key, different payload (even another user): skipped, the first version stays.
@@ -73,8 +74,11 @@ def test_record_returns_true_then_false_for_duplicate(client: Client, conn: psyc
 def test_record_defaults(client: Client, conn: psycopg.Connection) -> None:
     before = conn.execute("select now()").fetchone()[0]
     assert client.record("d-1", "u1", "export") is True
-    row = conn.execute("select quantity, duration_ms, cost, status, billable, attributes, occurred_at >= %s, "
-                       "recorded_at is not null from tally.usage_events", (before,)).fetchone()
+    row = conn.execute(
+        "select quantity, duration_ms, cost, status, billable, attributes, occurred_at >= %s, "
+        "recorded_at is not null from tally.usage_events",
+        (before,),
+    ).fetchone()
     assert row == (0, None, Decimal(0), "succeeded", True, {}, True, True)
     assert kind_totals(client, "u1") == {"export": (1, 0, 0, Decimal(0), 0)}
 
@@ -92,19 +96,35 @@ BAD_EVENTS: list[tuple[str, dict[str, Any], type[ValidationError], str]] = [
     ("unknown status", dict(status="done"), UnknownStatus, "status"),
     ("reversed without correction", dict(status="reversed"), UnknownStatus, "status"),
     ("before 2000", dict(occurred_at=at(1999, 12, 31, 23, 59)), TimestampOutOfRange, "occurred_at"),
-    ("two days ahead", dict(occurred_at=dt.datetime.now(UTC) + dt.timedelta(days=2)), TimestampOutOfRange,
-     "occurred_at"),
+    (
+        "two days ahead",
+        dict(occurred_at=dt.datetime.now(UTC) + dt.timedelta(days=2)),
+        TimestampOutOfRange,
+        "occurred_at",
+    ),
     ("attributes over 16 kB", dict(attributes={"blob": os.urandom(12_000).hex()}), AttributesTooLarge, "attributes"),
     ("event_id too long", dict(event_id="e" * 201), FieldTooLong, "event_id"),
     ("user_id too long", dict(user_id="u" * 201), FieldTooLong, "user_id"),
     ("kind too long", dict(kind="k" * 65), FieldTooLong, "kind"),
     ("error_code too long", dict(status="failed", error_code="x" * 201), FieldTooLong, "error_code"),
-    ("correction of unknown event", dict(corrects_event_id="nope", quantity=-1), InvalidCorrection,
-     "corrects_event_id"),
-    ("correction of another user's event", dict(user_id="other", corrects_event_id="orig-1", quantity=-1),
-     InvalidCorrection, "corrects_event_id"),
-    ("correction of itself", dict(event_id="self-1", corrects_event_id="self-1"), InvalidCorrection,
-     "corrects_event_id"),
+    (
+        "correction of unknown event",
+        dict(corrects_event_id="nope", quantity=-1),
+        InvalidCorrection,
+        "corrects_event_id",
+    ),
+    (
+        "correction of another user's event",
+        dict(user_id="other", corrects_event_id="orig-1", quantity=-1),
+        InvalidCorrection,
+        "corrects_event_id",
+    ),
+    (
+        "correction of itself",
+        dict(event_id="self-1", corrects_event_id="self-1"),
+        InvalidCorrection,
+        "corrects_event_id",
+    ),
 ]
 
 
@@ -115,8 +135,9 @@ def _bad(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("overrides,exc,field", [b[1:] for b in BAD_EVENTS], ids=[b[0] for b in BAD_EVENTS])
-def test_record_validation_error(client: Client, conn: psycopg.Connection, overrides: dict[str, Any],
-                                 exc: type[ValidationError], field: str) -> None:
+def test_record_validation_error(
+    client: Client, conn: psycopg.Connection, overrides: dict[str, Any], exc: type[ValidationError], field: str
+) -> None:
     assert client.record("orig-1", "u1", "tts", 10, occurred_at=T0)
     ev = _bad(overrides)
     with pytest.raises(exc) as info:
@@ -130,9 +151,9 @@ def test_record_validation_error(client: Client, conn: psycopg.Connection, overr
 
 
 @pytest.mark.parametrize("overrides,exc,field", [b[1:] for b in BAD_EVENTS], ids=[b[0] for b in BAD_EVENTS])
-def test_record_many_bad_row_raises_and_writes_nothing(client: Client, conn: psycopg.Connection,
-                                                       overrides: dict[str, Any], exc: type[ValidationError],
-                                                       field: str) -> None:
+def test_record_many_bad_row_raises_and_writes_nothing(
+    client: Client, conn: psycopg.Connection, overrides: dict[str, Any], exc: type[ValidationError], field: str
+) -> None:
     assert client.record("orig-1", "u1", "tts", 10, occurred_at=T0)
     good = [UsageEvent(f"good-{i}", "u1", "tts", 1, occurred_at=T0) for i in range(5)]
     batch = [*good[:3], UsageEvent(**_bad(overrides)), *good[3:]]
@@ -156,8 +177,12 @@ def test_attributes_must_be_an_object(conn: psycopg.Connection) -> None:
 def test_corrections_are_validated(client: Client) -> None:
     assert client.record("ok-1", "u1", "tts", 10, occurred_at=T0)
     assert client.record("fail-1", "u1", "tts", 10, occurred_at=T0, status="failed")
-    for call in (lambda: client.reverse("missing", "r-1"), lambda: client.amend("missing", "a-1", quantity_delta=1),
-                 lambda: client.reverse("fail-1", "r-2"), lambda: client.amend("fail-1", "a-2", quantity_delta=1)):
+    for call in (
+        lambda: client.reverse("missing", "r-1"),
+        lambda: client.amend("missing", "a-1", quantity_delta=1),
+        lambda: client.reverse("fail-1", "r-2"),
+        lambda: client.amend("fail-1", "a-2", quantity_delta=1),
+    ):
         with pytest.raises(InvalidCorrection) as info:
             call()
         assert info.value.field == "corrects_event_id"
@@ -172,8 +197,11 @@ def test_corrections_are_validated(client: Client) -> None:
 
 def test_immutable_log_and_argument_errors(client: Client, conn: psycopg.Connection) -> None:
     assert client.record("e-1", "u1", "tts", 1)
-    for sql in ("update tally.usage_events set quantity = 2", "delete from tally.usage_events",
-                "truncate tally.usage_events"):
+    for sql in (
+        "update tally.usage_events set quantity = 2",
+        "delete from tally.usage_events",
+        "truncate tally.usage_events",
+    ):
         with pytest.raises(ImmutableLog), translated():
             conn.execute(sql)
     with pytest.raises(InvalidArgument) as info:
@@ -193,8 +221,10 @@ def test_immutable_log_and_argument_errors(client: Client, conn: psycopg.Connect
 
 def test_unknown_dimension(client: Client) -> None:
     assert client.record("e-1", "u1", "tts", 1)
-    for call in (lambda: client.lifetime_totals("u1", "colour"),
-                 lambda: client.daily_totals("u1", "colour", dt.date(2024, 1, 1), dt.date(2024, 1, 2))):
+    for call in (
+        lambda: client.lifetime_totals("u1", "colour"),
+        lambda: client.daily_totals("u1", "colour", dt.date(2024, 1, 1), dt.date(2024, 1, 2)),
+    ):
         with pytest.raises(UnknownDimension) as info:
             call()
         assert info.value.field == "dimension"
@@ -203,32 +233,42 @@ def test_unknown_dimension(client: Client) -> None:
 
 # --------------------------------------------------------------------------- record_many
 
+
 def test_record_many_counts_new_events_across_chunks(client: Client, conn: psycopg.Connection) -> None:
     assert client.record("job-003", "u1", "tts", 1000, occurred_at=T0)  # recorded before: a duplicate
-    events = [UsageEvent(f"job-{i:03d}", "u1", "tts", i, occurred_at=T0 + dt.timedelta(minutes=i))
-              for i in range(25)]
-    events += [UsageEvent("job-007", "u1", "tts", 5000, occurred_at=T0),  # duplicate inside the batch
-               {"event_id": "job-100", "user_id": "u1", "kind": "ocr", "quantity": 3, "occurred_at": T0}]
+    events = [UsageEvent(f"job-{i:03d}", "u1", "tts", i, occurred_at=T0 + dt.timedelta(minutes=i)) for i in range(25)]
+    events += [
+        UsageEvent("job-007", "u1", "tts", 5000, occurred_at=T0),  # duplicate inside the batch
+        {"event_id": "job-100", "user_id": "u1", "kind": "ocr", "quantity": 3, "occurred_at": T0},
+    ]
     progress: list[int] = []
     assert client.record_many(events, chunk_size=10, progress=progress.append) == 25  # 27 sent, 2 duplicates
     assert progress == [10, 10, 7]
     assert count_events(conn) == 26
     # job-003 keeps its first version (1000), job-007 its first occurrence (7).
-    assert kind_totals(client, "u1") == {"tts": (25, 1000 + sum(range(25)) - 3, 0, Decimal(0), 0),
-                                         "ocr": (1, 3, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {
+        "tts": (25, 1000 + sum(range(25)) - 3, 0, Decimal(0), 0),
+        "ocr": (1, 3, 0, Decimal(0), 0),
+    }
     assert client.record_many(events, chunk_size=10) == 0  # a full retry adds nothing
     assert client.record_many([]) == 0
     # An iterator (not a sequence) is chunked as it comes.
-    assert client.record_many((UsageEvent(f"gen-{i}", "u1", "ocr", 1, occurred_at=T0) for i in range(12)),
-                              chunk_size=5) == 12
+    assert (
+        client.record_many((UsageEvent(f"gen-{i}", "u1", "ocr", 1, occurred_at=T0) for i in range(12)), chunk_size=5)
+        == 12
+    )
     assert kind_totals(client, "u1")["ocr"] == (13, 15, 0, Decimal(0), 0)
     with pytest.raises(ValueError):
         client.record_many(events, chunk_size=0)
 
 
 def test_record_many_first_occurrence_in_batch_wins(client: Client) -> None:
-    batch = [UsageEvent("b", "u1", "tts", 1, occurred_at=T0), UsageEvent("a", "u1", "tts", 10, occurred_at=T0),
-             UsageEvent("b", "u1", "tts", 100, occurred_at=T0), UsageEvent("a", "u1", "tts", 1000, occurred_at=T0)]
+    batch = [
+        UsageEvent("b", "u1", "tts", 1, occurred_at=T0),
+        UsageEvent("a", "u1", "tts", 10, occurred_at=T0),
+        UsageEvent("b", "u1", "tts", 100, occurred_at=T0),
+        UsageEvent("a", "u1", "tts", 1000, occurred_at=T0),
+    ]
     assert client.record_many(batch) == 2
     assert kind_totals(client, "u1") == {"tts": (2, 11, 0, Decimal(0), 0)}
 
@@ -252,17 +292,30 @@ def test_record_many_correction_with_its_original_in_one_batch(client: Client) -
     record_many re-sorts the batch by event_id, so a correction whose id sorts before its
     original's ('a-fix' < 'z-orig') is rejected as naming no recorded event.
     """
-    assert client.record_many([UsageEvent("a-orig", "u1", "tts", 10, occurred_at=T0),
-                               UsageEvent("z-fix", "u1", "tts", -4, occurred_at=T0,
-                                          corrects_event_id="a-orig")]) == 2
-    assert client.record_many([UsageEvent("z-orig", "u2", "tts", 10, occurred_at=T0),
-                               UsageEvent("a-fix", "u2", "tts", -4, occurred_at=T0,
-                                          corrects_event_id="z-orig")]) == 2
+    assert (
+        client.record_many(
+            [
+                UsageEvent("a-orig", "u1", "tts", 10, occurred_at=T0),
+                UsageEvent("z-fix", "u1", "tts", -4, occurred_at=T0, corrects_event_id="a-orig"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        client.record_many(
+            [
+                UsageEvent("z-orig", "u2", "tts", 10, occurred_at=T0),
+                UsageEvent("a-fix", "u2", "tts", -4, occurred_at=T0, corrects_event_id="z-orig"),
+            ]
+        )
+        == 2
+    )
     assert kind_totals(client, "u1") == {"tts": (1, 6, 0, Decimal(0), 0)}
     assert kind_totals(client, "u2") == {"tts": (1, 6, 0, Decimal(0), 0)}
 
 
 # --------------------------------------------------------------------------- reads on a hand-built data set
+
 
 @pytest.fixture
 def dataset(client: Client) -> Client:
@@ -273,20 +326,73 @@ def dataset(client: Client) -> Client:
     """
     client.set_user_settings("alice", time_zone="Europe/Berlin", billing_anchor_day=15)
     kokoro = {"voice": "af_alloy", "model": "kokoro"}
-    assert client.record("e1", "alice", "tts", 1000, occurred_at=at(2024, 3, 10, 10), duration_ms=60_000,
-                         cost="0.0100", attributes=kokoro)
-    assert client.record("e2", "alice", "tts", 500, occurred_at=at(2024, 3, 30, 23, 30), cost=Decimal("0.005"),
-                         attributes={"voice": "bm_lewis", "model": "kokoro"})
-    assert client.record_many([
-        UsageEvent("e3", "alice", "ocr", 3, occurred_at=at(2024, 3, 14, 23, 30), duration_ms=1500, cost="0.003",
-                   attributes={"model": "tesseract", "voice": ""}),
-        UsageEvent("e4", "alice", "tts", 200, occurred_at=at(2024, 3, 10, 11), duration_ms=10, cost="0.002",
-                   status="failed", error_code="provider_timeout", attributes={"voice": "af_alloy"}),
-        UsageEvent("e5", "alice", "tts", 300, occurred_at=at(2024, 3, 11, 8), status="cancelled",
-                   attributes={"voice": "af_alloy"}),
-        UsageEvent("e6", "alice", "tts", 50, occurred_at=at(2024, 3, 20, 12), duration_ms=1000, billable=False,
-                   attributes={"voice": "af_alloy"}),
-    ]) == 4
+    assert client.record(
+        "e1",
+        "alice",
+        "tts",
+        1000,
+        occurred_at=at(2024, 3, 10, 10),
+        duration_ms=60_000,
+        cost="0.0100",
+        attributes=kokoro,
+    )
+    assert client.record(
+        "e2",
+        "alice",
+        "tts",
+        500,
+        occurred_at=at(2024, 3, 30, 23, 30),
+        cost=Decimal("0.005"),
+        attributes={"voice": "bm_lewis", "model": "kokoro"},
+    )
+    assert (
+        client.record_many(
+            [
+                UsageEvent(
+                    "e3",
+                    "alice",
+                    "ocr",
+                    3,
+                    occurred_at=at(2024, 3, 14, 23, 30),
+                    duration_ms=1500,
+                    cost="0.003",
+                    attributes={"model": "tesseract", "voice": ""},
+                ),
+                UsageEvent(
+                    "e4",
+                    "alice",
+                    "tts",
+                    200,
+                    occurred_at=at(2024, 3, 10, 11),
+                    duration_ms=10,
+                    cost="0.002",
+                    status="failed",
+                    error_code="provider_timeout",
+                    attributes={"voice": "af_alloy"},
+                ),
+                UsageEvent(
+                    "e5",
+                    "alice",
+                    "tts",
+                    300,
+                    occurred_at=at(2024, 3, 11, 8),
+                    status="cancelled",
+                    attributes={"voice": "af_alloy"},
+                ),
+                UsageEvent(
+                    "e6",
+                    "alice",
+                    "tts",
+                    50,
+                    occurred_at=at(2024, 3, 20, 12),
+                    duration_ms=1000,
+                    billable=False,
+                    attributes={"voice": "af_alloy"},
+                ),
+            ]
+        )
+        == 4
+    )
     assert client.amend("e1", "e1:recount", quantity_delta=100, duration_ms_delta=500, cost_delta="0.001") is True
     assert client.reverse("e2", "e2:refund") is True
     assert client.record("e1", "alice", "tts", 7777, occurred_at=at(2024, 3, 10, 10)) is False
@@ -297,31 +403,79 @@ def dataset(client: Client) -> Client:
 
 LIFETIME = {
     "kind": [
-        DimensionTotal("tts", events=2, quantity=1150, duration_ms=61_500, cost=Decimal("0.0110"),
-                       first_at=at(2024, 3, 10, 10), last_at=at(2024, 3, 30, 23, 30), failures=1),
-        DimensionTotal("ocr", events=1, quantity=3, duration_ms=1500, cost=Decimal("0.003"),
-                       first_at=at(2024, 3, 14, 23, 30), last_at=at(2024, 3, 14, 23, 30), failures=0),
+        DimensionTotal(
+            "tts",
+            events=2,
+            quantity=1150,
+            duration_ms=61_500,
+            cost=Decimal("0.0110"),
+            first_at=at(2024, 3, 10, 10),
+            last_at=at(2024, 3, 30, 23, 30),
+            failures=1,
+        ),
+        DimensionTotal(
+            "ocr",
+            events=1,
+            quantity=3,
+            duration_ms=1500,
+            cost=Decimal("0.003"),
+            first_at=at(2024, 3, 14, 23, 30),
+            last_at=at(2024, 3, 14, 23, 30),
+            failures=0,
+        ),
     ],
     "voice": [
-        DimensionTotal("af_alloy", events=2, quantity=1150, duration_ms=61_500, cost=Decimal("0.0110"),
-                       first_at=at(2024, 3, 10, 10), last_at=at(2024, 3, 20, 12), failures=1),
-        DimensionTotal("bm_lewis", events=0, quantity=0, duration_ms=0, cost=Decimal(0),
-                       first_at=at(2024, 3, 30, 23, 30), last_at=at(2024, 3, 30, 23, 30), failures=0),
+        DimensionTotal(
+            "af_alloy",
+            events=2,
+            quantity=1150,
+            duration_ms=61_500,
+            cost=Decimal("0.0110"),
+            first_at=at(2024, 3, 10, 10),
+            last_at=at(2024, 3, 20, 12),
+            failures=1,
+        ),
+        DimensionTotal(
+            "bm_lewis",
+            events=0,
+            quantity=0,
+            duration_ms=0,
+            cost=Decimal(0),
+            first_at=at(2024, 3, 30, 23, 30),
+            last_at=at(2024, 3, 30, 23, 30),
+            failures=0,
+        ),
     ],
     "model": [
-        DimensionTotal("kokoro", events=1, quantity=1100, duration_ms=60_500, cost=Decimal("0.0110"),
-                       first_at=at(2024, 3, 10, 10), last_at=at(2024, 3, 30, 23, 30), failures=0),
-        DimensionTotal("tesseract", events=1, quantity=3, duration_ms=1500, cost=Decimal("0.003"),
-                       first_at=at(2024, 3, 14, 23, 30), last_at=at(2024, 3, 14, 23, 30), failures=0),
+        DimensionTotal(
+            "kokoro",
+            events=1,
+            quantity=1100,
+            duration_ms=60_500,
+            cost=Decimal("0.0110"),
+            first_at=at(2024, 3, 10, 10),
+            last_at=at(2024, 3, 30, 23, 30),
+            failures=0,
+        ),
+        DimensionTotal(
+            "tesseract",
+            events=1,
+            quantity=3,
+            duration_ms=1500,
+            cost=Decimal("0.003"),
+            first_at=at(2024, 3, 14, 23, 30),
+            last_at=at(2024, 3, 14, 23, 30),
+            failures=0,
+        ),
     ],
 }
 
 DAILY_KIND = [
-    DailyTotal(dt.date(2024, 3, 10), "tts", events=1, quantity=1100, duration_ms=60_500, cost=Decimal("0.011"),
-               failures=1),
+    DailyTotal(
+        dt.date(2024, 3, 10), "tts", events=1, quantity=1100, duration_ms=60_500, cost=Decimal("0.011"), failures=1
+    ),
     DailyTotal(dt.date(2024, 3, 11), "tts", events=0, quantity=0, duration_ms=0, cost=Decimal(0), failures=0),
-    DailyTotal(dt.date(2024, 3, 15), "ocr", events=1, quantity=3, duration_ms=1500, cost=Decimal("0.003"),
-               failures=0),
+    DailyTotal(dt.date(2024, 3, 15), "ocr", events=1, quantity=3, duration_ms=1500, cost=Decimal("0.003"), failures=0),
     DailyTotal(dt.date(2024, 3, 20), "tts", events=1, quantity=50, duration_ms=1000, cost=Decimal(0), failures=0),
     DailyTotal(dt.date(2024, 3, 31), "tts", events=0, quantity=0, duration_ms=0, cost=Decimal(0), failures=0),
 ]
@@ -341,7 +495,8 @@ def test_reads_on_hand_built_data(dataset: Client, merged: bool) -> None:
     assert client.daily_totals("alice", "kind", dt.date(2024, 4, 1), dt.date(2024, 4, 30)) == []
     assert client.daily_totals("alice", "voice", dt.date(2024, 3, 14), dt.date(2024, 3, 15)) == []  # e3: voice ""
     assert client.daily_totals("alice", "model", dt.date(2024, 3, 10), dt.date(2024, 3, 10)) == [
-        DailyTotal(dt.date(2024, 3, 10), "kokoro", 1, 1100, 60_500, Decimal("0.011"), 0)]
+        DailyTotal(dt.date(2024, 3, 10), "kokoro", 1, 1100, 60_500, Decimal("0.011"), 0)
+    ]
 
     # Period containing 2024-03-20: 03-15 .. 04-15 (e2 and its refund, e3; e6 is not billable).
     assert client.period_totals("alice", at(2024, 3, 20, 12)) == [
@@ -353,16 +508,20 @@ def test_reads_on_hand_built_data(dataset: Client, merged: bool) -> None:
         PeriodTotal(dt.date(2024, 2, 15), dt.date(2024, 3, 15), "tts", 1, 1100, 60_500, Decimal("0.011")),
     ]
     # 2024-03-14 23:15 UTC is already 03-15 in Berlin: the new period.
-    assert [p.period_start for p in client.period_totals("alice", at(2024, 3, 14, 23, 15))] == [dt.date(2024, 3, 15)] * 2
+    assert [p.period_start for p in client.period_totals("alice", at(2024, 3, 14, 23, 15))] == [
+        dt.date(2024, 3, 15)
+    ] * 2
     assert client.period_totals("alice", at(2024, 5, 1)) == []
     assert client.period_totals("alice") == []  # now: nothing this period
     assert client.lifetime_totals("nobody") == []
 
 
 def test_results_are_frozen_dataclasses(dataset: Client) -> None:
-    rows: list[Any] = [*dataset.lifetime_totals("alice", "kind"),
-                       *dataset.daily_totals("alice", "kind", dt.date(2024, 3, 1), dt.date(2024, 3, 31)),
-                       *dataset.period_totals("alice", at(2024, 3, 20))]
+    rows: list[Any] = [
+        *dataset.lifetime_totals("alice", "kind"),
+        *dataset.daily_totals("alice", "kind", dt.date(2024, 3, 1), dt.date(2024, 3, 31)),
+        *dataset.period_totals("alice", at(2024, 3, 20)),
+    ]
     assert {type(r) for r in rows} == {DimensionTotal, DailyTotal, PeriodTotal}
     for r in rows:
         assert dataclasses.is_dataclass(r)
@@ -380,13 +539,16 @@ def test_declared_combined_dimension(client: Client) -> None:
     assert client.record("e3", "u1", "tts", 1, occurred_at=T0, attributes={"model": "kokoro", "voice": ""})
     for _ in range(2):
         assert [(t.value, t.events, t.quantity) for t in client.lifetime_totals("u1", "model_voice")] == [
-            ("kokoro/af", 1, 10)]
+            ("kokoro/af", 1, 10)
+        ]
         assert [(t.value, t.events, t.quantity) for t in client.lifetime_totals("u1", "kind_voice")] == [
-            ("tts/af", 1, 10)]
+            ("tts/af", 1, 10)
+        ]
         client.merge_pending()
 
 
 # --------------------------------------------------------------------------- pools and transactions
+
 
 def test_client_on_a_connection_pool(dsn: str) -> None:
     with ConnectionPool(dsn, min_size=1, max_size=3, open=True) as pool:
@@ -394,17 +556,22 @@ def test_client_on_a_connection_pool(dsn: str) -> None:
         client.set_user_settings("u1", time_zone="America/Los_Angeles")
         assert client.record("p-1", "u1", "tts", 10, occurred_at=T0) is True
         assert client.record("p-1", "u1", "tts", 10, occurred_at=T0) is False
-        assert client.record_many([UsageEvent(f"p-{i}", "u1", "ocr", 2, occurred_at=T0) for i in range(2, 8)],
-                                  chunk_size=4) == 6
+        assert (
+            client.record_many(
+                [UsageEvent(f"p-{i}", "u1", "ocr", 2, occurred_at=T0) for i in range(2, 8)], chunk_size=4
+            )
+            == 6
+        )
         assert client.amend("p-1", "p-1:fix", quantity_delta=5) is True
         with pytest.raises(NegativeAmount):
             client.record("p-bad", "u1", "tts", -1)
         assert client.record("p-9", "u1", "tts", 1, occurred_at=T0) is True  # the pool survived the error
         assert kind_totals(client, "u1") == {"tts": (2, 16, 0, Decimal(0), 0), "ocr": (6, 12, 0, Decimal(0), 0)}
         # 2024-03-10 10:00 UTC is 03-10 02:00 in Los Angeles.
-        assert [(d.day, d.value, d.quantity) for d in
-                client.daily_totals("u1", "kind", dt.date(2024, 3, 1), dt.date(2024, 3, 31))] == [
-            (dt.date(2024, 3, 10), "ocr", 12), (dt.date(2024, 3, 10), "tts", 16)]
+        assert [
+            (d.day, d.value, d.quantity)
+            for d in client.daily_totals("u1", "kind", dt.date(2024, 3, 1), dt.date(2024, 3, 31))
+        ] == [(dt.date(2024, 3, 10), "ocr", 12), (dt.date(2024, 3, 10), "tts", 16)]
         assert client.merge_pending() == 9
     # Everything was committed: another connection sees it.
     with psycopg.connect(dsn) as other:
@@ -414,14 +581,13 @@ def test_client_on_a_connection_pool(dsn: str) -> None:
 def test_record_rolls_back_with_the_callers_transaction(dsn: str, client: Client) -> None:
     with psycopg.connect(dsn) as tx_conn:  # not autocommit
         tx_client = Client(tx_conn)
-        with pytest.raises(RuntimeError):
-            with tx_conn.transaction():
-                tx_conn.execute("create table public.orders (id int)")
-                assert tx_client.record("r-1", "u1", "tts", 10, occurred_at=T0) is True
-                assert tx_client.record_many([UsageEvent("r-2", "u1", "tts", 5, occurred_at=T0)]) == 1
-                assert kind_totals(tx_client, "u1") == {"tts": (2, 15, 0, Decimal(0), 0)}  # own writes visible
-                assert client.lifetime_totals("u1") == []  # others do not see them yet
-                raise RuntimeError("the caller's work failed")
+        with pytest.raises(RuntimeError), tx_conn.transaction():
+            tx_conn.execute("create table public.orders (id int)")
+            assert tx_client.record("r-1", "u1", "tts", 10, occurred_at=T0) is True
+            assert tx_client.record_many([UsageEvent("r-2", "u1", "tts", 5, occurred_at=T0)]) == 1
+            assert kind_totals(tx_client, "u1") == {"tts": (2, 15, 0, Decimal(0), 0)}  # own writes visible
+            assert client.lifetime_totals("u1") == []  # others do not see them yet
+            raise RuntimeError("the caller's work failed")
         assert kind_totals(tx_client, "u1") == {}
         assert tx_conn.execute("select to_regclass('public.orders')").fetchone() == (None,)
         # The keys were rolled back too: the same event_ids are new again, and commit with the caller.
@@ -438,8 +604,12 @@ def test_validation_error_inside_callers_transaction_keeps_it_usable(dsn: str, c
         with tx_conn.transaction():
             assert tx_client.record("k-1", "u1", "tts", 1, occurred_at=T0)
             with pytest.raises(NegativeAmount):
-                tx_client.record_many([UsageEvent("k-2", "u1", "tts", 1, occurred_at=T0),
-                                       UsageEvent("k-3", "u1", "tts", -1, occurred_at=T0)])
+                tx_client.record_many(
+                    [
+                        UsageEvent("k-2", "u1", "tts", 1, occurred_at=T0),
+                        UsageEvent("k-3", "u1", "tts", -1, occurred_at=T0),
+                    ]
+                )
             assert tx_client.record("k-4", "u1", "tts", 1, occurred_at=T0)
     assert kind_totals(client, "u1") == {"tts": (2, 2, 0, Decimal(0), 0)}
     with psycopg.connect(dsn, autocommit=True) as other:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import random
 import threading
@@ -20,8 +21,12 @@ from oracle_model import Ev, Model, check_daily, check_lifetime, check_period
 from pgtally import Client, InvalidCorrection, NegativeAmount, UsageEvent
 
 UTC = dt.timezone.utc
-SETTINGS = {"hot": ("Pacific/Auckland", 1), "u0": ("America/Los_Angeles", 10), "u1": ("UTC", 1),
-            "u2": ("Asia/Kolkata", 28)}
+SETTINGS = {
+    "hot": ("Pacific/Auckland", 1),
+    "u0": ("America/Los_Angeles", 10),
+    "u1": ("UTC", 1),
+    "u2": ("Asia/Kolkata", 28),
+}
 USERS = ["hot", "u0", "u1", "u2", "u3"]  # u3 keeps the defaults
 INSERT_SQL = """
 insert into tally.usage_events
@@ -40,25 +45,66 @@ def event_for(event_id: str, base: dt.datetime) -> Ev:
         attrs["voice"] = ["af_alloy", "bm_lewis", ""][h % 3]
     if h % 7:
         attrs["model"] = ["kokoro", "whisper"][h % 2]
-    return Ev(event_id, user, ["tts", "ocr", "llm"][h % 3], base - dt.timedelta(seconds=h % (40 * 86400), microseconds=h % 997),
-              h % 1000, None if h % 6 == 0 else h % 5000, Decimal(h % 100) / 1000, status, h % 17 != 0, attrs)
+    return Ev(
+        event_id,
+        user,
+        ["tts", "ocr", "llm"][h % 3],
+        base - dt.timedelta(seconds=h % (40 * 86400), microseconds=h % 997),
+        h % 1000,
+        None if h % 6 == 0 else h % 5000,
+        Decimal(h % 100) / 1000,
+        status,
+        h % 17 != 0,
+        attrs,
+    )
 
 
 def as_usage_event(ev: Ev) -> UsageEvent:
-    return UsageEvent(ev.event_id, ev.user_id, ev.kind, ev.quantity, occurred_at=ev.occurred_at,
-                      duration_ms=ev.duration_ms, cost=ev.cost, status=ev.status, billable=ev.billable,
-                      attributes=ev.attributes)
+    return UsageEvent(
+        ev.event_id,
+        ev.user_id,
+        ev.kind,
+        ev.quantity,
+        occurred_at=ev.occurred_at,
+        duration_ms=ev.duration_ms,
+        cost=ev.cost,
+        status=ev.status,
+        billable=ev.billable,
+        attributes=ev.attributes,
+    )
 
 
 def record(client: Client, ev: Ev) -> bool:
-    return client.record(ev.event_id, ev.user_id, ev.kind, ev.quantity, occurred_at=ev.occurred_at,
-                         duration_ms=ev.duration_ms, cost=ev.cost, status=ev.status, billable=ev.billable,
-                         attributes=ev.attributes)
+    return client.record(
+        ev.event_id,
+        ev.user_id,
+        ev.kind,
+        ev.quantity,
+        occurred_at=ev.occurred_at,
+        duration_ms=ev.duration_ms,
+        cost=ev.cost,
+        status=ev.status,
+        billable=ev.billable,
+        attributes=ev.attributes,
+    )
 
 
 def insert(conn: psycopg.Connection, ev: Ev) -> bool:
-    cur = conn.execute(INSERT_SQL, (ev.event_id, ev.user_id, ev.kind, ev.occurred_at, ev.quantity, ev.duration_ms,
-                                    ev.cost, ev.status, ev.billable, json.dumps(ev.attributes)))
+    cur = conn.execute(
+        INSERT_SQL,
+        (
+            ev.event_id,
+            ev.user_id,
+            ev.kind,
+            ev.occurred_at,
+            ev.quantity,
+            ev.duration_ms,
+            ev.cost,
+            ev.status,
+            ev.billable,
+            json.dumps(ev.attributes),
+        ),
+    )
     return cur.rowcount == 1
 
 
@@ -87,14 +133,18 @@ class Ledger:
         return m
 
 
-def run_threads(targets: list[tuple[str, Callable[[], None]]], ledger: Ledger,
-                background: list[tuple[str, Callable[[threading.Event], None]]] = (), timeout: float = 120) -> None:
+def run_threads(
+    targets: list[tuple[str, Callable[[], None]]],
+    ledger: Ledger,
+    background: list[tuple[str, Callable[[threading.Event], None]]] = (),
+    timeout: float = 120,
+) -> None:
     stop = threading.Event()
 
     def guard(name: str, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - every failure of a thread fails the test
+        except BaseException as exc:
             with ledger.lock:
                 ledger.errors.append((name, exc))
 
@@ -115,13 +165,18 @@ def check_everything(client: Client, model: Model, base: dt.datetime) -> None:
     for user in USERS:
         check_lifetime(client, model, user, "kind")
         check_lifetime(client, model, user, "voice")
-        check_daily(client, model, user, "kind", (base - dt.timedelta(days=42)).date(), (base + dt.timedelta(days=2)).date())
-        check_daily(client, model, user, "model", (base - dt.timedelta(days=42)).date(), (base + dt.timedelta(days=2)).date())
+        check_daily(
+            client, model, user, "kind", (base - dt.timedelta(days=42)).date(), (base + dt.timedelta(days=2)).date()
+        )
+        check_daily(
+            client, model, user, "model", (base - dt.timedelta(days=42)).date(), (base + dt.timedelta(days=2)).date()
+        )
         for back in (0, 20, 35):
             check_period(client, model, user, base - dt.timedelta(days=back))
 
 
 # --------------------------------------------------------------------------- the load test
+
 
 @pytest.mark.slow
 def test_concurrent_writers_merges_and_reads_stay_exact(dsn: str) -> None:
@@ -154,6 +209,7 @@ def test_concurrent_writers_merges_and_reads_stay_exact(dsn: str) -> None:
                     else:  # an iterator: chunks are not sorted as a whole
                         added = client.record_many(iter(events), chunk_size=rnd.randint(3, 40))
                     ledger.commit(ids, added)
+
         return run
 
     def tx_worker(seed: int) -> Callable[[], None]:
@@ -180,6 +236,7 @@ def test_concurrent_writers_merges_and_reads_stay_exact(dsn: str) -> None:
                         conn.commit()
                         ledger.commit(ids, new)
                     time.sleep(rnd.random() / 200)
+
         return run
 
     def retry_worker(which: int) -> Callable[[], None]:
@@ -199,6 +256,7 @@ def test_concurrent_writers_merges_and_reads_stay_exact(dsn: str) -> None:
                     with ledger.lock:
                         retry_results[r].append(new)
                     ledger.commit([ev.event_id], int(new))
+
         return run
 
     def merger(stop: threading.Event) -> None:
@@ -235,7 +293,7 @@ def test_concurrent_writers_merges_and_reads_stay_exact(dsn: str) -> None:
     assert [sorted(r) for r in retry_results] == [[False, False, True]] * retry_rounds
 
     assert len(reader_samples) > 10
-    for prev, cur in zip(reader_samples, reader_samples[1:]):
+    for prev, cur in itertools.pairwise(reader_samples):
         assert cur[0] >= prev[0] and cur[1] >= prev[1], "a read went backwards while merges ran"
 
     model = ledger.model()
@@ -248,7 +306,7 @@ def test_concurrent_writers_merges_and_reads_stay_exact(dsn: str) -> None:
         assert ledger.new_reported == len(ledger.committed), "each committed key reported new exactly once"
 
         pending = conn.execute("select count(*) from tally.pending_deltas").fetchone()[0]
-        assert 0 < merged_during_load and 0 < pending, (merged_during_load, pending)
+        assert merged_during_load > 0 and pending > 0, (merged_during_load, pending)
         check_everything(client, model, base)  # rollups plus what is still pending
         while n := client.merge_pending():
             ledger.merged += n
@@ -257,6 +315,7 @@ def test_concurrent_writers_merges_and_reads_stay_exact(dsn: str) -> None:
 
 
 # --------------------------------------------------------------------------- read-your-writes
+
 
 def test_read_right_after_commit_on_another_connection(dsn: str) -> None:
     base = dt.datetime.now(UTC)
@@ -268,14 +327,17 @@ def test_read_right_after_commit_on_another_connection(dsn: str) -> None:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 while not stop.is_set():
                     Client(conn).merge_pending(3)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     background = threading.Thread(target=merger)
     background.start()
     try:
-        with psycopg.connect(dsn, autocommit=True) as wconn, psycopg.connect(dsn) as tconn, \
-                psycopg.connect(dsn, autocommit=True) as rconn:
+        with (
+            psycopg.connect(dsn, autocommit=True) as wconn,
+            psycopg.connect(dsn) as tconn,
+            psycopg.connect(dsn, autocommit=True) as rconn,
+        ):
             writer, tx_writer, reader = Client(wconn), Client(tconn), Client(rconn)
             writer.set_user_settings("ryw", time_zone="Pacific/Auckland")
             today = base.astimezone(ZoneInfo("Pacific/Auckland")).date()
@@ -306,6 +368,7 @@ def test_read_right_after_commit_on_another_connection(dsn: str) -> None:
 
 # --------------------------------------------------------------------------- concurrent corrections
 
+
 def test_concurrent_reversals_of_one_event_count_once(dsn: str) -> None:
     """Several connections reverse the same event at once with different reversal ids
     (e.g. a refund webhook delivered twice): exactly one reversal may be booked."""
@@ -328,7 +391,7 @@ def test_concurrent_reversals_of_one_event_count_once(dsn: str) -> None:
                         outcomes[r].append("new" if client.reverse(f"orig-{r}", f"orig-{r}:refund-{t}") else "dup")
                     except InvalidCorrection:
                         outcomes[r].append("refused")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
             barrier.abort()
 
@@ -362,7 +425,7 @@ def test_concurrent_retries_of_one_reversal_id(dsn: str) -> None:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 barrier.wait()
                 results.append(Client(conn).reverse("o-1", "o-1:refund"))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     ts = [threading.Thread(target=worker) for _ in range(threads)]

@@ -45,9 +45,17 @@ def victim(conn: psycopg.Connection) -> psycopg.Connection:
     """User 'victim' with one event per dangerous prefix, an amendment of the '-' one, and a plain event."""
     for i, prefix in enumerate(PREFIXES):
         e = _hostile(i, prefix)
-        conn.execute("select tally.record_usage(%s, 'victim', %s, 10, %s, 1000, 0.5, %s, %s, true, %s)",
-                     (e["event_id"], e["kind"], FROM + dt.timedelta(hours=i), "succeeded" if prefix == "-" else "failed",
-                      e["error_code"], json.dumps(e["attributes"])))
+        conn.execute(
+            "select tally.record_usage(%s, 'victim', %s, 10, %s, 1000, 0.5, %s, %s, true, %s)",
+            (
+                e["event_id"],
+                e["kind"],
+                FROM + dt.timedelta(hours=i),
+                "succeeded" if prefix == "-" else "failed",
+                e["error_code"],
+                json.dumps(e["attributes"]),
+            ),
+        )
     # An amendment: negative numbers (which must stay numbers) and a corrects_event_id starting with '-'.
     conn.execute("select tally.amend_usage(%s, 'amend-1', -15, -400, -0.75)", (_hostile(2, "-")["event_id"],))
     conn.execute("""select tally.record_usage('plain-1', 'victim', 'tts', 3, '2025-03-10 12:00+00', 20, 0.25,
@@ -91,9 +99,12 @@ def _assert_neutralized(safe: bytes | str, raw: bytes | str, text_columns: set[s
 
 
 def _function_columns(conn: psycopg.Connection, name: str) -> list[str]:
-    row = conn.execute("""select array_agg(n order by o) from pg_proc p,
+    row = conn.execute(
+        """select array_agg(n order by o) from pg_proc p,
                                  unnest(p.proargnames, p.proargmodes) with ordinality as a(n, m, o)
-                           where p.oid = %s::regproc and m = 't'""", (f"tally.{name}",)).fetchone()
+                           where p.oid = %s::regproc and m = 't'""",
+        (f"tally.{name}",),
+    ).fetchone()
     return list(row[0]) if row else []
 
 
@@ -119,8 +130,9 @@ def test_event_export_neutralizes_every_formula_cell(victim: psycopg.Connection)
     for row in rows:
         assert json.loads(dict(zip(header, row))["attributes"])
     # The stored data are unchanged.
-    assert victim.execute("select count(*) from tally.usage_events where left(event_id, 1) = any(%s)",
-                          (PREFIXES,)).fetchone() == (len(PREFIXES),)
+    assert victim.execute(
+        "select count(*) from tally.usage_events where left(event_id, 1) = any(%s)", (PREFIXES,)
+    ).fetchone() == (len(PREFIXES),)
 
 
 def test_rollup_export_neutralizes_dimension_values(victim: psycopg.Connection) -> None:
@@ -140,17 +152,22 @@ def test_rollup_export_neutralizes_dimension_values(victim: psycopg.Connection) 
     voice = io.BytesIO()
     client.export_rollups_csv("victim", DAY, DAY, voice, dimension="voice")
     assert sorted(r[2] for r in _parse(voice.getvalue())[1]) == sorted(
-        ["af_alloy"] + [f"'{p}voice{i}" for i, p in enumerate(PREFIXES)])
+        ["af_alloy"] + [f"'{p}voice{i}" for i, p in enumerate(PREFIXES)]
+    )
 
 
 def test_plain_values_round_trip_unchanged(conn: psycopg.Connection) -> None:
     conn.execute("""select tally.record_usage('job-1', 'u', 'tts', 1200, '2025-03-10 08:00+00', 86000, 0.012,
                                               attributes => '{"voice": "af_alloy", "note": "a, \\"b\\" = c"}')""")
-    conn.execute("select tally.record_usage('job-2', 'u', 'ocr', 2, '2025-03-10 09:00+00', status => 'failed', "
-                 "error_code => 'timeout 30s', attributes => '{\"model\": \"x-1\"}')")
+    conn.execute(
+        "select tally.record_usage('job-2', 'u', 'ocr', 2, '2025-03-10 09:00+00', status => 'failed', "
+        "error_code => 'timeout 30s', attributes => '{\"model\": \"x-1\"}')"
+    )
     client = Client(conn)
-    for export in (lambda out, raw: client.export_events_csv("u", FROM, TO, out, raw=raw),
-                   lambda out, raw: client.export_rollups_csv("u", DAY, DAY, out, raw=raw)):
+    for export in (
+        lambda out, raw: client.export_events_csv("u", FROM, TO, out, raw=raw),
+        lambda out, raw: client.export_rollups_csv("u", DAY, DAY, out, raw=raw),
+    ):
         safe, raw = io.BytesIO(), io.BytesIO()
         export(safe, False)
         export(raw, True)
@@ -158,8 +175,10 @@ def test_plain_values_round_trip_unchanged(conn: psycopg.Connection) -> None:
 
 
 def test_readers_may_call_the_neutralizer(victim: psycopg.Connection) -> None:
-    assert victim.execute("select has_function_privilege('tally_reader', 'tally._csv_safe(text)', 'execute'), "
-                          "has_function_privilege('public', 'tally._csv_safe(text)', 'execute')").fetchone() == (True, False)
+    assert victim.execute(
+        "select has_function_privilege('tally_reader', 'tally._csv_safe(text)', 'execute'), "
+        "has_function_privilege('public', 'tally._csv_safe(text)', 'execute')"
+    ).fetchone() == (True, False)
     victim.execute("select tally.merge_pending()")
     victim.execute("set role tally_reader")
     victim.execute("select set_config('tally.user_id', 'victim', false)")
@@ -188,11 +207,26 @@ def _cli(*args: str) -> object:
 def test_cli_export_neutralizes_and_raw_opts_out(victim: psycopg.Connection, dsn: str, tmp_path: Path) -> None:
     victim.execute("select tally.merge_pending()")
     files = {}
-    for name, extra in {"events": [], "events-raw": ["--raw"], "rollups": ["--rollups"],
-                        "rollups-raw": ["--rollups", "--raw"]}.items():
+    for name, extra in {
+        "events": [],
+        "events-raw": ["--raw"],
+        "rollups": ["--rollups"],
+        "rollups-raw": ["--rollups", "--raw"],
+    }.items():
         files[name] = tmp_path / f"{name}.csv"
-        res = _cli("export", "victim", "--dsn", dsn, "--from", "2025-03-10", "--to", "2025-03-10",
-                   "-o", str(files[name]), *extra)
+        res = _cli(
+            "export",
+            "victim",
+            "--dsn",
+            dsn,
+            "--from",
+            "2025-03-10",
+            "--to",
+            "2025-03-10",
+            "-o",
+            str(files[name]),
+            *extra,
+        )
         assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
     events, events_raw = files["events"].read_bytes(), files["events-raw"].read_bytes()
     assert _parse(events_raw) == _stored(victim, "tally.export_events('victim', %s, %s)", (FROM, TO))
@@ -210,9 +244,15 @@ def test_cli_export_neutralizes_and_raw_opts_out(victim: psycopg.Connection, dsn
 def test_the_neutralizer_is_inlined_so_exports_stay_fast(conn: psycopg.Connection) -> None:
     # Called once per exported cell: as a function call (e.g. with a pinned search_path, which prevents
     # inlining) a million-row export took four times as long.
-    plan = "\n".join(r[0] for r in conn.execute(
-        "explain verbose select tally._csv_safe(event_id), tally._csv_safe(attributes::text) "
-        "from tally.export_events('u', %s, %s)", (FROM, TO)))
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            "explain verbose select tally._csv_safe(event_id), tally._csv_safe(attributes::text) "
+            "from tally.export_events('u', %s, %s)",
+            (FROM, TO),
+        )
+    )
     assert "_csv_safe" not in plan and plan.count("CASE WHEN") == 2, plan
-    assert conn.execute("select tally._csv_safe(null), tally._csv_safe(''), tally._csv_safe('a=1'), "
-                        "tally._csv_safe('-1')").fetchone() == (None, "", "a=1", "'-1")
+    assert conn.execute(
+        "select tally._csv_safe(null), tally._csv_safe(''), tally._csv_safe('a=1'), tally._csv_safe('-1')"
+    ).fetchone() == (None, "", "a=1", "'-1")

@@ -22,8 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from pgtally.cli import main
-from pgtally.models import UsageEvent
-from pgtally.workload import (
+from pgtally.demo.workload import (
     CHARS_PER_SECOND,
     MAX_BLOCK_CHARS,
     MIN_BLOCK_CHARS,
@@ -33,6 +32,7 @@ from pgtally.workload import (
     generate_events,
     user_time_zones,
 )
+from pgtally.models import UsageEvent
 
 END = dt.datetime(2025, 6, 1, 12, tzinfo=dt.timezone.utc)
 START = END - dt.timedelta(days=365)
@@ -156,14 +156,16 @@ def test_invalid_arguments() -> None:
 def test_demo_end_to_end(dsn: str, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     # A fixed end of the loaded year: the same events (and checkouts) whatever the day the test runs.
-    result = CliRunner().invoke(main, ["demo", "--users", "30", "--events", "4000", "--dsn", dsn,
-                                       "--report", str(report), "--end", DEMO_END])
+    result = CliRunner().invoke(
+        main, ["demo", "--users", "30", "--events", "4000", "--dsn", dsn, "--report", str(report), "--end", DEMO_END]
+    )
     assert result.exit_code == 0, result.output
     voices = "|".join(re.escape(v) for names in VOICES.values() for v in names)
     assert re.search(rf"\b(\d+ h \d\d min|\d+ min \d\d s|\d+ s) of ({voices})\b", result.output), result.output
     # Rich wraps the summary line at the test console's width.
-    summary = re.search(r"4,000 events sent for 30 users: ([\d,]+) recorded,\s+([\d,]+)\s+duplicates\s+skipped",
-                        result.output)
+    summary = re.search(
+        r"4,000 events sent for 30 users: ([\d,]+) recorded,\s+([\d,]+)\s+duplicates\s+skipped", result.output
+    )
     assert summary, result.output
     recorded, skipped = (int(g.replace(",", "")) for g in summary.groups())
     assert recorded + skipped == 4000 and skipped > 0
@@ -185,15 +187,18 @@ def test_demo_end_to_end(dsn: str, tmp_path: Path) -> None:
 
     # Into the same database again: nothing new is recorded (the same --end generates the same events) and
     # nobody's subscription history is started twice.
-    again = CliRunner().invoke(main, ["demo", "--users", "30", "--events", "4000", "--dsn", dsn,
-                                      "--report", str(report), "--end", DEMO_END])
+    again = CliRunner().invoke(
+        main, ["demo", "--users", "30", "--events", "4000", "--dsn", dsn, "--report", str(report), "--end", DEMO_END]
+    )
     assert again.exit_code == 0, again.output
     rerun = re.search(r"4,000 events sent for 30 users: ([\d,]+) recorded", again.output)
     assert rerun, again.output
     assert rerun.group(1) == "0", again.output
     with psycopg.connect(dsn) as conn:
-        twice = conn.execute("select count(*) from (select user_id from tally.subscriptions where plan = 'pro' "
-                             "group by user_id having count(*) > 1) t").fetchone()
+        twice = conn.execute(
+            "select count(*) from (select user_id from tally.subscriptions where plan = 'pro' "
+            "group by user_id having count(*) > 1) t"
+        ).fetchone()
     assert twice == (0,)
 
 
@@ -207,8 +212,17 @@ def cluster_dir() -> Iterator[Path]:
 
 
 def test_demo_keeps_its_cluster(cluster_dir: Path, tmp_path: Path) -> None:
-    args = ["demo", "--users", "20", "--events", "1000", "--cluster-dir", str(cluster_dir),
-            "--report", str(tmp_path / "report.html")]
+    args = [
+        "demo",
+        "--users",
+        "20",
+        "--events",
+        "1000",
+        "--cluster-dir",
+        str(cluster_dir),
+        "--report",
+        str(tmp_path / "report.html"),
+    ]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     assert "Creating the demo PostgreSQL" in first.output and "1,000 events sent for 20 users" in first.output

@@ -15,18 +15,37 @@ from click.testing import CliRunner
 from pgtally.cli import main
 
 FOREIGN = {
-    "events": ["select tally.record_usage('order-1', 'acct-1', 'tts', 1200, '2025-03-10 12:00+00')",
-               "select tally.record_usage('order-2', 'acct-2', 'ocr', 3, '2025-03-11 12:00+00')"],
+    "events": [
+        "select tally.record_usage('order-1', 'acct-1', 'tts', 1200, '2025-03-10 12:00+00')",
+        "select tally.record_usage('order-2', 'acct-2', 'ocr', 3, '2025-03-11 12:00+00')",
+    ],
     "plans": ["select tally.upsert_plan('pro', 1, 49, '{\"tts\": 5000000}', false, 'our real pro plan')"],
-    "subscriptions": ["select tally.upsert_plan('gold', 1, 49, '{}', false, null)",
-                      "select tally.start_subscription('acct-1', 'gold', '2025-03-01 00:00+00')"],
+    "subscriptions": [
+        "select tally.upsert_plan('gold', 1, 49, '{}', false, null)",
+        "select tally.start_subscription('acct-1', 'gold', '2025-03-01 00:00+00')",
+    ],
     "settings": ["select tally.set_user_settings('acct-1', 'Europe/Paris')"],
 }
 
 
 def demo(dsn: str, tmp_path: Path, *extra: str) -> object:
-    return CliRunner().invoke(main, ["demo", "--users", "8", "--events", "400", "--end", "2025-06-01", "--dsn", dsn,
-                                     "--report", str(tmp_path / "report.html"), *extra])
+    return CliRunner().invoke(
+        main,
+        [
+            "demo",
+            "--users",
+            "8",
+            "--events",
+            "400",
+            "--end",
+            "2025-06-01",
+            "--dsn",
+            dsn,
+            "--report",
+            str(tmp_path / "report.html"),
+            *extra,
+        ],
+    )
 
 
 def snapshot(dsn: str) -> tuple[object, ...]:

@@ -23,7 +23,7 @@ def blocks(path: Path) -> list[tuple[str, str]]:
     found = []
     for indent, lang, info, body in FENCE.findall(path.read_text()):
         if lang in ("sql", "python") and "no-run" not in info:
-            found.append((lang, "\n".join(line[len(indent):] for line in body.splitlines())))
+            found.append((lang, "\n".join(line[len(indent) :] for line in body.splitlines())))
     return found
 
 
@@ -40,7 +40,7 @@ def test_examples_run(path: Path, dsn: str, capsys: pytest.CaptureFixture[str]) 
                 code = code.replace('"postgresql:///app"', repr(dsn))
                 try:
                     exec(compile(code, f"{path.name}:example", "exec"), {"__name__": "docs_example"})
-                except Exception as exc:  # noqa: BLE001 - report any failure of the example
+                except Exception as exc:
                     pytest.fail(f"{path.name}: Python example failed: {exc!r}\n{code}")
 
 
@@ -48,5 +48,7 @@ def test_readme_example_prints_a_duration_card(dsn: str, capsys: pytest.CaptureF
     test_examples_run(ROOT / "README.md", dsn, capsys)
     assert "13 s of af_alloy" in capsys.readouterr().out  # 12,857 ms of af_alloy, as the README promises
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("select value, events, quantity from tally.lifetime_totals('user-42', 'kind') order by value").fetchall()
+        row = conn.execute(
+            "select value, events, quantity from tally.lifetime_totals('user-42', 'kind') order by value"
+        ).fetchall()
     assert row == [("ocr", 1, 1), ("tts", 1, 180)]

@@ -24,10 +24,18 @@ def _dump(dsn: str) -> str:
     """
     res = subprocess.run(
         [str(server.find_bindir() / "pg_dump"), "--schema-only", "--schema=tally", "--no-owner", dsn],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    lines = [ln for ln in res.stdout.splitlines() if not ln.startswith("--") and not ln.startswith("\\restrict")
-             and not ln.startswith("\\unrestrict") and ln.strip()]
+    lines = [
+        ln
+        for ln in res.stdout.splitlines()
+        if not ln.startswith("--")
+        and not ln.startswith("\\restrict")
+        and not ln.startswith("\\unrestrict")
+        and ln.strip()
+    ]
     acl = sorted(ln for ln in lines if ln.startswith(("GRANT ", "REVOKE ")))
     return "\n".join([ln for ln in lines if not ln.startswith(("GRANT ", "REVOKE "))] + acl)
 
@@ -35,7 +43,9 @@ def _dump(dsn: str) -> str:
 def _catalog_facts(dsn: str) -> list[tuple[str, ...]]:
     """Objects pg_dump does not show in a comparable way: seeded rows."""
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("select name, keys::text, coalesce(description, '') from tally.dimensions order by name").fetchall()
+        rows = conn.execute(
+            "select name, keys::text, coalesce(description, '') from tally.dimensions order by name"
+        ).fetchall()
     return [tuple(str(v) for v in r) for r in rows]
 
 
@@ -47,7 +57,9 @@ def test_upgrade_head_builds_the_declarative_schema(databases) -> None:  # type:
     migrate.upgrade(migrated)
     a, b = _dump(declarative), _dump(migrated)
     if a != b:
-        diff = "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), "db/+functions/", "alembic head", lineterm="", n=1))
+        diff = "\n".join(
+            difflib.unified_diff(a.splitlines(), b.splitlines(), "db/+functions/", "alembic head", lineterm="", n=1)
+        )
         pytest.fail(
             "the migration chain and db/+functions/ differ. Add a revision whose SQL brings `alembic upgrade head` "
             "to the declarative schema (or fix db/ and functions/ to match):\n" + diff[:8000]
@@ -66,8 +78,11 @@ def test_every_downgrade_restores_the_previous_revision(databases) -> None:  # t
         migrate.downgrade(round_trip, rev)
         a, b = _dump(direct), _dump(round_trip)
         if a != b:
-            diff = "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), f"upgrade {rev}",
-                                                  f"head, then downgrade {rev}", lineterm="", n=1))
+            diff = "\n".join(
+                difflib.unified_diff(
+                    a.splitlines(), b.splitlines(), f"upgrade {rev}", f"head, then downgrade {rev}", lineterm="", n=1
+                )
+            )
             pytest.fail(f"downgrading to {rev} does not restore its schema:\n" + diff[:8000])
 
 
@@ -115,8 +130,9 @@ def test_landed_revisions_are_unchanged() -> None:
         listed[name] = digest
     files = sorted(p.name for p in sql_dir.glob("*.sql"))
     assert sorted(listed) == files, "every migrations/sql file needs a line in migrations/sql/SHA256SUMS"
-    changed = [name for name, digest in listed.items()
-               if hashlib.sha256((sql_dir / name).read_bytes()).hexdigest() != digest]
+    changed = [
+        name for name, digest in listed.items() if hashlib.sha256((sql_dir / name).read_bytes()).hexdigest() != digest
+    ]
     assert changed == [], f"landed revisions were edited: {changed}; add a new revision instead"
 
 
@@ -127,8 +143,11 @@ def test_offline_sql_needs_no_database() -> None:
 
 
 def test_schema_files_are_ordered_and_commented() -> None:
+    """Each file has a prefix of its own (tests/test_schema_order.py checks the dependencies) and a leading comment."""
     files = schema.schema_files()
-    assert [f.order for f in files] == sorted(f.order for f in files)
+    orders = [f.order for f in files]
+    shared = sorted({f.label for f in files if orders.count(f.order) > 1})
+    assert shared == [], f"these files share a numeric prefix, so their install order is unclear: {shared}"
     for f in files:
         head = f.path.read_text().lstrip().splitlines()[:2]
         assert all(line.startswith("--") for line in head), f"{f.label} must start with a two-line comment"

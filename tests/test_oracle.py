@@ -35,6 +35,7 @@ EXTRA_ZONES = ["UTC", "Asia/Kolkata", "Pacific/Chatham", "Europe/Berlin", "Ameri
 
 # --------------------------------------------------------------------------- operations
 
+
 @dataclass(frozen=True)
 class NewOp:
     user: int
@@ -99,22 +100,35 @@ new_ops = st.builds(
     micros=st.integers(0, 999_999),
     path=st.sampled_from(PATHS),
 )
-dup_ops = st.builds(DupOp, pick=st.integers(0, 10_000), path=st.sampled_from(PATHS), other_user=st.booleans(),
-                    quantity_bump=st.integers(1, 1000))
-amend_ops = st.builds(AmendOp, pick=st.integers(0, 10_000), quantity_delta=st.integers(-500, 500),
-                      duration_delta=st.none() | st.integers(-5000, 5000), cost_delta_units=st.integers(-1000, 1000),
-                      retry=st.booleans())
+dup_ops = st.builds(
+    DupOp,
+    pick=st.integers(0, 10_000),
+    path=st.sampled_from(PATHS),
+    other_user=st.booleans(),
+    quantity_bump=st.integers(1, 1000),
+)
+amend_ops = st.builds(
+    AmendOp,
+    pick=st.integers(0, 10_000),
+    quantity_delta=st.integers(-500, 500),
+    duration_delta=st.none() | st.integers(-5000, 5000),
+    cost_delta_units=st.integers(-1000, 1000),
+    retry=st.booleans(),
+)
 reverse_ops = st.builds(ReverseOp, pick=st.integers(0, 10_000), retry=st.booleans())
 merge_ops = st.builds(MergeOp, max_rows=st.sampled_from([1, 2, 5, 100_000]))
 check_ops = st.just(CheckOp())
 
 streams = st.lists(
     st.one_of(new_ops, new_ops, new_ops, new_ops, dup_ops, amend_ops, reverse_ops, merge_ops, check_ops),
-    min_size=3, max_size=45,
+    min_size=3,
+    max_size=45,
 )
 user_settings = st.tuples(
     st.sampled_from(EXTRA_ZONES),
-    st.integers(1, 28), st.integers(1, 28), st.integers(1, 28),
+    st.integers(1, 28),
+    st.integers(1, 28),
+    st.integers(1, 28),
 )
 
 
@@ -158,8 +172,17 @@ class Replay:
                 self.flush()
             return
         expected_new = self.model.offer(ev)
-        row = (ev.event_id, ev.user_id, ev.kind, ev.occurred_at, ev.quantity, ev.duration_ms, ev.cost,
-               ev.status, ev.billable)
+        row = (
+            ev.event_id,
+            ev.user_id,
+            ev.kind,
+            ev.occurred_at,
+            ev.quantity,
+            ev.duration_ms,
+            ev.cost,
+            ev.status,
+            ev.billable,
+        )
         if path == "sql":
             cur = self.conn.execute(INSERT_SQL, (*row, json.dumps(ev.attributes)))
             assert cur.rowcount == (1 if expected_new else 0), ev
@@ -169,9 +192,18 @@ class Replay:
                     cp.write_row((*row, json.dumps(ev.attributes)))
                 assert cur.rowcount == (1 if expected_new else 0), ev
         else:
-            got = self.client.record(ev.event_id, ev.user_id, ev.kind, ev.quantity, occurred_at=ev.occurred_at,
-                                     duration_ms=ev.duration_ms, cost=ev.cost, status=ev.status,
-                                     billable=ev.billable, attributes=ev.attributes)
+            got = self.client.record(
+                ev.event_id,
+                ev.user_id,
+                ev.kind,
+                ev.quantity,
+                occurred_at=ev.occurred_at,
+                duration_ms=ev.duration_ms,
+                cost=ev.cost,
+                status=ev.status,
+                billable=ev.billable,
+                attributes=ev.attributes,
+            )
             assert got is expected_new, ev
 
     def flush(self) -> None:
@@ -179,9 +211,21 @@ class Replay:
             return
         expected = sum(self.model.offer(ev) for ev in self.batch)
         got = self.client.record_many(
-            [UsageEvent(ev.event_id, ev.user_id, ev.kind, ev.quantity, occurred_at=ev.occurred_at,
-                        duration_ms=ev.duration_ms, cost=ev.cost, status=ev.status, billable=ev.billable,
-                        attributes=ev.attributes) for ev in self.batch],
+            [
+                UsageEvent(
+                    ev.event_id,
+                    ev.user_id,
+                    ev.kind,
+                    ev.quantity,
+                    occurred_at=ev.occurred_at,
+                    duration_ms=ev.duration_ms,
+                    cost=ev.cost,
+                    status=ev.status,
+                    billable=ev.billable,
+                    attributes=ev.attributes,
+                )
+                for ev in self.batch
+            ],
             chunk_size=self.chunk_size,
         )
         assert got == expected, self.batch
@@ -194,9 +238,18 @@ class Replay:
                 attrs["voice"] = op.voice
             if op.model is not None:
                 attrs["model"] = op.model
-            ev = Ev(self.next_id("ev"), USERS[op.user], op.kind,
-                    self.base - dt.timedelta(seconds=op.offset_s, microseconds=op.micros),
-                    op.quantity, op.duration_ms, Decimal(op.cost_units) / 10_000, op.status, op.billable, attrs)
+            ev = Ev(
+                self.next_id("ev"),
+                USERS[op.user],
+                op.kind,
+                self.base - dt.timedelta(seconds=op.offset_s, microseconds=op.micros),
+                op.quantity,
+                op.duration_ms,
+                Decimal(op.cost_units) / 10_000,
+                op.status,
+                op.billable,
+                attrs,
+            )
             self.sent.append(ev)
             self.send(ev, op.path)
         elif isinstance(op, DupOp):
@@ -207,16 +260,33 @@ class Replay:
             if op.other_user:
                 user = USERS[(USERS.index(user) + 1) % len(USERS)]
             # Same key, different payload: whichever reached the database first must win.
-            ev = Ev(first.event_id, user, first.kind, first.occurred_at, first.quantity + op.quantity_bump,
-                    first.duration_ms, first.cost, first.status, first.billable, dict(first.attributes))
+            ev = Ev(
+                first.event_id,
+                user,
+                first.kind,
+                first.occurred_at,
+                first.quantity + op.quantity_bump,
+                first.duration_ms,
+                first.cost,
+                first.status,
+                first.billable,
+                dict(first.attributes),
+            )
             self.send(ev, op.path)
         elif isinstance(op, AmendOp):
             self.flush()
             if op.retry and self.amendments:
                 orig, amend_id, prev = self.amendments[op.pick % len(self.amendments)]
-                assert self.client.amend(orig, amend_id, quantity_delta=prev.quantity_delta,
-                                         duration_ms_delta=prev.duration_delta,
-                                         cost_delta=Decimal(prev.cost_delta_units) / 10_000) is False
+                assert (
+                    self.client.amend(
+                        orig,
+                        amend_id,
+                        quantity_delta=prev.quantity_delta,
+                        duration_ms_delta=prev.duration_delta,
+                        cost_delta=Decimal(prev.cost_delta_units) / 10_000,
+                    )
+                    is False
+                )
                 return
             candidates = self.originals(exclude_reversed=True)
             if not candidates:
@@ -224,11 +294,31 @@ class Replay:
             orig = candidates[op.pick % len(candidates)]
             amend_id = self.next_id(f"{orig.event_id}:amend")
             cost_delta = Decimal(op.cost_delta_units) / 10_000
-            assert self.client.amend(orig.event_id, amend_id, quantity_delta=op.quantity_delta,
-                                     duration_ms_delta=op.duration_delta, cost_delta=cost_delta) is True
-            assert self.model.offer(Ev(amend_id, orig.user_id, orig.kind, orig.occurred_at, op.quantity_delta,
-                                       op.duration_delta, cost_delta, "succeeded", orig.billable,
-                                       dict(orig.attributes), orig.event_id))
+            assert (
+                self.client.amend(
+                    orig.event_id,
+                    amend_id,
+                    quantity_delta=op.quantity_delta,
+                    duration_ms_delta=op.duration_delta,
+                    cost_delta=cost_delta,
+                )
+                is True
+            )
+            assert self.model.offer(
+                Ev(
+                    amend_id,
+                    orig.user_id,
+                    orig.kind,
+                    orig.occurred_at,
+                    op.quantity_delta,
+                    op.duration_delta,
+                    cost_delta,
+                    "succeeded",
+                    orig.billable,
+                    dict(orig.attributes),
+                    orig.event_id,
+                )
+            )
             self.amendments.append((orig.event_id, amend_id, op))
         elif isinstance(op, ReverseOp):
             self.flush()
@@ -242,9 +332,21 @@ class Replay:
             orig = candidates[op.pick % len(candidates)]
             rev_id = self.next_id(f"{orig.event_id}:reverse")
             assert self.client.reverse(orig.event_id, rev_id) is True
-            assert self.model.offer(Ev(rev_id, orig.user_id, orig.kind, orig.occurred_at, -orig.quantity,
-                                       None if orig.duration_ms is None else -orig.duration_ms, -orig.cost,
-                                       "reversed", orig.billable, dict(orig.attributes), orig.event_id))
+            assert self.model.offer(
+                Ev(
+                    rev_id,
+                    orig.user_id,
+                    orig.kind,
+                    orig.occurred_at,
+                    -orig.quantity,
+                    None if orig.duration_ms is None else -orig.duration_ms,
+                    -orig.cost,
+                    "reversed",
+                    orig.billable,
+                    dict(orig.attributes),
+                    orig.event_id,
+                )
+            )
             self.reversals[orig.event_id] = rev_id
         elif isinstance(op, MergeOp):
             self.flush()
@@ -258,9 +360,13 @@ class Replay:
             raise AssertionError(op)
 
     def originals(self, *, exclude_reversed: bool) -> list[Ev]:
-        return [e for e in self.model.events.values()
-                if e.corrects_event_id is None and e.status == "succeeded"
-                and not (exclude_reversed and e.event_id in self.reversals)]
+        return [
+            e
+            for e in self.model.events.values()
+            if e.corrects_event_id is None
+            and e.status == "succeeded"
+            and not (exclude_reversed and e.event_id in self.reversals)
+        ]
 
     # ----------------------------------------------------------- checks
     def check_all(self) -> None:
@@ -271,8 +377,14 @@ class Replay:
                 check_lifetime(self.client, self.model, user, dim)
                 check_daily(self.client, self.model, user, dim, first_day, last_day)
             # A narrow window: only its days, nothing from outside.
-            check_daily(self.client, self.model, user, "kind", (self.base - dt.timedelta(days=6)).date(),
-                        (self.base - dt.timedelta(days=3)).date())
+            check_daily(
+                self.client,
+                self.model,
+                user,
+                "kind",
+                (self.base - dt.timedelta(days=6)).date(),
+                (self.base - dt.timedelta(days=3)).date(),
+            )
             for back in (0, 31, 59):
                 check_period(self.client, self.model, user, self.base - dt.timedelta(days=back))
             check_period(self.client, self.model, user, None)
@@ -281,19 +393,23 @@ class Replay:
 def check_log(conn: psycopg.Connection, model: Model) -> None:
     """The raw log holds exactly the accepted events, each once, with the first payload."""
     rows = conn.execute(
-        "select event_id, user_id, kind, quantity, status, corrects_event_id from tally.usage_events").fetchall()
+        "select event_id, user_id, kind, quantity, status, corrects_event_id from tally.usage_events"
+    ).fetchall()
     got = sorted(rows)
-    expected = sorted((e.event_id, e.user_id, e.kind, e.quantity, e.status, e.corrects_event_id)
-                      for e in model.events.values())
+    expected = sorted(
+        (e.event_id, e.user_id, e.kind, e.quantity, e.status, e.corrects_event_id) for e in model.events.values()
+    )
     assert got == expected
 
 
 # --------------------------------------------------------------------------- the property
 
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stream=streams, zones=user_settings, chunk_size=st.integers(1, 6))
-def test_aggregates_match_oracle(databases: Any, stream: list[Any], zones: tuple[str, int, int, int],
-                                 chunk_size: int) -> None:
+def test_aggregates_match_oracle(
+    databases: Any, stream: list[Any], zones: tuple[str, int, int, int], chunk_size: int
+) -> None:
     dsn = databases.create()
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -301,8 +417,11 @@ def test_aggregates_match_oracle(databases: Any, stream: list[Any], zones: tuple
             model = Model()
             tz_var, a0, a1, a2 = zones
             # Time zones are set before any event is recorded; u-default keeps the defaults (UTC, day 1).
-            for user, tz, anchor in (("u-akl", "Pacific/Auckland", a0), ("u-lax", "America/Los_Angeles", a1),
-                                     ("u-var", tz_var, a2)):
+            for user, tz, anchor in (
+                ("u-akl", "Pacific/Auckland", a0),
+                ("u-lax", "America/Los_Angeles", a1),
+                ("u-var", tz_var, a2),
+            ):
                 client.set_user_settings(user, time_zone=tz, billing_anchor_day=anchor)
                 model.set_user(user, tz, anchor)
 
@@ -332,12 +451,23 @@ def test_oracle_model_sanity() -> None:
     assert m.offer(Ev("a", "u", "tts", t, 100, 2000, Decimal("0.5"), attributes={"voice": "x"}))
     assert not m.offer(Ev("a", "u", "tts", t, 999))
     assert m.offer(Ev("b", "u", "tts", t, 7, None, Decimal("1"), "failed", attributes={"voice": ""}))
-    assert m.offer(Ev("c", "u", "tts", t, 50, None, Decimal("0.25"), "reversed", corrects_event_id="a",
-                      attributes={"voice": "x"}))
-    assert m.offer(Ev("d", "u", "tts", t, 5, 10, Decimal("0"), "succeeded", corrects_event_id="a",
-                      attributes={"voice": "x"}))
-    assert m.lifetime("u", "kind") == {"tts": {"events": 0, "failures": 1, "quantity": 155, "duration_ms": 2010,
-                                               "cost": Decimal("0.75"), "first_at": t, "last_at": t}}
+    assert m.offer(
+        Ev("c", "u", "tts", t, 50, None, Decimal("0.25"), "reversed", corrects_event_id="a", attributes={"voice": "x"})
+    )
+    assert m.offer(
+        Ev("d", "u", "tts", t, 5, 10, Decimal("0"), "succeeded", corrects_event_id="a", attributes={"voice": "x"})
+    )
+    assert m.lifetime("u", "kind") == {
+        "tts": {
+            "events": 0,
+            "failures": 1,
+            "quantity": 155,
+            "duration_ms": 2010,
+            "cost": Decimal("0.75"),
+            "first_at": t,
+            "last_at": t,
+        }
+    }
     assert set(m.lifetime("u", "voice")) == {"x"}
     assert list(m.daily("u", "kind", dt.date(2024, 3, 1), dt.date(2024, 3, 31))) == [(dt.date(2024, 3, 15), "tts")]
     p_start, per = m.period("u", t)

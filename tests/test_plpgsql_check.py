@@ -15,9 +15,11 @@ import pytest
 
 # (function, message prefix) -> why it is not a defect.
 ALLOWED = {
-    ("tally.schedule_refresh(interval)", 'schema "cron" does not exist'):
-        "pg_cron is optional: the function calls cron.schedule through EXECUTE only after checking that pg_cron "
-        "is installed, and raises a clear error otherwise",
+    (
+        "tally.schedule_refresh(interval)",
+        'schema "cron" does not exist',
+    ): "pg_cron is optional: the function calls cron.schedule through EXECUTE only after checking that pg_cron "
+    "is installed, and raises a clear error otherwise",
 }
 
 
@@ -30,8 +32,10 @@ def checked(conn: psycopg.Connection) -> psycopg.Connection:
     conn.execute("begin")
     conn.execute("select tally._prepare_merge_batch()")
     conn.execute("select tally.begin_staging()")
-    conn.execute("create temporary table _tally_rebuild_scope (user_id text, tz text, anchor_day smallint, "
-                 "cutoff_day date) on commit drop")
+    conn.execute(
+        "create temporary table _tally_rebuild_scope (user_id text, tz text, anchor_day smallint, "
+        "cutoff_day date, straddle_start date, straddle_kept boolean) on commit drop"
+    )
     return conn
 
 

@@ -22,9 +22,19 @@ DEFINER_ENTRY_POINTS = {
     "tally_writer": {"record_usage_batch", "reverse_usage", "amend_usage", "check_quota"},
     "tally_reader": set(),
     # The admin reads run as the owner of the views (which hold every group) and hide the small groups.
-    "tally_analyst": {"refresh_analytics", "admin_funnel", "admin_overview", "admin_totals", "admin_leaderboard",
-                      "admin_trend", "admin_active_users", "admin_week_over_week", "admin_reliability",
-                      "admin_error_codes", "admin_cohorts"},
+    "tally_analyst": {
+        "refresh_analytics",
+        "admin_funnel",
+        "admin_overview",
+        "admin_totals",
+        "admin_leaderboard",
+        "admin_trend",
+        "admin_active_users",
+        "admin_week_over_week",
+        "admin_reliability",
+        "admin_error_codes",
+        "admin_cohorts",
+    },
 }
 
 
@@ -73,8 +83,9 @@ def test_no_lesser_role_may_change_a_table(conn: psycopg.Connection) -> None:
     ).fetchall()
     assert rows == [("tally_writer", "tally.usage_events", "INSERT")]
     # ... and not the column the database sets.
-    assert conn.execute("select has_column_privilege('tally_writer', 'tally.usage_events', 'recorded_at', 'INSERT')"
-                        ).fetchone() == (False,)
+    assert conn.execute(
+        "select has_column_privilege('tally_writer', 'tally.usage_events', 'recorded_at', 'INSERT')"
+    ).fetchone() == (False,)
 
 
 def test_lesser_roles_read_only_what_row_level_security_or_aggregation_guards(conn: psycopg.Connection) -> None:
@@ -96,8 +107,9 @@ def test_lesser_roles_read_only_what_row_level_security_or_aggregation_guards(co
             assert role == "tally_reader", f"{role} may read the per-user table {rel}"
         if per_user and kind in ("v", "m"):
             # A per-user view must filter by the caller's user id (security barrier) to be readable by anyone.
-            opts = conn.execute("select coalesce(reloptions, '{}') from pg_class where oid = %s::regclass", (rel,)
-                                ).fetchone()[0]  # type: ignore[index]
+            opts = conn.execute(
+                "select coalesce(reloptions, '{}') from pg_class where oid = %s::regclass", (rel,)
+            ).fetchone()[0]  # type: ignore[index]
             assert role == "tally_reader" and "security_barrier=true" in opts, f"{role} may read per-user view {rel}"
 
 
@@ -129,15 +141,17 @@ def test_objects_added_later_grant_public_nothing(dsn: str, conn: psycopg.Connec
     conn.execute("set role tally_owner")
     conn.execute("create function tally.zz_by_owner() returns int language sql as 'select 1'")
     conn.execute("reset role")
-    assert conn.execute("select has_function_privilege('public', 'tally.zz_by_owner()', 'execute')"
-                        ).fetchone() == (False,)
+    assert conn.execute("select has_function_privilege('public', 'tally.zz_by_owner()', 'execute')").fetchone() == (
+        False,
+    )
     # A later migration, run by a superuser, adds a function and a table and forgets the privileges: the
     # migration runner secures them after the upgrade.
     conn.execute("create function tally.zz_by_migration() returns int language sql as 'select 1'")
     conn.execute("create table tally.zz_later (id int)")
     conn.execute("grant select on tally.zz_later to public")
-    assert conn.execute("select has_function_privilege('public', 'tally.zz_by_migration()', 'execute')"
-                        ).fetchone() == (True,), "PostgreSQL's default: the test must start from an unsafe object"
+    assert conn.execute("select has_function_privilege('public', 'tally.zz_by_migration()', 'execute')").fetchone() == (
+        True,
+    ), "PostgreSQL's default: the test must start from an unsafe object"
     if migrate.current_revision(dsn) is None:  # installed from db/ + functions/ (PGTALLY_TEST_INSTALL=declarative)
         from alembic import command
 

@@ -146,5 +146,8 @@ def test_quota_exceeded_names_the_numbers(dsn: str) -> None:
         with pytest.raises(QuotaExceeded) as info:
             c.check_quota("hot", "tts", LIMIT - ALREADY_USED + 1)
         assert info.value.sqlstate == "PT012" and info.value.field == "amount"
-        assert f"{ALREADY_USED} of tts used" in info.value.message and f"the {LIMIT} limit of plan free" in info.value.message
+        assert (
+            f"{ALREADY_USED} of tts used" in info.value.message
+            and f"the {LIMIT} limit of plan free" in info.value.message
+        )
         assert c.check_quota("hot", "llm", 10**9) is None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,9 +27,20 @@ UTC = dt.timezone.utc
 
 def _events(prefix: str, users: int, per_user: int) -> list[UsageEvent]:
     day = dt.datetime(2026, 11, 1, 10, tzinfo=UTC)
-    return [UsageEvent(f"{prefix}-{u}-{i}", f"{prefix}-user-{u}", "tts", 100, day + dt.timedelta(days=i % 20), 7000, "0.001",
-                       attributes={"voice": "af_alloy", "model": "kokoro"})
-            for u in range(users) for i in range(per_user)]
+    return [
+        UsageEvent(
+            f"{prefix}-{u}-{i}",
+            f"{prefix}-user-{u}",
+            "tts",
+            100,
+            day + dt.timedelta(days=i % 20),
+            7000,
+            "0.001",
+            attributes={"voice": "af_alloy", "model": "kokoro"},
+        )
+        for u in range(users)
+        for i in range(per_user)
+    ]
 
 
 @pytest.fixture
@@ -70,7 +80,7 @@ class _Background(threading.Thread):
     def run(self) -> None:
         try:
             self.result = self.fn(self.conn)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.error = exc
         finally:
             self.finished_at = time.monotonic()
@@ -105,10 +115,12 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
             answers = set()
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:
-                for sql in ("select users, events from tally.admin_overview()",
-                            "select sum(events)::bigint, count(*) from tally.admin_totals('kind')",
-                            "select count(*) from tally.admin_leaderboard('voice', 'all')",
-                            "select count(*) from tally.admin_active_users('2026-11-01', '2026-11-30')"):
+                for sql in (
+                    "select users, events from tally.admin_overview()",
+                    "select sum(events)::bigint, count(*) from tally.admin_totals('kind')",
+                    "select count(*) from tally.admin_leaderboard('voice', 'all')",
+                    "select count(*) from tally.admin_active_users('2026-11-01', '2026-11-30')",
+                ):
                     t0 = time.perf_counter()
                     answers.add((sql, reader.execute(sql).fetchone()))
                     latencies.append(time.perf_counter() - t0)
@@ -185,8 +197,12 @@ def test_racing_refreshes_exactly_one_runs(loaded: str) -> None:
             callers = [_Background(dsn, call) for _ in range(8)]
             for c in callers:
                 c.start()
-            _wait_until(lambda: sum(1 for c in callers if not c.is_alive()) == 7 and any(
-                _waiting_on_lock(conn, c.pid) for c in callers if c.is_alive()))
+            _wait_until(
+                lambda: (
+                    sum(1 for c in callers if not c.is_alive()) == 7
+                    and any(_waiting_on_lock(conn, c.pid) for c in callers if c.is_alive())
+                )
+            )
         finally:
             locker.rollback()
             locker.close()
@@ -204,8 +220,11 @@ def test_only_analysts_read_the_analytics(loaded: str, login_role: Callable[[str
         with pytest.raises(psycopg.errors.InsufficientPrivilege) as err:
             client.admin.overview()
         assert err.value.sqlstate == "42501"
-        for sql in ("select * from tally.admin_totals_mv", "select * from tally.admin_funnel('{tts}')",
-                    "select * from tally.refresh_analytics()"):
+        for sql in (
+            "select * from tally.admin_totals_mv",
+            "select * from tally.admin_funnel('{tts}')",
+            "select * from tally.refresh_analytics()",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)
         conn.execute("reset role")
@@ -216,7 +235,7 @@ def test_only_analysts_read_the_analytics(loaded: str, login_role: Callable[[str
         assert client.admin.funnel(["tts"])[0].users == 20
         assert all(not r.skipped for r in client.admin.refresh(merge_first=False))
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("select * from tally.user_first_reached")
+            conn.execute("select * from tally.user_kind_days")
         conn.execute("reset role")
 
 

@@ -18,13 +18,21 @@ from pathlib import Path
 import pytest
 
 from pgtally import Client, human_duration
-from pgtally.report import render_report
-from pgtally.workload import generate_events, user_time_zones
+from pgtally.demo.report import render_report
+from pgtally.demo.workload import generate_events, user_time_zones
 
 USERS, EVENTS, SEED = 40, 4000, 5
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 #: Lines Chromium writes to stderr (with --enable-logging=stderr) for the page's console: an uncaught error, a
 #: failed load, any console message (its level is not logged, and the report has no script that should log).
 CONSOLE_ERROR = re.compile(r"Uncaught|ERROR:CONSOLE|:CONSOLE[:(]")
@@ -65,16 +73,29 @@ def loaded(dsn: str) -> Iterator[Loaded]:
 def _chromium() -> str:
     found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     if found is None:
-        pytest.fail("chromium is missing: the browser tests need it. Install it with `apt-get install chromium` "
-                    "(Debian/Ubuntu; scripts/setup.sh does it as root) and run the tests again.")
+        pytest.fail(
+            "chromium is missing: the browser tests need it. Install it with `apt-get install chromium` "
+            "(Debian/Ubuntu; scripts/setup.sh does it as root) and run the tests again."
+        )
     return found
 
 
 def _run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Headless Chromium with a throwaway profile, no network chatter, console messages on stderr."""
-    return subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                           "--enable-logging=stderr", "--v=0", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [
+            _chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _console_errors(stderr: str) -> list[str]:
@@ -95,9 +116,16 @@ def test_report_has_charts_with_shapes(loaded: Loaded) -> None:
     svgs = re.findall(r"<svg\b.*?</svg>", html, re.DOTALL)
     assert len(svgs) >= 15, len(svgs)  # bars, line, stacked, heatmaps, gauge, sparklines, funnel, meters
     labels = re.findall(r'<svg [^>]*aria-label="([^"]*)"', html)
-    for chart in ("Listening time per voice", "Listening hours per month", "Events per month by kind",
-                  "Activity per hour of the week", "Active days over the last year", "tts quota", "Paywall funnel",
-                  "DAU, last 30 days"):
+    for chart in (
+        "Listening time per voice",
+        "Listening hours per month",
+        "Events per month by kind",
+        "Activity per hour of the week",
+        "Active days over the last year",
+        "tts quota",
+        "Paywall funnel",
+        "DAU, last 30 days",
+    ):
         assert chart in labels, (chart, labels)
     by_label = dict(zip(labels, svgs))
     assert by_label["Activity per hour of the week"].count("<rect") == 7 * 24
@@ -152,8 +180,7 @@ def test_report_in_chromium(loaded: Loaded, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    run = _run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars",
-                        page.as_uri())
+    run = _run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars", page.as_uri())
     assert run.returncode == 0, run.stderr[-3000:]
     assert _console_errors(run.stderr) == [], run.stderr[-3000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000

@@ -24,9 +24,16 @@ ROLES = ("tally_writer", "tally_reader", "tally_analyst", None)
 
 # Sample arguments by type, chosen so that most calls get past validation and reach the code that names types.
 SAMPLES = {
-    "text": "'u-attack'", "bigint": "1", "integer": "1", "smallint": "1", "numeric": "1",
-    "timestamp with time zone": "'2026-06-15 12:00+00'", "date": "'2026-06-15'", "boolean": "true",
-    "jsonb": "'{\"voice\": \"af_alloy\", \"session_id\": \"s1\"}'", "interval": "'31 days'",
+    "text": "'u-attack'",
+    "bigint": "1",
+    "integer": "1",
+    "smallint": "1",
+    "numeric": "1",
+    "timestamp with time zone": "'2026-06-15 12:00+00'",
+    "date": "'2026-06-15'",
+    "boolean": "true",
+    "jsonb": '\'{"voice": "af_alloy", "session_id": "s1"}\'',
+    "interval": "'31 days'",
 }
 
 
@@ -59,7 +66,8 @@ def _shadowable_names(conn: psycopg.Connection) -> tuple[list[str], list[str]]:
     base type of pg_catalog, and every word that names a pg_catalog relation.
     """
     sources = " ".join(
-        r[0] for r in conn.execute(
+        r[0]
+        for r in conn.execute(
             """select p.prosrc || ' ' || coalesce(pg_catalog.pg_get_function_arguments(p.oid), '')
                  from pg_catalog.pg_proc p
                 where p.pronamespace = 'tally'::regnamespace
@@ -68,17 +76,21 @@ def _shadowable_names(conn: psycopg.Connection) -> tuple[list[str], list[str]]:
     )
     words = set(re.findall(r"[a-z_][a-z0-9_]*", sources.lower()))
     types = [
-        r[0] for r in conn.execute(
+        r[0]
+        for r in conn.execute(
             """select t.typname from pg_catalog.pg_type t
                 where t.typnamespace = 'pg_catalog'::regnamespace and t.typtype = 'b'
                   and t.typname !~ '^_' and t.typcategory not in ('P')"""
-        ) if r[0] in words
+        )
+        if r[0] in words
     ]
     rels = [
-        r[0] for r in conn.execute(
+        r[0]
+        for r in conn.execute(
             """select c.relname from pg_catalog.pg_class c
                 where c.relnamespace = 'pg_catalog'::regnamespace and c.relkind in ('r', 'v')"""
-        ) if r[0] in words
+        )
+        if r[0] in words
     ]
     assert {"text", "date", "timestamptz", "jsonb"} <= set(types), types
     assert {"pg_class", "pg_inherits"} <= set(rels), rels
@@ -100,8 +112,11 @@ def _arm(conn: psycopg.Connection, types: list[str], rels: list[str]) -> list[st
     for t in types:
         try:
             with conn.transaction():
-                conn.execute(sql.SQL("create domain pg_temp.{} as pg_catalog.{} check (pg_temp.pwn())").format(
-                    sql.Identifier(t), sql.Identifier(t)))
+                conn.execute(
+                    sql.SQL("create domain pg_temp.{} as pg_catalog.{} check (pg_temp.pwn())").format(
+                        sql.Identifier(t), sql.Identifier(t)
+                    )
+                )
         except psycopg.Error as exc:
             failed.append(f"type {t}: {exc.diag.message_primary}")
     for r in rels:
@@ -115,8 +130,11 @@ def _arm(conn: psycopg.Connection, types: list[str], rels: list[str]) -> list[st
         ).fetchone()[0]  # type: ignore[index]
         try:
             with conn.transaction():
-                conn.execute(sql.SQL("create view pg_temp.{} as select {} from pg_catalog.{} where pg_temp.pwn()").format(
-                    sql.Identifier(r), sql.SQL(cols), sql.Identifier(r)))
+                conn.execute(
+                    sql.SQL("create view pg_temp.{} as select {} from pg_catalog.{} where pg_temp.pwn()").format(
+                        sql.Identifier(r), sql.SQL(cols), sql.Identifier(r)
+                    )
+                )
         except psycopg.Error as exc:
             failed.append(f"relation {r}: {exc.diag.message_primary}")
     return failed
@@ -126,8 +144,9 @@ def _attack(dsn: str, role: str, run: Callable[[psycopg.Connection], None]) -> l
     """Connect as role, arm the shadows, run the calls; returns every PWNED notice."""
     seen: list[str] = []
     with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=role), autocommit=True) as conn:
-        conn.add_notice_handler(lambda d: seen.append(d.message_primary or "") if "PWNED" in (d.message_primary or "")
-                                else None)
+        conn.add_notice_handler(
+            lambda d: seen.append(d.message_primary or "") if "PWNED" in (d.message_primary or "") else None
+        )
         types, rels = _shadowable_names(conn)
         assert _arm(conn, types, rels) == []
         conn.execute("select set_config('tally.user_id', 'u-attack', false)")
@@ -146,15 +165,20 @@ def _call_all(targets: list[tuple[int, str, str, bool, list[str]]]) -> Callable[
             except psycopg.Error:
                 pass  # refused or invalid arguments: fine, as long as nothing ran as the owner
         # The insert trigger (writers): a valid row, a duplicate, an invalid row, a correction.
-        for values in ("('atk-1', 'u-attack', 'tts', 5, '{\"voice\": \"af_alloy\"}', null)",
-                       "('atk-1', 'u-attack', 'tts', 5, '{}', null)",
-                       "('atk-2', 'u-attack', 'tts', -5, '{}', null)",
-                       "('atk-3', 'u-attack', 'tts', -5, '{}', 'atk-1')"):
+        for values in (
+            "('atk-1', 'u-attack', 'tts', 5, '{\"voice\": \"af_alloy\"}', null)",
+            "('atk-1', 'u-attack', 'tts', 5, '{}', null)",
+            "('atk-2', 'u-attack', 'tts', -5, '{}', null)",
+            "('atk-3', 'u-attack', 'tts', -5, '{}', 'atk-1')",
+        ):
             try:
-                conn.execute("insert into tally.usage_events (event_id, user_id, kind, quantity, attributes, "
-                             f"corrects_event_id) values {values}")
+                conn.execute(
+                    "insert into tally.usage_events (event_id, user_id, kind, quantity, attributes, "
+                    f"corrects_event_id) values {values}"
+                )
             except psycopg.Error:
                 pass
+
     return run
 
 
@@ -175,8 +199,10 @@ def test_temp_schema_shadowing_runs_nothing_as_the_owner(
     dsn: str, conn: psycopg.Connection, login_role: Callable[[str | None], str], member_of: str | None
 ) -> None:
     # Something to read, merge and refresh, so the calls reach their queries.
-    conn.execute("select tally.record_usage('seed-1', 'u-attack', 'tts', 7, '2026-06-15 12:00+00', 1000, 0.5, "
-                 "'succeeded', null, true, '{\"voice\": \"af_alloy\", \"session_id\": \"s1\"}', null)")
+    conn.execute(
+        "select tally.record_usage('seed-1', 'u-attack', 'tts', 7, '2026-06-15 12:00+00', 1000, 0.5, "
+        '\'succeeded\', null, true, \'{"voice": "af_alloy", "session_id": "s1"}\', null)'
+    )
     targets = _targets(conn)
     assert len(targets) >= 20, "the catalog query found too few definer functions"
     role = login_role(member_of)
@@ -184,8 +210,9 @@ def test_temp_schema_shadowing_runs_nothing_as_the_owner(
     assert pwned == [], f"{member_of or 'a role without pgtally roles'} ran code as the owner: {pwned}"
 
 
-def test_shadowing_attack_detects_an_unpinned_definer(dsn: str, conn: psycopg.Connection,
-                                                      login_role: Callable[[str | None], str]) -> None:
+def test_shadowing_attack_detects_an_unpinned_definer(
+    dsn: str, conn: psycopg.Connection, login_role: Callable[[str | None], str]
+) -> None:
     """The attack harness itself can fail: a definer function with an empty search_path is caught."""
     conn.execute("""create function tally.zz_unsafe(x text) returns text language plpgsql security definer
                     set search_path = '' as $$ begin return x::text || '-'::text; end $$""")
@@ -200,8 +227,9 @@ def test_shadowing_attack_detects_an_unpinned_definer(dsn: str, conn: psycopg.Co
 # --------------------------------------------------------------------------
 
 
-def test_advisory_locks_of_other_roles_stall_nothing(dsn: str, conn: psycopg.Connection,
-                                                     login_role: Callable[[str | None], str]) -> None:
+def test_advisory_locks_of_other_roles_stall_nothing(
+    dsn: str, conn: psycopg.Connection, login_role: Callable[[str | None], str]
+) -> None:
     conn.execute("select tally.upsert_plan('free', 0, 0, '{\"tts\": 1000}', true)")
     conn.execute("select tally.record_usage('e1', 'u1', 'tts', 10)")
     attacker = login_role("tally_writer")
@@ -211,8 +239,12 @@ def test_advisory_locks_of_other_roles_stall_nothing(dsn: str, conn: psycopg.Con
         atk.execute("select pg_advisory_lock(7462, hashtext('u1' || chr(31) || 'tts'))")
         atk.execute("select pg_advisory_lock(7463, hashtext('u1'))")
         # Row locks on the owner's lock tables are refused.
-        for stmt in ("select * from tally.locks for update", "select * from tally.user_locks for update",
-                     "lock table tally.locks in exclusive mode", "lock table tally.user_locks in exclusive mode"):
+        for stmt in (
+            "select * from tally.locks for update",
+            "select * from tally.user_locks for update",
+            "lock table tally.locks in exclusive mode",
+            "lock table tally.user_locks in exclusive mode",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), atk.transaction():
                 atk.execute(stmt)
         with psycopg.connect(dsn, autocommit=True, options="-c lock_timeout=5s") as owner:
@@ -261,6 +293,141 @@ def test_unpinned_helpers_are_the_documented_six(conn: psycopg.Connection) -> No
               and not coalesce('search_path=pg_catalog, pg_temp' = any (p.proconfig), false)
             order by 1"""
     ).fetchall()
-    assert rows == [(name, False, "sql") for name in sorted(
-        ["_csv_safe", "_dimension_value", "_duration_bucket", "_duration_bucket_ms", "_event_problem",
-         "current_user_id"])]
+    assert rows == [
+        (name, False, "sql")
+        for name in sorted(
+            [
+                "_csv_safe",
+                "_dimension_value",
+                "_duration_bucket",
+                "_duration_bucket_ms",
+                "_event_problem",
+                "current_user_id",
+            ]
+        )
+    ]
+
+
+# --------------------------------------------------------------------------
+# An open transaction of a lesser role stalls nothing for long
+# --------------------------------------------------------------------------
+
+
+def test_a_readers_open_transaction_does_not_stall_writers_behind_partition_ddl(
+    dsn: str, conn: psycopg.Connection, login_role: Callable[[str | None], str]
+) -> None:
+    """Partition DDL waiting for a reader's lock gives up after its lock timeout; writers are not stuck behind it."""
+    conn.execute("select tally.ensure_partitions('2001-01-01', '2001-02-01')")
+    reader = login_role("tally_reader")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=reader)) as holder:
+        holder.execute("lock table tally.my_usage_events in access share mode")  # and stays idle in its transaction
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute("select tally.ensure_partitions('2031-03-01', '2031-03-01')")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute("select * from tally.apply_retention('3650 days')")
+        with psycopg.connect(dsn, autocommit=True, options="-c lock_timeout=1s") as writer:
+            assert writer.execute("select tally.record_usage('late', 'u1', 'tts', 1)").fetchone() == (True,)
+            assert writer.execute("select tally.merge_pending()").fetchone() == (1,)
+        holder.rollback()
+    assert conn.execute("select count(*) from tally.apply_retention('3650 days')").fetchone()[0] >= 1  # type: ignore[index]
+
+
+def test_a_held_quota_lock_delays_only_that_users_erasure(
+    dsn: str, conn: psycopg.Connection, login_role: Callable[[str | None], str]
+) -> None:
+    conn.execute("select tally.upsert_plan('free', 0, 0, '{\"tts\": 1000}', true)")
+    conn.execute("select tally.check_quota('victim', 'tts', 0)")
+    writer = login_role("tally_writer")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=writer)) as holder:
+        holder.execute("select tally.check_quota('victim', 'tts', 0)")  # holds the user's quota row
+        done = threading.Event()
+
+        def forget() -> None:
+            with psycopg.connect(dsn, autocommit=True) as c:
+                c.execute("select tally.forget_user('victim')")
+                done.set()
+
+        t = threading.Thread(target=forget)
+        t.start()
+        assert not done.wait(0.5)
+        with psycopg.connect(dsn, autocommit=True, options="-c lock_timeout=2s") as other:
+            other.execute("select tally.record_usage('e-other', 'someone', 'tts', 5)")
+            assert other.execute("select tally.merge_pending()").fetchone() == (1,), "merges go on meanwhile"
+        holder.rollback()
+        t.join(10)
+        assert done.is_set()
+    assert conn.execute("select count(*) from tally.user_locks where user_id = 'victim'").fetchone() == (0,)
+
+
+def test_a_correction_cannot_ride_on_an_original_another_transaction_recorded_first(
+    dsn: str, conn: psycopg.Connection, login_role: Callable[[str | None], str]
+) -> None:
+    writer = login_role("tally_writer")
+    other = psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=writer))
+    try:
+        other.execute("select tally.record_usage('O-race', 'userB', 'tts', 100)")  # not committed yet
+        result: list[object] = []
+
+        def batch() -> None:
+            with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=writer), autocommit=True) as c:
+                try:
+                    c.execute(
+                        """select tally.record_usage_batch(array['O-race', 'C-race'], array['userA', 'userA'],
+                             array['tts', 'tts'], array[100, -100]::bigint[], array[now(), now()],
+                             array[null, null]::bigint[], array[0, 0]::numeric[], array['succeeded', 'reversed'],
+                             array[null, null]::text[], array[true, true], array['{}', '{}']::jsonb[],
+                             array[null, 'O-race'])"""
+                    )
+                    result.append("recorded")
+                except psycopg.Error as exc:
+                    result.append(exc.sqlstate)
+
+        t = threading.Thread(target=batch)
+        t.start()
+        t.join(1.0)  # the batch waits on the uncommitted key
+        other.commit()
+        t.join(10)
+    finally:
+        other.close()
+    assert result == ["PT008"]
+    assert conn.execute("select count(*) from tally.usage_events where event_id = 'C-race'").fetchone() == (0,)
+    conn.execute("select tally.merge_pending()")
+    assert conn.execute("select count(*) from tally.user_totals where user_id = 'userA'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("cost", ["1e-400", "0.000000000000000000001"])
+def test_costs_with_more_than_20_decimals_are_refused(conn: psycopg.Connection, cost: str) -> None:
+    """A cost so small that it underflows double precision would break reads that rank costs: refused."""
+    for sql_text in (
+        f"select tally.record_usage('tiny-1', 'u1', 'tts', 1, now(), 1000, {cost})",
+        "insert into tally.usage_events (event_id, user_id, kind, quantity, cost) "
+        f"values ('tiny-2', 'u1', 'tts', 1, {cost})",
+        "select tally.record_usage_batch(array['tiny-3'], array['u1'], array['tts'], array[1]::bigint[], "
+        f"array[now()], array[null]::bigint[], array[{cost}]::numeric[], array['succeeded'], "
+        "array[null]::text[], array[true], array['{}']::jsonb[], array[null])",
+    ):
+        with pytest.raises(psycopg.Error) as err:
+            conn.execute(sql_text)
+        assert err.value.sqlstate == "PT002" and "20 digits" in str(err.value), sql_text
+    assert conn.execute("select count(*) from tally.usage_events").fetchone() == (0,)
+
+
+def test_the_refreshing_sessions_time_zone_does_not_change_the_views(conn: psycopg.Connection) -> None:
+    conn.execute("select tally.ensure_partitions('2011-12-01', '2012-01-01')")
+    for i, day in enumerate(("2011-12-29", "2011-12-30", "2011-12-31", "2012-01-01")):
+        conn.execute("select tally.record_usage(%s, 'u1', 'tts', 1, %s::timestamptz)", (f"e{i}", f"{day} 12:00+00"))
+    conn.execute("select tally.merge_pending()")
+    conn.execute("select tally.set_min_group_size(1)")
+
+    def days() -> list[tuple[object, ...]]:
+        return conn.execute(
+            "select day, dau from tally.admin_active_users('2011-12-28', '2012-01-02') order by day"
+        ).fetchall()
+
+    conn.execute("set timezone = 'UTC'")
+    conn.execute("select * from tally.refresh_analytics()")
+    in_utc = days()
+    conn.execute("set timezone = 'Pacific/Apia'")  # skipped 2011-12-30 altogether
+    conn.execute("select * from tally.refresh_analytics()")
+    conn.execute("set timezone = 'UTC'")
+    assert days() == in_utc

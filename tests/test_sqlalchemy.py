@@ -1,4 +1,4 @@
-"""Recording usage inside a SQLAlchemy session (I2) and the example app."""
+"""Recording usage inside a SQLAlchemy session and the example app."""
 
 from __future__ import annotations
 
@@ -40,9 +40,13 @@ def test_errors_are_pgtally_exceptions(dsn: str) -> None:
 
 
 def test_example_app_keeps_business_and_usage_rows_together(dsn: str, conn: psycopg.Connection) -> None:
-    res = subprocess.run([sys.executable, str(ROOT / "examples" / "sqlalchemy_exports.py")],
-                         env={**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT / "python_client")},
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "sqlalchemy_exports.py")],
+        env={**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT / "python_client")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     exports = conn.execute("select count(*) from app_exports").fetchone()
     usage = conn.execute("select count(*) from tally.usage_events").fetchone()

@@ -54,14 +54,46 @@ def dataset(request: pytest.FixtureRequest, client: Client) -> Client:
     c.upsert_plan("pro", tier=1, monthly_price="9.99", limits={"tts": 100_000})
     c.set_user_settings("u", time_zone="Europe/Berlin")
     voice = {"voice": "alloy", "model": "openai"}
-    c.record("t1", "u", "tts", 3000, occurred_at=at(2026, 11, 19, 18, 0), duration_ms=2_400_000,
-             cost="0.03", attributes={**voice, "session_id": "s1"})
-    c.record("t2", "u", "tts", 1000, occurred_at=at(2026, 11, 19, 18, 40), duration_ms=600_000,
-             cost="0.01", attributes={**voice, "session_id": "s1"})
-    c.record("t3", "u", "tts", 2500, occurred_at=at(2026, 11, 20, 23, 30), duration_ms=3_600_000,  # 00:30 on Nov 21 in Berlin
-             cost="0.025", attributes={"voice": "af_bella", "model": "kokoro", "session_id": "s2"})
-    c.record("t4", "u", "tts", 500, occurred_at=at(2026, 10, 20, 10, 0), duration_ms=300_000, cost="0.005",
-             attributes={"voice": "af_bella", "model": "kokoro"})
+    c.record(
+        "t1",
+        "u",
+        "tts",
+        3000,
+        occurred_at=at(2026, 11, 19, 18, 0),
+        duration_ms=2_400_000,
+        cost="0.03",
+        attributes={**voice, "session_id": "s1"},
+    )
+    c.record(
+        "t2",
+        "u",
+        "tts",
+        1000,
+        occurred_at=at(2026, 11, 19, 18, 40),
+        duration_ms=600_000,
+        cost="0.01",
+        attributes={**voice, "session_id": "s1"},
+    )
+    c.record(
+        "t3",
+        "u",
+        "tts",
+        2500,
+        occurred_at=at(2026, 11, 20, 23, 30),
+        duration_ms=3_600_000,  # 00:30 on Nov 21 in Berlin
+        cost="0.025",
+        attributes={"voice": "af_bella", "model": "kokoro", "session_id": "s2"},
+    )
+    c.record(
+        "t4",
+        "u",
+        "tts",
+        500,
+        occurred_at=at(2026, 10, 20, 10, 0),
+        duration_ms=300_000,
+        cost="0.005",
+        attributes={"voice": "af_bella", "model": "kokoro"},
+    )
     c.record("o1", "u", "ocr", 12, occurred_at=at(2026, 11, 2, 10, 0), cost="0.012")
     c.record("f1", "u", "tts", 700, occurred_at=at(2026, 11, 20, 10, 0), status="failed", attributes=voice)
     if request.param:
@@ -78,7 +110,9 @@ def test_summary_card(dataset: Client) -> None:
     assert [m.value for m in card.models] == ["kokoro"]
     assert (card.plan, card.period_start, card.period_end) == ("free", dt.date(2026, 11, 1), dt.date(2026, 12, 1))
     assert [(p.kind, p.quantity, p.quota, p.utilization_pct) for p in card.period] == [
-        ("ocr", 12, 20, Decimal("60.0")), ("tts", 6500, 10_000, Decimal("65.0"))]
+        ("ocr", 12, 20, Decimal("60.0")),
+        ("tts", 6500, 10_000, Decimal("65.0")),
+    ]
 
 
 def test_engagement_profile(dataset: Client) -> None:
@@ -86,10 +120,23 @@ def test_engagement_profile(dataset: Client) -> None:
     assert isinstance(p, EngagementProfile)
     # Local active days: Oct 20, Nov 2, Nov 19, Nov 21 (t3 is 00:30 in Berlin); Nov 20 has only a failure.
     assert (p.time_zone, p.days_active, p.current_streak, p.current_streak_from) == (
-        "Europe/Berlin", 4, 1, dt.date(2026, 11, 21))
-    assert (p.longest_streak, p.longest_streak_from, p.longest_streak_to) == (1, dt.date(2026, 11, 21), dt.date(2026, 11, 21))
+        "Europe/Berlin",
+        4,
+        1,
+        dt.date(2026, 11, 21),
+    )
+    assert (p.longest_streak, p.longest_streak_from, p.longest_streak_to) == (
+        1,
+        dt.date(2026, 11, 21),
+        dt.date(2026, 11, 21),
+    )
     # s1: 18:00 .. 18:40 + 10 min = 50 min; s2: one block of 1 h.
-    assert (p.sessions, p.total_session_ms, p.avg_session_ms, p.longest_session_ms) == (2, 6_600_000, 3_300_000, 3_600_000)
+    assert (p.sessions, p.total_session_ms, p.avg_session_ms, p.longest_session_ms) == (
+        2,
+        6_600_000,
+        3_300_000,
+        3_600_000,
+    )
     assert p.first_active_at == at(2026, 10, 20, 10, 0) and p.last_active_at == at(2026, 11, 20, 23, 30)
     assert p.avg_session_text == "55 min 00 s"
 
@@ -98,40 +145,80 @@ def test_history_comparison_and_peak(dataset: Client) -> None:
     days = dataset.usage_history("u", "7d", "day", at=NOW)
     assert all(isinstance(b, HistoryBucket) for b in days)
     assert [(b.bucket_start.day, b.quantity, b.failures) for b in days] == [
-        (15, 0, 0), (16, 0, 0), (17, 0, 0), (18, 0, 0), (19, 4000, 0), (20, 0, 1), (21, 2500, 0)]
+        (15, 0, 0),
+        (16, 0, 0),
+        (17, 0, 0),
+        (18, 0, 0),
+        (19, 4000, 0),
+        (20, 0, 1),
+        (21, 2500, 0),
+    ]
     stacked = dataset.usage_history("u", "3m", "month", dimension="voice", at=NOW)
     assert [(b.bucket_start.month, b.value, b.quantity) for b in stacked] == [
-        (9, "af_bella", 0), (9, "alloy", 0), (10, "af_bella", 500), (10, "alloy", 0), (11, "af_bella", 2500), (11, "alloy", 4000)]
-    custom = dataset.usage_history("u", from_day=dt.date(2026, 11, 16), to_day=dt.date(2026, 11, 29), bucket="week", at=NOW)
+        (9, "af_bella", 0),
+        (9, "alloy", 0),
+        (10, "af_bella", 500),
+        (10, "alloy", 0),
+        (11, "af_bella", 2500),
+        (11, "alloy", 4000),
+    ]
+    custom = dataset.usage_history(
+        "u", from_day=dt.date(2026, 11, 16), to_day=dt.date(2026, 11, 29), bucket="week", at=NOW
+    )
     assert [(b.bucket_start, b.bucket_end, b.events) for b in custom] == [
-        (dt.date(2026, 11, 16), dt.date(2026, 11, 23), 3), (dt.date(2026, 11, 23), dt.date(2026, 11, 30), 0)]
+        (dt.date(2026, 11, 16), dt.date(2026, 11, 23), 3),
+        (dt.date(2026, 11, 23), dt.date(2026, 11, 30), 0),
+    ]
 
     month = dataset.compare_usage("u", "month", kind="tts", at=NOW)
-    assert month == [Comparison("month", dt.date(2026, 11, 1), dt.date(2026, 11, 22), dt.date(2026, 10, 1),
-                                dt.date(2026, 10, 22), Decimal(6500), Decimal(500), Decimal(6000), Decimal("1200.0"), "up")]
+    assert month == [
+        Comparison(
+            "month",
+            dt.date(2026, 11, 1),
+            dt.date(2026, 11, 22),
+            dt.date(2026, 10, 1),
+            dt.date(2026, 10, 22),
+            Decimal(6500),
+            Decimal(500),
+            Decimal(6000),
+            Decimal("1200.0"),
+            "up",
+        )
+    ]
     assert [c.comparison for c in dataset.compare_usage("u", at=NOW)] == ["week", "month", "year"]
-    assert dataset.usage_peak("u", "12m", "month", at=NOW) == Peak(dt.date(2026, 11, 1), dt.date(2026, 12, 1), Decimal(6512))
+    assert dataset.usage_peak("u", "12m", "month", at=NOW) == Peak(
+        dt.date(2026, 11, 1), dt.date(2026, 12, 1), Decimal(6512)
+    )
     assert dataset.usage_peak("nobody", at=NOW) is None
 
 
 def test_patterns(dataset: Client) -> None:
     weekdays = dataset.weekday_distribution("u", at=NOW)
     assert all(isinstance(w, WeekdayUsage) for w in weekdays) and len(weekdays) == 7
-    assert {w.day_name: w.events for w in weekdays if w.events} == {"Monday": 1, "Tuesday": 1, "Thursday": 2, "Saturday": 1}
+    assert {w.day_name: w.events for w in weekdays if w.events} == {
+        "Monday": 1,
+        "Tuesday": 1,
+        "Thursday": 2,
+        "Saturday": 1,
+    }
     cells = dataset.hour_of_week_heatmap("u")
     assert len(cells) == 168 and isinstance(cells[0], HourOfWeek)
     # Thursday 19:00 Berlin (t1 at 18:00 UTC, t2 at 18:40 UTC), Saturday 00:00 (t3).
-    assert {(c.weekday, c.hour): c.events for c in cells if c.events} == {
-        (4, 19): 2, (6, 0): 1, (2, 12): 1, (1, 11): 1}
+    assert {(c.weekday, c.hour): c.events for c in cells if c.events} == {(4, 19): 2, (6, 0): 1, (2, 12): 1, (1, 11): 1}
     assert [c.failures for c in cells if c.failures] == [1]
     year = dataset.calendar_heatmap("u", 2026, at=NOW)
     assert len(year) == 365 and isinstance(year[0], CalendarDay)
     assert {d.day.isoformat(): d.level for d in year if d.level} == {
-        "2026-10-20": 2, "2026-11-02": 1, "2026-11-19": 4, "2026-11-21": 3}
+        "2026-10-20": 2,
+        "2026-11-02": 1,
+        "2026-11-19": 4,
+        "2026-11-21": 3,
+    }
     months = dataset.monthly_summaries("u", 2, at=NOW)
     assert months == [
         MonthlySummary(dt.date(2026, 10, 1), dt.date(2026, 11, 1), 1, 500, 300_000, Decimal("0.005"), 0, 1, "tts"),
-        MonthlySummary(dt.date(2026, 11, 1), dt.date(2026, 12, 1), 4, 6512, 6_600_000, Decimal("0.077"), 1, 3, "tts")]
+        MonthlySummary(dt.date(2026, 11, 1), dt.date(2026, 12, 1), 4, 6512, 6_600_000, Decimal("0.077"), 1, 3, "tts"),
+    ]
 
 
 def test_limits_forecast_and_plans(dataset: Client) -> None:
@@ -140,7 +227,12 @@ def test_limits_forecast_and_plans(dataset: Client) -> None:
     tts = forecast["tts"]
     # Run rate: 6500 chars over the last 7 days (700 failed chars count nothing) = 928.57/day; 9 full days left.
     assert (tts.used, tts.quota, tts.remaining, tts.utilization_pct, tts.run_rate) == (
-        6500, 10_000, 3500, Decimal("65.0"), Decimal("928.57"))
+        6500,
+        10_000,
+        3500,
+        Decimal("65.0"),
+        Decimal("928.57"),
+    )
     assert (tts.projected, tts.reaches_limit_on, tts.status) == (14857, dt.date(2026, 11, 25), "will_reach")
     assert forecast["ocr"].status == "ok"
     rec = dataset.recommended_plan("u", at=NOW)
@@ -159,7 +251,9 @@ def test_limits_forecast_and_plans(dataset: Client) -> None:
 def test_insights(dataset: Client) -> None:
     anomalies = dataset.usage_anomalies("u", dt.date(2026, 11, 20), dt.date(2026, 11, 21), at=NOW)
     assert [(a.day, a.value, a.is_anomaly) for a in anomalies] == [
-        (dt.date(2026, 11, 20), Decimal(0), False), (dt.date(2026, 11, 21), Decimal(2500), False)]
+        (dt.date(2026, 11, 20), Decimal(0), False),
+        (dt.date(2026, 11, 21), Decimal(2500), False),
+    ]
     assert isinstance(anomalies[0], DayAnomaly)
     peer = dataset.peer_percentile("u", "tts", at=NOW)
     assert peer == PeerPercentile(dt.date(2026, 11, 1), 6500, None, None, None)  # no distribution published yet
@@ -181,7 +275,11 @@ def test_peer_percentile_places_only_the_callers_own_usage(client: Client, conn:
     conn.execute("select set_config('tally.user_id', 'p09', false)")
     peer = client.peer_percentile("p09", "tts", at=NOW)
     assert peer is not None and (peer.period_start, peer.quantity, peer.peers, peer.percentile) == (
-        dt.date(2026, 11, 1), 900, 12, Decimal(50))
+        dt.date(2026, 11, 1),
+        900,
+        12,
+        Decimal(50),
+    )
     assert peer.refreshed_at is not None
     assert client.peer_percentile("p09", "ocr", at=NOW) is None  # no usage of the kind this period
     assert client.peer_percentile("p12", "tts", at=NOW) is None  # another user: nothing ...
@@ -221,7 +319,9 @@ def test_csv_exports(dataset: Client) -> None:
     binary = io.BytesIO()
     assert dataset.export_rollups_csv("u", dt.date(2026, 11, 19), dt.date(2026, 11, 19), binary, dimension="voice") == 1
     assert binary.getvalue().decode().splitlines() == [
-        "day,dimension,value,events,failures,quantity,duration_ms,cost", "2026-11-19,voice,alloy,2,0,4000,3000000,0.04"]
+        "day,dimension,value,events,failures,quantity,duration_ms,cost",
+        "2026-11-19,voice,alloy,2,0,4000,3000000,0.04",
+    ]
     everything = io.BytesIO()
     assert dataset.export_rollups_csv("u", dt.date(2026, 11, 19), dt.date(2026, 11, 19), everything) == 3
 

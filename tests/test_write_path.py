@@ -12,16 +12,19 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pgtally import Client, NegativeAmount, UsageEvent
+from pgtally import Client, UsageEvent
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
-COPY_SQL = ("copy tally.usage_events (event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status, "
-            "error_code, attributes) from stdin with (format csv)")
+COPY_SQL = (
+    "copy tally.usage_events (event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status, "
+    "error_code, attributes) from stdin with (format csv)"
+)
 
 
 # Fixture order matters: login_role comes first so that its roles are dropped after the
 # connection (and the temporary objects it made as them) is closed.
+
 
 @pytest.fixture
 def writer(login_role: Callable[[str], str], conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
@@ -34,8 +37,10 @@ def writer(login_role: Callable[[str], str], conn: psycopg.Connection) -> Iterat
 def counts(conn: psycopg.Connection) -> tuple[int, int, int]:
     """Rows of the log, the exactly-once keys and the pending deltas (read as the superuser)."""
     with psycopg.connect(conn.info.dsn, autocommit=True) as su:
-        row = su.execute("select (select count(*) from tally.usage_events), (select count(*) from tally.event_keys),"
-                         " (select count(*) from tally.pending_deltas)").fetchone()
+        row = su.execute(
+            "select (select count(*) from tally.usage_events), (select count(*) from tally.event_keys),"
+            " (select count(*) from tally.pending_deltas)"
+        ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
 
@@ -47,7 +52,9 @@ def copy_csv(conn: psycopg.Connection, text: str) -> int:
         return cur.rowcount
 
 
-def expected_totals(rows: list[tuple[str, str, str, int, int, Decimal, str]], user: str) -> dict[str, tuple[int, int, int, Decimal, int]]:
+def expected_totals(
+    rows: list[tuple[str, str, str, int, int, Decimal, str]], user: str
+) -> dict[str, tuple[int, int, int, Decimal, int]]:
     """Per kind (events, quantity, duration_ms, cost, failures) of a user's first occurrences, computed in Python."""
     seen: set[str] = set()
     out: dict[str, list] = {}
@@ -69,22 +76,25 @@ def expected_totals(rows: list[tuple[str, str, str, int, int, Decimal, str]], us
 
 
 def totals(client: Client, user: str) -> dict[str, tuple[int, int, int, Decimal, int]]:
-    return {t.value: (t.events, int(t.quantity), int(t.duration_ms), t.cost, t.failures)
-            for t in client.lifetime_totals(user)}
+    return {
+        t.value: (t.events, int(t.quantity), int(t.duration_ms), t.cost, t.failures)
+        for t in client.lifetime_totals(user)
+    }
 
 
 # --------------------------------------------------------------------------- COPY by writers
+
 
 def test_writer_copies_into_the_log_exactly_once(writer: psycopg.Connection, conn: psycopg.Connection) -> None:
     with psycopg.connect(conn.info.dsn, autocommit=True) as su:
         assert Client(su).record("job-1", "alice", "tts", 100, occurred_at=T0, duration_ms=1000, cost=Decimal("0.5"))
     csv = (
         'job-2,alice,tts,200,2026-03-10 11:00:00+00,2000,0.25,succeeded,,"{""voice"": ""af_alloy""}"\n'
-        "job-1,alice,tts,999,2026-03-10 12:00:00+00,9,9,succeeded,,{}\n"           # recorded before: skipped
+        "job-1,alice,tts,999,2026-03-10 12:00:00+00,9,9,succeeded,,{}\n"  # recorded before: skipped
         "job-3,bob,ocr,3,2026-03-10 13:00:00+00,,0,succeeded,,{}\n"
-        "job-2,alice,tts,777,2026-03-10 14:00:00+00,7,7,succeeded,,{}\n"            # repeated in the file: skipped
+        "job-2,alice,tts,777,2026-03-10 14:00:00+00,7,7,succeeded,,{}\n"  # repeated in the file: skipped
         "job-4,alice,tts,50,2026-03-10 15:00:00+00,500,0.1,failed,provider_timeout,{}\n"
-        "job-5,bob,ocr,4,2026-01-05 09:00:00+00,,0,succeeded,,{}\n"                 # the default partition
+        "job-5,bob,ocr,4,2026-01-05 09:00:00+00,,0,succeeded,,{}\n"  # the default partition
     )
     assert copy_csv(writer, csv) == 4, "COPY reports the rows it recorded, not the skipped duplicates"
     assert counts(conn) == (5, 5, 5)
@@ -103,14 +113,17 @@ def test_writer_copies_into_the_log_exactly_once(writer: psycopg.Connection, con
         assert totals(client, user) == expected_totals(rows, user), "exact after the merge too"
     assert conn.execute("select sum(drifted) from tally.verify()").fetchone() == (0,)
     # The database set recorded_at and kept the first version of each event.
-    assert conn.execute("select quantity, recorded_at is not null from tally.usage_events where event_id = 'job-2'"
-                        ).fetchall() == [(200, True)]
+    assert conn.execute(
+        "select quantity, recorded_at is not null from tally.usage_events where event_id = 'job-2'"
+    ).fetchall() == [(200, True)]
 
 
 def test_writer_copy_with_an_invalid_row_stores_nothing(writer: psycopg.Connection, conn: psycopg.Connection) -> None:
-    csv = ("ok-1,alice,tts,10,2026-03-10 11:00:00+00,,0,succeeded,,{}\n"
-           "bad-1,alice,tts,-5,2026-03-10 11:00:00+00,,0,succeeded,,{}\n"
-           "ok-2,alice,tts,10,2026-03-10 11:00:00+00,,0,succeeded,,{}\n")
+    csv = (
+        "ok-1,alice,tts,10,2026-03-10 11:00:00+00,,0,succeeded,,{}\n"
+        "bad-1,alice,tts,-5,2026-03-10 11:00:00+00,,0,succeeded,,{}\n"
+        "ok-2,alice,tts,10,2026-03-10 11:00:00+00,,0,succeeded,,{}\n"
+    )
     with pytest.raises(psycopg.Error) as err:
         copy_csv(writer, csv)
     assert err.value.sqlstate == "PT002"
@@ -121,7 +134,9 @@ def test_writer_copy_with_an_invalid_row_stores_nothing(writer: psycopg.Connecti
     assert counts(conn) == (3, 3, 3)
 
 
-def test_writer_copy_under_a_forged_batch_token_is_refused(writer: psycopg.Connection, conn: psycopg.Connection) -> None:
+def test_writer_copy_under_a_forged_batch_token_is_refused(
+    writer: psycopg.Connection, conn: psycopg.Connection
+) -> None:
     writer.execute("set tally.batch_token = 'forged'")
     with pytest.raises(psycopg.errors.InsufficientPrivilege) as err:
         copy_csv(writer, "f-1,alice,tts,1,2026-03-10 11:00:00+00,,0,succeeded,,{}\n")
@@ -130,7 +145,9 @@ def test_writer_copy_under_a_forged_batch_token_is_refused(writer: psycopg.Conne
     assert counts(conn) == (0, 0, 0)
 
 
-def test_writer_batch_paths_still_work_and_are_exactly_once(writer: psycopg.Connection, conn: psycopg.Connection) -> None:
+def test_writer_batch_paths_still_work_and_are_exactly_once(
+    writer: psycopg.Connection, conn: psycopg.Connection
+) -> None:
     client = Client(writer)
     events = [UsageEvent(f"m-{i}", "carol", "tts", i, occurred_at=T0) for i in range(1, 11)]
     assert client.record_many(events, chunk_size=4) == 10
@@ -148,8 +165,10 @@ def test_writer_batch_paths_still_work_and_are_exactly_once(writer: psycopg.Conn
 
 # --------------------------------------------------------------------------- readers
 
-def test_reader_view_keeps_leaky_functions_from_other_users(login_role: Callable[[str], str],
-                                                             conn: psycopg.Connection) -> None:
+
+def test_reader_view_keeps_leaky_functions_from_other_users(
+    login_role: Callable[[str], str], conn: psycopg.Connection
+) -> None:
     """A reader's own WHERE clause runs after the view's user filter (security barrier), even on a seq scan."""
     client = Client(conn)
     client.record("a-1", "alice", "tts", 1, occurred_at=T0)

@@ -34,6 +34,33 @@ end
 $$;
 
 drop table tally.locks, tally.user_locks, tally.analytics_settings, tally.batch_tokens;
+
+alter table tally.user_settings drop column subscription_anchor_day;
+comment on column tally.user_settings.time_zone is
+  'Local days of this user''s daily rollups are computed in this zone when their events are merged; changing it affects later merges, tally.rebuild re-buckets history.';
+comment on column tally.user_settings.billing_anchor_day is
+  'Billing periods start on this local day of each month (1-28).';
+
+drop table tally.user_kind_days;
+create table tally.user_first_reached (
+  user_id  text        not null,
+  kind     text        not null,
+  first_at timestamptz not null,
+  primary key (user_id, kind)
+);
+comment on table tally.user_first_reached is
+  'First time each user reached each kind (its first succeeded original event), maintained by the merge (tally._apply_admin); the funnel source, so funnels never scan the raw log (internal; read through tally.admin_funnel).';
+create index user_first_reached_kind on tally.user_first_reached (kind, first_at, user_id);
+insert into tally.user_first_reached (user_id, kind, first_at)
+select e.user_id, e.kind, min(e.occurred_at)
+  from tally.usage_events e
+ where e.status = 'succeeded' and e.corrects_event_id is null
+ group by 1, 2;
+alter table tally.user_first_reached enable row level security;
+revoke all on tally.user_first_reached from public;
+create policy "readers see their own user first reached" on tally.user_first_reached
+  for select to tally_reader using (user_id = tally.current_user_id());
+grant select on tally.user_first_reached to tally_reader;
 drop policy "analysts read the refresh log" on tally.refresh_log;
 
 alter table tally.user_totals alter column quantity type bigint, alter column duration_ms type bigint;

@@ -105,6 +105,40 @@ select e.event_id, e.user_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, 
 comment on view tally.my_usage_events is
   'The raw usage events of the user named by the session setting tally.user_id (none when unset): how tally_reader reads the log, which it may not read directly.';
 
+-- Billing periods follow a running subscription's day of month.
+alter table tally.user_settings add column subscription_anchor_day smallint
+  constraint subscription_anchor_day_between_1_and_31 check (subscription_anchor_day between 1 and 31);
+comment on column tally.user_settings.time_zone is
+  'Local days of this user''s rollups are computed in this zone; tally.set_user_settings re-buckets the retained history when it changes.';
+comment on column tally.user_settings.billing_anchor_day is
+  'Billing periods start on this local day of each month (1-28) while the user has no running subscription.';
+comment on column tally.user_settings.subscription_anchor_day is
+  'Day of month (1-31, local time) the user''s running subscription started, kept by tally.start_subscription, tally.end_subscription and tally.set_user_settings; NULL without one. The effective anchor of billing periods is coalesce(subscription_anchor_day, billing_anchor_day), clamped to the month''s length.';
+
+-- Funnels count journeys inside their timeframe: per user, kind and UTC day, the first and last use.
+drop table tally.user_first_reached;
+create table tally.user_kind_days (
+  user_id  text        not null,
+  kind     text        not null,
+  day      date        not null,
+  first_at timestamptz not null,
+  last_at  timestamptz not null,
+  primary key (user_id, kind, day),
+  constraint user_kind_day_times_in_order check (first_at <= last_at)
+) with (fillfactor = 90);
+comment on table tally.user_kind_days is
+  'Per user, kind and UTC day: the first and last succeeded original event (a reversal does not undo a step), maintained by the merge (tally._apply_admin); the funnel source, so a funnel reads only the days of its timeframe and never scans the raw log (internal; read through tally.admin_funnel).';
+comment on column tally.user_kind_days.day is 'The UTC day of the events (not the user''s local day): funnel timeframes are exact instants.';
+comment on column tally.user_kind_days.first_at is 'Earliest succeeded original event of the kind that day; a late, earlier event moves it back.';
+comment on column tally.user_kind_days.last_at is 'Latest succeeded original event of the kind that day.';
+create index user_kind_days_kind on tally.user_kind_days (kind, day, user_id);
+-- From the retained log (events still pending are folded in by the merge, which keeps first/last idempotently).
+insert into tally.user_kind_days (user_id, kind, day, first_at, last_at)
+select e.user_id, e.kind, (e.occurred_at at time zone 'UTC')::date, min(e.occurred_at), max(e.occurred_at)
+  from tally.usage_events e
+ where e.status = 'succeeded' and e.corrects_event_id is null
+ group by 1, 2, 3;
+
 -- ============================================================================
 -- Every function, as of this revision (create or replace; dropped ones above), and the analytics views rebuilt
 -- on the new column types, in install order (functions that read a view come after it).
@@ -208,7 +242,7 @@ comment on function tally._dimension_value(text[], text, jsonb) is
 
 -- >>> functions/0040_period_start.sql
 -- First local day of the billing period that contains local day d, for periods anchored on anchor_day.
--- Called by the merge and by the billing-period reads.
+-- Called by the merge, the rebuild and the billing-period reads.
 create or replace function tally._period_start(d date, anchor_day integer)
 returns date
 language sql
@@ -216,15 +250,36 @@ immutable
 parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
+  -- A period starts on day anchor_day of a month, or on the month's last day when
+  -- the month is shorter (anchor 31: Jan 31, Feb 28, Mar 31, Apr 30, ...).
   select case
-    when extract(day from d) >= anchor_day
-      then (date_trunc('month', d)::date + (anchor_day - 1))
-    else ((date_trunc('month', d) - interval '1 month')::date + (anchor_day - 1))
+    when extract(day from d) >= least(anchor_day, extract(day from date_trunc('month', d) + interval '1 month - 1 day'))
+      then date_trunc('month', d)::date
+           + (least(anchor_day, extract(day from date_trunc('month', d) + interval '1 month - 1 day'))::integer - 1)
+    else (date_trunc('month', d) - interval '1 month')::date
+         + (least(anchor_day, extract(day from date_trunc('month', d) - interval '1 day'))::integer - 1)
   end
 $$;
 
 comment on function tally._period_start(date, integer) is
-  'Start of the billing period containing local day d when periods begin on day anchor_day (1-28) of each month.';
+  'Start of the billing period containing local day d when periods begin on day anchor_day (1-31) of each month, or on the last day of months shorter than anchor_day.';
+
+-- >>> functions/0041_period_end.sql
+-- First local day after the billing period that starts on period_start: the next month's anchor day (clamped to its length).
+-- Called by tally.period_totals, tally.quota_forecast and tally.summary_card.
+create or replace function tally._period_end(period_start date, anchor_day integer)
+returns date
+language sql
+immutable
+parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  select (date_trunc('month', period_start) + interval '1 month')::date
+         + (least(anchor_day, extract(day from date_trunc('month', period_start) + interval '2 months - 1 day'))::integer - 1)
+$$;
+
+comment on function tally._period_end(date, integer) is
+  'End (exclusive) of the billing period starting on period_start when periods begin on day anchor_day (1-31) of each month, clamped to the length of the next month.';
 
 -- >>> functions/0060_current_user_id.sql
 -- The user a tally_reader session may see: the tally.user_id setting (NULL when unset: nothing is visible).
@@ -276,6 +331,8 @@ as $$
     when quantity is null then array['PT002', 'quantity', 'quantity must be a number (got null)']
     when cost is null or not (cost > -1e15 and cost < 1e15)
       then array['PT002', 'cost', format('cost must be a finite number below 1e15 in magnitude (got %s)', coalesce(cost::text, 'null'))]
+    when scale(cost) > 20
+      then array['PT002', 'cost', format('cost takes at most 20 digits after the decimal point (got %s)', scale(cost))]
     when corrects_event_id is null and quantity < 0
       then array['PT002', 'quantity', format('quantity must not be negative outside a correction (got %s)', quantity)]
     when corrects_event_id is null and duration_ms < 0
@@ -301,7 +358,7 @@ $$;
 comment on function tally._event_problem(text, text, text, bigint, timestamptz, bigint, numeric, text, text, jsonb, text) is
   'Validation rules of a usage event: NULL when valid, else {SQLSTATE, field, message} of the first broken rule (internal).';
 
--- >>> functions/0100_trg_usage_events_before_insert_record.sql
+-- >>> functions/0111_trg_usage_events_before_insert_record.sql
 -- Row trigger on tally.usage_events: validates, deduplicates by event_id and appends the pending delta.
 -- Fires for every INSERT/COPY row that does not come through tally.record_usage_batch (which does this set-wise).
 create or replace function tally._trg_usage_events_before_insert_record()
@@ -327,7 +384,7 @@ begin
        and (not is_correction or length(new.corrects_event_id) <= 200)
        and (new.status = 'succeeded' or new.status = 'failed' or new.status = 'cancelled'
             or (new.status = 'reversed' and is_correction))
-       and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15
+       and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15 and scale(new.cost) <= 20
        and new.quantity between -1000000000000000 and 1000000000000000
        and (new.duration_ms is null or new.duration_ms between -1000000000000 and 1000000000000)
        and (is_correction or (new.quantity >= 0 and new.cost >= 0 and (new.duration_ms is null or new.duration_ms >= 0)))
@@ -404,7 +461,7 @@ $$;
 comment on function tally._trg_usage_events_before_insert_record() is
   'Validates a new usage event (SQLSTATE class PT, message naming the field), checks a correction''s original, skips a duplicate event_id silently and appends the event''s signed contribution to tally.pending_deltas.';
 
--- >>> functions/0105_trg_usage_events_check_batch_token.sql
+-- >>> functions/0112_trg_usage_events_check_batch_token.sql
 -- Statement trigger on tally.usage_events and on each of its partitions: admits the setting tally.batch_token
 -- only with the one-time token tally.record_usage_batch (or tally.ensure_partitions) issued for this INSERT.
 create or replace function tally._trg_usage_events_check_batch_token()
@@ -439,7 +496,7 @@ $$;
 comment on function tally._trg_usage_events_check_batch_token() is
   'Refuses an INSERT into the usage log made while tally.batch_token is set unless the setting holds the one-time token tally.record_usage_batch issued for it in this transaction, which it consumes (SQLSTATE 42501); so rows skip the row trigger only on the set-wise batch path.';
 
--- >>> functions/0110_trg_usage_events_refuse_change.sql
+-- >>> functions/0113_trg_usage_events_refuse_change.sql
 -- Row and statement trigger on tally.usage_events: refuses UPDATE, DELETE and TRUNCATE.
 -- The log is immutable; corrections are new rows (corrects_event_id), retention drops whole partitions,
 -- erasure (tally.forget_user) is the one UPDATE allowed.
@@ -577,6 +634,7 @@ declare
   bad   record;
   added integer;
   twice_reversed text;
+  lost_original text;
   issued text;
 begin
   if n is null or n = 0 then
@@ -698,10 +756,22 @@ begin
   )
   select (select count(*) from logged),
          (select b.corrects_event_id from new_events b
-           where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1)
-    into added, twice_reversed;
+           where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1),
+         -- A correction validated against an original of this batch is only valid if that original
+         -- was recorded here: a concurrent transaction may have committed the same event_id first
+         -- (for any user), and then this batch's original was skipped as a duplicate.
+         (select b.corrects_event_id from new_events b
+           where b.corrects_event_id is not null
+             and b.corrects_event_id in (select f.event_id from firsts f)
+             and b.corrects_event_id not in (select n.event_id from new_events n) limit 1)
+    into added, twice_reversed, lost_original;
   -- Every later insert of this transaction goes through the row trigger again.
   perform set_config('tally.batch_token', '', true);
+  if lost_original is not null then
+    raise exception using errcode = 'PT008', column = 'corrects_event_id',
+      message = format('corrects_event_id %L names an event of this batch that another transaction recorded first; send the batch again',
+                       lost_original);
+  end if;
   if twice_reversed is not null then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
       message = format('event %L is already reversed', twice_reversed);
@@ -932,7 +1002,7 @@ begin
          m.timed_events, m.cost, m.billable, m.is_use,
          m.occurred_at at time zone coalesce(s.time_zone, 'UTC'),
          (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date,
-         coalesce(s.billing_anchor_day, 1)
+         coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1)  -- as tally._period_anchor
     from moved m
     left join tally.user_settings s on s.user_id = m.user_id;
   get diagnostics merged = row_count;
@@ -1086,7 +1156,7 @@ comment on function tally._apply_engagement() is
   'Merge applier for the engagement profile: adds the batch in pg_temp._tally_merge to tally.user_sessions and tally.user_hours (internal).';
 
 -- >>> functions/0320_apply_admin.sql
--- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics sources: funnel first-reached steps,
+-- Applier: adds the merge batch (pg_temp._tally_merge) to the admin analytics sources: funnel step days,
 -- daily operational counters and duration histograms. Called by tally._merge_pending_locked only.
 create or replace function tally._apply_admin()
 returns void
@@ -1098,15 +1168,16 @@ begin
   -- Per-user rows only (keys led by user_id, no platform counters: those live in
   -- the materialized views). Merges run one at a time and upsert in key order.
 
-  -- Funnels: the first succeeded original event per user and kind.
-  insert into tally.user_first_reached as t (user_id, kind, first_at)
-  select m.user_id, m.kind, min(m.occurred_at)
+  -- Funnels: the first and last succeeded original event per user, kind and UTC day.
+  insert into tally.user_kind_days as t (user_id, kind, day, first_at, last_at)
+  select m.user_id, m.kind, (m.occurred_at at time zone 'UTC')::date, min(m.occurred_at), max(m.occurred_at)
     from pg_temp._tally_merge m
    where m.is_use
-   group by m.user_id, m.kind
-   order by m.user_id, m.kind
-  on conflict (user_id, kind) do update set first_at = excluded.first_at
-   where excluded.first_at < t.first_at;
+   group by 1, 2, 3
+   order by 1, 2, 3
+  on conflict (user_id, kind, day) do update
+    set first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)
+   where excluded.first_at < t.first_at or excluded.last_at > t.last_at;
 
   -- Reliability and activity: attempts (succeeded originals, failures), their
   -- durations, and the net billable cost (reversals and amendments included).
@@ -1139,7 +1210,7 @@ end
 $$;
 
 comment on function tally._apply_admin() is
-  'Merge applier for the admin analytics (internal): first-reached kinds (funnels), daily operational counters and duration histograms per user.';
+  'Merge applier for the admin analytics (internal): first and last use per kind and UTC day (funnels), daily operational counters and duration histograms per user.';
 
 -- >>> functions/0390_protect_partition.sql
 -- Puts the statement-level triggers of the usage log on one partition: immutability, and the batch-token check.
@@ -1176,6 +1247,9 @@ returns integer
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
+-- A session holding any lock on the log (even a reader's open transaction) must not make writers queue
+-- behind the partition DDL for long: give up after 2 s (55P03); the next scheduled run creates the month.
+set lock_timeout = '2s'
 as $$
 declare
   month_start date;
@@ -1250,6 +1324,9 @@ returns table (partition_name text, range_start date, range_end date, rows_dropp
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
+-- Waiting for a partition's ACCESS EXCLUSIVE lock while holding the merge lock would stall writers and merges
+-- behind any open transaction on the log: give up after 2 s (55P03) and let the next scheduled run try again.
+set lock_timeout = '2s'
 as $$
 declare
   horizon timestamptz;
@@ -1313,6 +1390,10 @@ begin
   if user_id is null or user_id = '' then
     raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
   end if;
+  -- A producer's open transaction may hold one of the user's quota or subscription lock rows
+  -- (check_quota holds it to the end of its transaction): wait for those first, without holding
+  -- the merge lock, so that merges go on meanwhile.
+  perform from tally.user_locks l where l.user_id = forget_user.user_id for update;
   -- No merge may move this user's deltas while ids change.
   perform tally._lock('merge');
   perform set_config('tally.erasing', 'on', true);
@@ -1380,14 +1461,31 @@ begin
 
   -- Each user's rebuilt days start at the first local day wholly inside the retained
   -- log; older days (whose raw events retention dropped) are kept as they are.
+  -- One user's scope is just that user (no scan of every user's keys).
+  -- The billing period containing the first rebuilt day (straddle_start) starts
+  -- before it. When the rollups already have that period (same bounds as before)
+  -- it keeps its row; when they do not (the anchor or zone changed), it is counted
+  -- from the retained log, i.e. only its days inside the log.
   create temporary table _tally_rebuild_scope on commit drop as
-  select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor_day,
-         case when since = '-infinity' then '-infinity'::date
-              else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
-    from (select distinct k.user_id from tally.event_keys k where rebuild.user_id is null or k.user_id = rebuild.user_id
-          union
-          select distinct t.user_id from tally.user_totals t where rebuild.user_id is null or t.user_id = rebuild.user_id) as u
-    left join tally.user_settings s on s.user_id = u.user_id;
+  select v.user_id, v.tz, v.anchor_day, v.cutoff_day, v.straddle_start,
+         v.straddle_start is not null
+              and exists (select from tally.user_periods p
+                           where p.user_id = v.user_id and p.period_start = v.straddle_start) as straddle_kept
+    from (
+      select w.user_id, w.tz, w.anchor_day, w.cutoff_day, case when w.cutoff_day <> '-infinity' then tally._period_start(w.cutoff_day, w.anchor_day) end as straddle_start
+        from (
+          select u.user_id, coalesce(s.time_zone, 'UTC') as tz,
+                 coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1) as anchor_day,
+                 case when since = '-infinity' then '-infinity'::date
+                      else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
+            from (select rebuild.user_id as user_id where rebuild.user_id is not null
+                  union
+                  select k.user_id from tally.event_keys k where rebuild.user_id is null
+                  union
+                  select t.user_id from tally.user_totals t where rebuild.user_id is null) as u
+            left join tally.user_settings s on s.user_id = u.user_id
+        ) as w
+    ) as v;
   create unique index on pg_temp._tally_rebuild_scope (user_id);
   analyze pg_temp._tally_rebuild_scope;
 
@@ -1409,7 +1507,9 @@ begin
   insert into pg_temp._tally_merge
   select x.user_id, x.kind, x.occurred_at, x.attributes, x.events, x.failures, x.quantity, x.duration_ms,
          x.timed_events, x.cost,
-         x.billable and tally._period_start((x.occurred_at at time zone sc.tz)::date, sc.anchor_day) >= sc.cutoff_day,
+         x.billable and (tally._period_start((x.occurred_at at time zone sc.tz)::date, sc.anchor_day) >= sc.cutoff_day
+                         or (tally._period_start((x.occurred_at at time zone sc.tz)::date, sc.anchor_day) = sc.straddle_start
+                             and not sc.straddle_kept)),
          x.is_use, x.occurred_at at time zone sc.tz, (x.occurred_at at time zone sc.tz)::date, sc.anchor_day
     from (
       select c.user_id, c.kind, c.occurred_at, c.attributes, c.events, c.failures, c.quantity, c.duration_ms,
@@ -1450,6 +1550,49 @@ $$;
 
 comment on function tally.rebuild(text, text) is
   'Rebuilds lifetime, daily and billing-period rollups from the retained log for one user or all, for one dimension (e.g. backfill a newly declared one) or all; days older than the retained log keep their rollups. Writers are not blocked; merges wait. Returns the number of log rows recomputed (minus pending deltas).';
+
+-- >>> functions/0445_sync_billing_anchor.sql
+-- Recomputes a user's subscription anchor (local day of month the running subscription started) and, when the time zone
+-- or the effective anchor now differs from old_tz / old_anchor, re-buckets the user's retained history in this transaction.
+-- Called by tally.set_user_settings, tally.start_subscription and tally.end_subscription after they change the user's rows.
+create or replace function tally._sync_billing_anchor(user_id text, old_tz text, old_anchor integer)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  tz      text := tally._user_time_zone(_sync_billing_anchor.user_id);
+  sub_day integer;
+begin
+  select extract(day from s.started_at at time zone tz)::integer into sub_day
+    from tally.subscriptions s
+   where s.user_id = _sync_billing_anchor.user_id and s.ended_at is null
+   order by s.started_at desc
+   limit 1;
+  if sub_day is not null then
+    insert into tally.user_settings as s (user_id, subscription_anchor_day)
+    values (_sync_billing_anchor.user_id, sub_day)
+    on conflict on constraint user_settings_pkey do update
+      set subscription_anchor_day = excluded.subscription_anchor_day, updated_at = now()
+      where s.subscription_anchor_day is distinct from excluded.subscription_anchor_day;
+  else
+    update tally.user_settings s set subscription_anchor_day = null, updated_at = now()
+     where s.user_id = _sync_billing_anchor.user_id and s.subscription_anchor_day is not null;
+  end if;
+
+  -- The rollups are bucketed with the old zone and anchor: rebuild this user's
+  -- retained history (pending deltas stay pending and are merged with the new
+  -- settings). The rebuild holds the merge lock to the end of the transaction, so
+  -- no merge can fold this user's deltas with the old settings meanwhile.
+  if tz is distinct from old_tz or tally._period_anchor(_sync_billing_anchor.user_id) is distinct from old_anchor then
+    perform tally.rebuild(_sync_billing_anchor.user_id);
+  end if;
+end
+$$;
+
+comment on function tally._sync_billing_anchor(text, text, integer) is
+  'Sets the user''s subscription anchor from the running subscription and, when the time zone or effective billing anchor changed from old_tz / old_anchor, rebuilds the user''s retained rollups in the same transaction (internal).';
 
 -- >>> functions/0450_verify.sql
 -- Compares every aggregate with a recomputation from the retained log and reports drift.
@@ -1545,7 +1688,7 @@ begin
   -- billing periods: counters + pending vs. the log, for periods inside the retained log.
   return query
   with users as (
-    select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor,
+    select u.user_id, coalesce(s.time_zone, 'UTC') as tz, coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1) as anchor,
            case when since = '-infinity' then '-infinity'::date
                 else (since at time zone coalesce(s.time_zone, 'UTC'))::date + 1 end as cutoff_day
       from (select distinct k.user_id from tally.event_keys k
@@ -1596,7 +1739,7 @@ comment on function tally.verify(integer) is
   'Recomputes the aggregates from the retained log and reports, per check, how many keys were compared, how many drifted and a sample of drifted keys. All drifted = 0 means the aggregates are exact.';
 
 -- >>> functions/0500_set_user_settings.sql
--- Sets a user's time zone and billing anchor day (upsert); validates both.
+-- Sets a user's time zone and billing anchor day (upsert); validates both and re-buckets the user's retained rollups when either changes.
 -- Called by application backends when a user changes preferences.
 create or replace function tally.set_user_settings(user_id text, time_zone text default 'UTC', billing_anchor_day integer default 1)
 returns void
@@ -1604,6 +1747,9 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  old_tz     text;
+  old_anchor integer;
 begin
   if user_id is null or user_id = '' then
     raise exception using errcode = 'PT001', column = 'user_id', message = 'user_id is required';
@@ -1614,15 +1760,39 @@ begin
     raise exception using errcode = 'PT011', column = 'billing_anchor_day',
       message = format('billing_anchor_day must be between 1 and 28 (got %s)', coalesce(billing_anchor_day::text, 'null'));
   end if;
+  -- One change of a user's billing settings or subscriptions at a time.
+  perform tally._lock_user(set_user_settings.user_id, 'subscription');
+  old_tz := tally._user_time_zone(set_user_settings.user_id);
+  old_anchor := tally._period_anchor(set_user_settings.user_id);
   insert into tally.user_settings as s (user_id, time_zone, billing_anchor_day)
   values (set_user_settings.user_id, set_user_settings.time_zone, set_user_settings.billing_anchor_day)
   on conflict on constraint user_settings_pkey do update
     set time_zone = excluded.time_zone, billing_anchor_day = excluded.billing_anchor_day, updated_at = now();
+  -- Local days and the open billing period must be exact at commit, not after the next rebuild.
+  perform tally._sync_billing_anchor(set_user_settings.user_id, old_tz, old_anchor);
 end
 $$;
 
 comment on function tally.set_user_settings(text, text, integer) is
-  'Sets a user''s time zone (local days of later merges) and billing anchor day (1-28).';
+  'Sets a user''s time zone and billing anchor day (1-28; a running subscription''s start day takes precedence). When the zone or the effective anchor changes, the user''s rollups are rebuilt from the retained log in the same transaction (merges wait for its commit); days and billing periods older than the retained log keep their old buckets.';
+
+-- >>> functions/0505_period_anchor.sql
+-- The day of month a user's billing periods start on: the running subscription's start day, else the billing_anchor_day setting, else 1.
+-- Called by every billing-period read (period_totals, check_quota, quota_forecast, summary_card); the merge and the rebuild join the same columns.
+create or replace function tally._period_anchor(user_id text)
+returns integer
+language sql
+stable
+parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce((select coalesce(s.subscription_anchor_day, s.billing_anchor_day)::integer
+                     from tally.user_settings s
+                    where s.user_id = _period_anchor.user_id), 1)
+$$;
+
+comment on function tally._period_anchor(text) is
+  'Effective billing anchor of a user (1-31): the day of month the running subscription started (local time), else the billing_anchor_day setting, else 1 (internal).';
 
 -- >>> functions/0510_declare_dimension.sql
 -- Declares (or re-declares) a dimension from attribute keys, without writing SQL.
@@ -1789,7 +1959,7 @@ stable
 set search_path = pg_catalog, pg_temp
 as $$
   with settings as (
-    select coalesce(s.time_zone, 'UTC') as tz, coalesce(s.billing_anchor_day, 1) as anchor
+    select coalesce(s.time_zone, 'UTC') as tz, tally._period_anchor(period_totals.user_id) as anchor
       from (select) as one
       left join tally.user_settings s on s.user_id = period_totals.user_id
   ), bounds as (
@@ -1797,7 +1967,7 @@ as $$
            tally._period_start((period_totals.at at time zone st.tz)::date, st.anchor) as p_start
       from settings st
   )
-  select b.p_start, (b.p_start + interval '1 month')::date, x.kind,
+  select b.p_start, tally._period_end(b.p_start, b.anchor), x.kind,
          sum(x.events)::bigint, sum(x.quantity), sum(x.duration_ms), sum(x.cost)
     from bounds b
     cross join lateral (
@@ -1810,16 +1980,16 @@ as $$
        where q.user_id = period_totals.user_id and q.billable
          and tally._period_start((q.occurred_at at time zone b.tz)::date, b.anchor) = b.p_start
     ) as x
-   group by b.p_start, x.kind
+   group by b.p_start, b.anchor, x.kind
    order by x.kind
 $$;
 
 comment on function tally.period_totals(text, timestamptz) is
-  'Billing-period counters of a user per kind (billable, succeeded usage) for the period containing at; a new period starts at zero without any reset.';
+  'Billing-period counters of a user per kind (billable, succeeded usage) for the period containing at; a new period starts at zero without any reset. Periods start on the running subscription''s day of month, else on the billing_anchor_day setting (on the last day of shorter months).';
 
 -- >>> functions/0700_user_time_zone.sql
 -- The time zone a user's local days are counted in (tally.user_settings, default UTC).
--- Called by every user-facing read of issue #3 to find the user's "today".
+-- Called by the user-facing reads (card, history, comparisons, patterns, forecast, insights, ...) to find the user's "today".
 create or replace function tally._user_time_zone(user_id text)
 returns text
 language sql
@@ -2033,8 +2203,10 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  price  numeric;
-  latest record;
+  price      numeric;
+  latest     record;
+  old_tz     text;
+  old_anchor integer;
 begin
   if user_id is null or user_id = '' or length(user_id) > 200 then
     raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required (at most 200 characters)';
@@ -2050,6 +2222,8 @@ begin
 
   -- One writer of a user's subscriptions at a time, so they never overlap.
   perform tally._lock_user(start_subscription.user_id, 'subscription');
+  old_tz := tally._user_time_zone(start_subscription.user_id);
+  old_anchor := tally._period_anchor(start_subscription.user_id);
   select s.started_at, s.ended_at into latest
     from tally.subscriptions s
    where s.user_id = start_subscription.user_id
@@ -2067,11 +2241,13 @@ begin
   end if;
   insert into tally.subscriptions (user_id, started_at, plan, monthly_price, ended_at)
   values (start_subscription.user_id, start_subscription.started_at, start_subscription.plan, price, null);
+  -- Billing periods now follow this subscription's start day: re-bucket in this transaction.
+  perform tally._sync_billing_anchor(start_subscription.user_id, old_tz, old_anchor);
 end
 $$;
 
 comment on function tally.start_subscription(text, text, timestamptz) is
-  'Starts a subscription of a user to a plan at started_at (default now) at the plan''s current monthly price; a running subscription ends at that moment (plan change). started_at must follow the user''s latest subscription start.';
+  'Starts a subscription of a user to a plan at started_at (default now) at the plan''s current monthly price; a running subscription ends at that moment (plan change). started_at must follow the user''s latest subscription start. From then on the user''s billing periods start on the subscription''s day of month (local time); the rollups are re-bucketed in the same transaction.';
 
 -- >>> functions/0712_end_subscription.sql
 -- Ends a user's running subscription at a moment (default now); the user falls back to the default plan.
@@ -2083,7 +2259,9 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  running record;
+  running    record;
+  old_tz     text;
+  old_anchor integer;
 begin
   if user_id is null or user_id = '' then
     raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required';
@@ -2091,6 +2269,8 @@ begin
     raise exception using errcode = 'PT011', column = 'ended_at', message = 'ended_at is required';
   end if;
   perform tally._lock_user(end_subscription.user_id, 'subscription');
+  old_tz := tally._user_time_zone(end_subscription.user_id);
+  old_anchor := tally._period_anchor(end_subscription.user_id);
   select s.started_at into running
     from tally.subscriptions s
    where s.user_id = end_subscription.user_id and s.ended_at is null;
@@ -2103,12 +2283,14 @@ begin
   end if;
   update tally.subscriptions s set ended_at = end_subscription.ended_at
    where s.user_id = end_subscription.user_id and s.started_at = running.started_at;
+  -- Billing periods fall back to the user's billing_anchor_day: re-bucket in this transaction.
+  perform tally._sync_billing_anchor(end_subscription.user_id, old_tz, old_anchor);
   return true;
 end
 $$;
 
 comment on function tally.end_subscription(text, timestamptz) is
-  'Ends the user''s running subscription at ended_at (default now); returns false when none is running.';
+  'Ends the user''s running subscription at ended_at (default now); returns false when none is running. The user''s billing periods go back to the billing_anchor_day setting at once (also when ended_at lies ahead), re-bucketed in the same transaction.';
 
 -- >>> functions/0715_plan_at.sql
 -- The plan in force for a user at a moment: the subscription running then, else the default plan (NULL when none).
@@ -2290,9 +2472,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   plan_now text := tally.plan_at(user_id, at);
-  p_start  date := tally._period_start((at at time zone tally._user_time_zone(user_id))::date,
-                                      coalesce((select s.billing_anchor_day from tally.user_settings s
-                                                 where s.user_id = summary_card.user_id), 1));
+  anchor   integer := tally._period_anchor(user_id);
+  p_start  date := tally._period_start((at at time zone tally._user_time_zone(user_id))::date, anchor);
+  p_end    date := tally._period_end(p_start, anchor);
 begin
   if top_n is null or top_n < 0 or top_n > 100 then
     raise exception using errcode = 'PT011', column = 'top_n',
@@ -2311,23 +2493,23 @@ begin
   select 'total', null::text, coalesce(sum(k.events), 0)::bigint, coalesce(sum(k.quantity), 0),
          coalesce(sum(k.duration_ms), 0),
          coalesce(sum(k.cost), 0), min(k.first_at), max(k.last_at), null::bigint, null::numeric,
-         plan_now, p_start, (p_start + interval '1 month')::date
+         plan_now, p_start, p_end
     from kinds k
   union all
   (select 'kind', k.value, k.events, k.quantity, k.duration_ms, k.cost, k.first_at, k.last_at, null, null,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from kinds k
     order by k.quantity desc, k.value)
   union all
   (select 'voice', v.value, v.events, v.quantity, v.duration_ms, v.cost, v.first_at, v.last_at, null, null,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from tally.lifetime_totals(summary_card.user_id, 'voice') v
     where v.events > 0
     order by v.duration_ms desc, v.quantity desc, v.value
     limit top_n)
   union all
   (select 'model', m.value, m.events, m.quantity, m.duration_ms, m.cost, m.first_at, m.last_at, null, null,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from tally.lifetime_totals(summary_card.user_id, 'model') m
     where m.events > 0
     order by m.duration_ms desc, m.quantity desc, m.value
@@ -2337,7 +2519,7 @@ begin
           coalesce(p.duration_ms, 0), coalesce(p.cost, 0), null, null, l.monthly_limit,
           case when l.monthly_limit > 0 then round(100.0 * coalesce(p.quantity, 0) / l.monthly_limit, 1)
                when l.monthly_limit = 0 then 100.0 end,
-          plan_now, p_start, (p_start + interval '1 month')::date
+          plan_now, p_start, p_end
      from period p
      full join limits l on l.kind = p.kind
     order by coalesce(p.kind, l.kind));
@@ -2749,9 +2931,9 @@ as $$
 declare
   today    date := (at at time zone tally._user_time_zone(user_id))::date;
   plan_now text := tally.plan_at(user_id, at);
-  p_start  date := tally._period_start(today, coalesce((select s.billing_anchor_day from tally.user_settings s
-                                                         where s.user_id = quota_forecast.user_id), 1));
-  p_end    date := (p_start + interval '1 month')::date;
+  anchor   integer := tally._period_anchor(user_id);
+  p_start  date := tally._period_start(today, anchor);
+  p_end    date := tally._period_end(p_start, anchor);
 begin
   if lookback_days is null or lookback_days < 1 or lookback_days > 365 then
     raise exception using errcode = 'PT011', column = 'lookback_days',
@@ -2877,9 +3059,8 @@ begin
   -- so the next statement takes a fresh snapshot (READ COMMITTED) after the lock.
   perform tally._lock_user(check_quota.user_id, 'quota:' || check_quota.kind);
 
-  select coalesce(s.time_zone, 'UTC'), coalesce(s.billing_anchor_day, 1) into tz, anchor
-    from (select) as one
-    left join tally.user_settings s on s.user_id = check_quota.user_id;
+  tz := tally._user_time_zone(check_quota.user_id);
+  anchor := tally._period_anchor(check_quota.user_id);
   p_start := tally._period_start((check_quota.at at time zone tz)::date, anchor);
 
   select coalesce(sum(x.quantity), 0) into used
@@ -3407,7 +3588,7 @@ comment on materialized view tally.admin_totals_mv is
 create unique index admin_totals_mv_key on tally.admin_totals_mv (dimension, value);
 
 -- >>> db/0831_admin_overview_mv.sql
--- Platform headline figures (one row): users, events, attempts and success rate, cost, paying users.
+-- Platform headline figures (one row): users, events, attempts and success rate, cost (paying users are read live).
 -- Refreshed by tally.refresh_analytics; read by tally.admin_overview.
 create materialized view tally.admin_overview_mv as
 with per_user as (
@@ -3418,9 +3599,8 @@ with per_user as (
    where t.dimension = 'kind'
    group by t.user_id
 ), ops as (
-  select o.user_id, sum(o.succeeded) as succeeded, sum(o.failed) as failed, sum(o.billable_cost) as billable_cost
+  select sum(o.succeeded) as succeeded, sum(o.failed) as failed, sum(o.billable_cost) as billable_cost
     from tally.user_daily_ops o
-   group by o.user_id
 ), users as (
   select count(*) filter (where p.active) as users, coalesce(sum(p.events), 0) as events,
          coalesce(sum(p.failures), 0) as failures, coalesce(sum(p.duration_ms), 0) as duration_ms,
@@ -3428,16 +3608,16 @@ with per_user as (
     from per_user p
 ), attempts as (
   select coalesce(sum(o.succeeded), 0) as succeeded, coalesce(sum(o.failed), 0) as failed,
-         coalesce(sum(o.billable_cost), 0) as billable_cost, count(*) filter (where o.billable_cost > 0) as paying_users
+         coalesce(sum(o.billable_cost), 0) as billable_cost
     from ops o
 )
 select 1 as id, u.users::bigint, u.events::bigint, a.succeeded::bigint, u.failures::bigint,
        round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2) as success_rate,
-       u.duration_ms, u.cost, a.billable_cost, a.paying_users::bigint, u.first_at, u.last_at
+       u.duration_ms, u.cost, a.billable_cost, u.first_at, u.last_at
   from users u cross join attempts a;
 
 comment on materialized view tally.admin_overview_mv is
-  'Platform headline figures, one row: users, events (net of reversals), succeeded and failed attempts, success rate %, total duration, cost, billable cost, paying users (net billable cost > 0, lifetime), first and last use. Read through tally.admin_overview.';
+  'Platform headline figures, one row: users, events (net of reversals), succeeded and failed attempts, success rate %, total duration, cost, billable cost, first and last use. Read through tally.admin_overview, which adds the paying users from the subscriptions at call time.';
 
 create unique index admin_overview_mv_key on tally.admin_overview_mv (id);
 
@@ -3463,13 +3643,12 @@ comment on materialized view tally.admin_daily_mv is
 create unique index admin_daily_mv_key on tally.admin_daily_mv (dimension, day, value);
 
 -- >>> db/0833_admin_activity_mv.sql
--- Daily activity of the platform: DAU, WAU, MAU, new users, paying users (day, 7 and 30 days), attempts, billable cost.
+-- Daily activity of the platform: DAU, WAU, MAU, new users, attempts, billable cost (paying users are read live).
 -- Refreshed by tally.refresh_analytics; read by tally.admin_active_users and tally.admin_week_over_week.
 create materialized view tally.admin_activity_mv as
 with user_days as (
   select o.user_id, o.day,
          sum(o.succeeded) + sum(o.failed) > 0 as active,
-         sum(o.billable_cost) > 0 as paying,
          sum(o.succeeded) as succeeded, sum(o.failed) as failed, sum(o.billable_cost) as billable_cost
     from tally.user_daily_ops o
    group by o.user_id, o.day
@@ -3481,28 +3660,18 @@ with user_days as (
   select u.day, lead(u.day) over (partition by u.user_id order by u.day) as next_day
     from user_days u
    where u.active
-), paying_spans as (
-  select u.day, lead(u.day) over (partition by u.user_id order by u.day) as next_day
-    from user_days u
-   where u.paying
-), changes (day, wau, mau, paying_7d, paying_30d) as (
-  select s.day, 1, 1, 0, 0 from active_spans s
+), changes (day, wau, mau) as (
+  select s.day, 1, 1 from active_spans s
   union all
-  select least(coalesce(s.next_day, s.day + 7), s.day + 7), -1, 0, 0, 0 from active_spans s
+  select least(coalesce(s.next_day, s.day + 7), s.day + 7), -1, 0 from active_spans s
   union all
-  select least(coalesce(s.next_day, s.day + 30), s.day + 30), 0, -1, 0, 0 from active_spans s
-  union all
-  select s.day, 0, 0, 1, 1 from paying_spans s
-  union all
-  select least(coalesce(s.next_day, s.day + 7), s.day + 7), 0, 0, -1, 0 from paying_spans s
-  union all
-  select least(coalesce(s.next_day, s.day + 30), s.day + 30), 0, 0, 0, -1 from paying_spans s
+  select least(coalesce(s.next_day, s.day + 30), s.day + 30), 0, -1 from active_spans s
 ), days as (
   select g::date as day
     from (select min(u.day) as lo, greatest(max(u.day), (now() at time zone 'UTC')::date) as hi from user_days u) r,
          generate_series(r.lo, r.hi, interval '1 day') as g
 ), per_day as (
-  select u.day, count(*) filter (where u.active) as dau, count(*) filter (where u.paying) as paying_users,
+  select u.day, count(*) filter (where u.active) as dau,
          sum(u.succeeded) as succeeded, sum(u.failed) as failed, sum(u.billable_cost) as billable_cost
     from user_days u
    group by u.day
@@ -3511,7 +3680,7 @@ with user_days as (
     from (select u.user_id, min(u.day) as day from user_days u where u.active group by u.user_id) f
    group by f.day
 ), deltas as (
-  select c.day, sum(c.wau) as wau, sum(c.mau) as mau, sum(c.paying_7d) as paying_7d, sum(c.paying_30d) as paying_30d
+  select c.day, sum(c.wau) as wau, sum(c.mau) as mau
     from changes c
    group by c.day
 )
@@ -3520,9 +3689,6 @@ select d.day,
        (sum(coalesce(c.wau, 0)) over w)::bigint                      as wau,
        (sum(coalesce(c.mau, 0)) over w)::bigint                      as mau,
        coalesce(f.new_users, 0)::bigint                              as new_users,
-       coalesce(p.paying_users, 0)::bigint                           as paying_users,
-       (sum(coalesce(c.paying_7d, 0)) over w)::bigint                as paying_users_7d,
-       (sum(coalesce(c.paying_30d, 0)) over w)::bigint               as paying_users_30d,
        coalesce(p.succeeded, 0)::bigint                              as succeeded,
        coalesce(p.failed, 0)::bigint                                 as failed,
        coalesce(p.billable_cost, 0)                                  as billable_cost
@@ -3533,7 +3699,7 @@ select d.day,
 window w as (order by d.day);
 
 comment on materialized view tally.admin_activity_mv is
-  'Platform activity per day (each user''s local day), zero-filled up to today: DAU, WAU and MAU (distinct users active in the 1, 7 and 30 days ending that day; active = a succeeded or failed event), new users (first active day), paying users that day and in the 7 and 30 days ending that day (net billable cost > 0), attempts and billable cost. From tally.user_daily_ops. Read through tally.admin_active_users.';
+  'Platform activity per day (each user''s local day), zero-filled up to today: DAU, WAU and MAU (distinct users active in the 1, 7 and 30 days ending that day; active = a succeeded or failed event), new users (first active day), attempts and billable cost. From tally.user_daily_ops. Read through tally.admin_active_users, which adds the paying users per UTC day from the subscriptions at call time.';
 
 create unique index admin_activity_mv_key on tally.admin_activity_mv (day);
 
@@ -3748,6 +3914,132 @@ comment on materialized view tally.peer_distribution_mv is
 
 create unique index peer_distribution_mv_key on tally.peer_distribution_mv (kind, month, percentile);
 
+-- >>> functions/0840_funnel_next.sql
+-- The earliest succeeded original event of a kind by a user in [from_at, to_at), or NULL: one funnel step.
+-- Called by tally.admin_funnel only (per user and step); reads the days of the timeframe, never the whole history.
+create or replace function tally._funnel_next(user_id text, kind text, from_at timestamptz, to_at timestamptz)
+returns timestamptz
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select t
+    from (
+      select least(
+        -- Merged: the first day at or after from_at with a use at or after from_at.
+        -- Its first use is the answer when it is not before from_at; otherwise
+        -- from_at falls inside that day's uses and the answer lies in
+        -- [from_at, last_at]: read that stretch of the user's log (by the index
+        -- on user and time). Where retention dropped it, last_at is the best
+        -- known bound (a later, so stricter, step time).
+        (select case when d.first_at >= _funnel_next.from_at then d.first_at
+                     else coalesce((select min(e.occurred_at)
+                                      from tally.usage_events e
+                                     where e.user_id = _funnel_next.user_id
+                                       and e.occurred_at >= _funnel_next.from_at and e.occurred_at <= d.last_at
+                                       and e.kind = _funnel_next.kind and e.status = 'succeeded'
+                                       and e.corrects_event_id is null),
+                                   d.last_at) end
+           from tally.user_kind_days d
+          where d.user_id = _funnel_next.user_id and d.kind = _funnel_next.kind
+            and d.day >= (_funnel_next.from_at at time zone 'UTC')::date
+            and d.day <= (_funnel_next.to_at at time zone 'UTC')::date
+            and d.last_at >= _funnel_next.from_at
+          order by d.day
+          limit 1),
+        -- Pending (not yet merged) uses: exact at commit.
+        (select min(p.occurred_at)
+           from tally.pending_deltas p
+          where p.user_id = _funnel_next.user_id and p.kind = _funnel_next.kind and p.is_use
+            and p.occurred_at >= _funnel_next.from_at and p.occurred_at < _funnel_next.to_at)) as t
+    ) x
+   where x.t < _funnel_next.to_at
+$$;
+
+comment on function tally._funnel_next(text, text, timestamptz, timestamptz) is
+  'Earliest succeeded original event of a kind by a user in [from_at, to_at) (NULL when none): from tally.user_kind_days plus pending deltas, reading the user''s log only within one day when from_at falls between that day''s first and last use (internal; called by tally.admin_funnel).';
+
+-- >>> functions/0841_paying_users.sql
+-- Paying users over a span of time: distinct users with a subscription at a monthly price above zero in force at some moment of [from_at, to_at).
+-- Called by tally.admin_overview (at the moment of the call) and tally.admin_week_over_week (per week).
+create or replace function tally._paying_users(from_at timestamptz, to_at timestamptz)
+returns bigint
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+  -- A subscription is in force over [started_at, ended_at); it overlaps [from_at, to_at)
+  -- when it starts before to_at and has not ended by from_at. Subscriptions are few
+  -- (one row per plan change), so this reads them at call time: exact, no refresh.
+  select count(distinct s.user_id)
+    from tally.subscriptions s
+   where s.monthly_price > 0
+     and s.started_at < _paying_users.to_at
+     and (s.ended_at is null or s.ended_at > _paying_users.from_at)
+$$;
+
+comment on function tally._paying_users(timestamptz, timestamptz) is
+  'Distinct users holding a subscription with monthly_price > 0 (the price fixed when it started) in force at some moment of [from_at, to_at); users on the default plan without a subscription never count (internal; read by the admin functions).';
+
+-- >>> functions/0842_paying_users_by_day.sql
+-- Paying users per UTC day and in the 7 and 30 days ending each day, from the subscriptions, for a range of days.
+-- Called by tally.admin_active_users (the series behind the "paying" trend).
+create or replace function tally._paying_users_by_day(from_day date, to_day date)
+returns table (day date, paying_users bigint, paying_users_7d bigint, paying_users_30d bigint)
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+  -- Each paid subscription is in force on the UTC days [a, b]; a user counts in the
+  -- n-day window ending d when one of their subscriptions has a <= d < b + n. Per
+  -- user, sorted by a, the pieces [a, least(running max of b + n, next a)) are
+  -- disjoint and cover exactly those days, so a running sum of +1 at starts and -1
+  -- at ends counts distinct users per day and window in one pass (no self-join).
+  -- Days are clamped to the range (and the 29 days before it, for the windows).
+  with subs as (
+    select s.user_id,
+           greatest((s.started_at at time zone 'UTC')::date, _paying_users_by_day.from_day - 29) as a,
+           least(coalesce(((s.ended_at - interval '1 microsecond') at time zone 'UTC')::date, _paying_users_by_day.to_day),
+                 _paying_users_by_day.to_day) as b
+      from tally.subscriptions s
+     where s.monthly_price > 0
+       and s.started_at < (_paying_users_by_day.to_day + 1)::timestamp at time zone 'UTC'
+       and (s.ended_at is null or s.ended_at > (_paying_users_by_day.from_day - 29)::timestamp at time zone 'UTC')
+  ), spans as (
+    select u.a,
+           max(u.b) over (partition by u.user_id order by u.a, u.b rows unbounded preceding) as b_max,
+           lead(u.a) over (partition by u.user_id order by u.a, u.b) as next_a
+      from subs u
+  ), changes (day, d1, d7, d30) as (
+    select x.a, 1, 1, 1 from spans x
+    union all
+    select least(x.b_max + 1, coalesce(x.next_a, x.b_max + 1)), -1, 0, 0 from spans x
+    union all
+    select least(x.b_max + 7, coalesce(x.next_a, x.b_max + 7)), 0, -1, 0 from spans x
+    union all
+    select least(x.b_max + 30, coalesce(x.next_a, x.b_max + 30)), 0, 0, -1 from spans x
+  ), deltas as (
+    select c.day, sum(c.d1) as d1, sum(c.d7) as d7, sum(c.d30) as d30
+      from changes c
+     group by c.day
+  ), running as (
+    select g.day::date as day,
+           sum(coalesce(c.d1, 0)) over w as d1, sum(coalesce(c.d7, 0)) over w as d7,
+           sum(coalesce(c.d30, 0)) over w as d30
+      from generate_series((_paying_users_by_day.from_day - 29)::timestamp, _paying_users_by_day.to_day::timestamp,
+                           interval '1 day') as g (day)
+      left join deltas c on c.day = g.day::date
+    window w as (order by g.day)
+  )
+  select r.day, r.d1::bigint, r.d7::bigint, r.d30::bigint
+    from running r
+   where r.day >= _paying_users_by_day.from_day
+   order by r.day
+$$;
+
+comment on function tally._paying_users_by_day(date, date) is
+  'Per UTC day of [from_day, to_day]: distinct users with a subscription at monthly_price > 0 in force at some moment of that day, and of the 7 and 30 days ending it (internal; read by tally.admin_active_users).';
+
 -- >>> functions/0850_refresh_analytics.sql
 -- Refreshes every admin materialized view CONCURRENTLY (readers are never blocked) and logs each one in tally.refresh_log.
 -- Called by pg_cron (tally.schedule_refresh), `pgtally refresh` and the demo; one at a time (a second caller returns 'skipped').
@@ -3757,6 +4049,8 @@ returns table (view_name text, status text, started_at timestamptz, finished_at 
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
+-- The views' days are UTC days whoever refreshes them, whatever the session's time zone.
+set timezone = 'UTC'
 -- JIT compilation costs more than it saves on these aggregates (about 0.7 s per view).
 set jit = off
 as $$
@@ -3925,7 +4219,9 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
   select o.users, o.events, o.succeeded, o.failures, o.success_rate, o.duration_ms, o.cost, o.billable_cost,
-         o.paying_users,
+         -- Paying users now: a paid subscription in force at this moment ([t, t + 1 us)
+         -- holds only t at timestamptz resolution), read live from the subscriptions.
+         tally._paying_users(statement_timestamp(), statement_timestamp() + interval '1 microsecond'),
          round(o.events::numeric / nullif(o.users, 0), 2),
          round(o.cost / nullif(o.users, 0), 6),
          round(o.cost / nullif(o.events, 0), 6),
@@ -3934,7 +4230,7 @@ as $$
 $$;
 
 comment on function tally.admin_overview() is
-  'Platform headline figures as of the last refresh (refreshed_at): users, events, succeeded and failed attempts, success rate %, duration, cost, billable cost, paying users (net billable cost > 0), averages per user and per event. Requires tally_analyst.';
+  'Platform headline figures as of the last refresh (refreshed_at): users, events, succeeded and failed attempts, success rate %, duration, cost, billable cost, averages per user and per event; paying_users is live: users whose subscription at a monthly price > 0 is in force now. Requires tally_analyst.';
 
 -- >>> functions/0861_admin_totals.sql
 -- Platform totals per value of one declared dimension (kind, model, provider, plan, ...), averages and cost shares.
@@ -4069,7 +4365,7 @@ comment on function tally.admin_trend(text, text[], date, date) is
   'Platform series per day (users'' local days) and value of a declared dimension, zero-filled: events, failures, quantity, duration, cost, active users. A day with fewer users of a value than the minimum group size shows 0, as a day without use. only_values picks values (default: all with a day shown in the range); the range defaults to the 30 days ending today (UTC). As of refreshed_at. Requires tally_analyst.';
 
 -- >>> functions/0864_admin_active_users.sql
--- DAU, WAU, MAU, new and paying users, attempts and success rate per day.
+-- DAU, WAU, MAU, new and paying users, attempts and success rate per day (paying users live, from the subscriptions).
 -- Called by dashboards, admin.active_users() and `pgtally admin`.
 create or replace function tally.admin_active_users(from_day date default null, to_day date default null)
 returns table (day date, dau bigint, wau bigint, mau bigint, new_users bigint, paying_users bigint,
@@ -4080,17 +4376,30 @@ stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  select a.day, a.dau, a.wau, a.mau, a.new_users, a.paying_users, a.paying_users_7d, a.paying_users_30d, a.succeeded,
-         a.failed, round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2), a.billable_cost,
+  with shown as (
+    select a.day, a.dau, a.wau, a.mau, a.new_users, a.succeeded, a.failed, a.billable_cost
+      from tally.admin_activity_mv a
+     where a.day between coalesce(from_day, coalesce(to_day, (now() at time zone 'UTC')::date) - 29)
+                     and coalesce(to_day, (now() at time zone 'UTC')::date)
+  ), paying as (
+    -- Paying users per UTC day, 7 and 30 days: from the subscriptions at call
+    -- time (exact, no refresh), over the days the view has in the range.
+    select p.day, p.paying_users, p.paying_users_7d, p.paying_users_30d
+      from (select min(x.day) as lo, max(x.day) as hi from shown x) r
+     cross join lateral tally._paying_users_by_day(r.lo, r.hi) p
+     where r.lo is not null
+  )
+  select a.day, a.dau, a.wau, a.mau, a.new_users, coalesce(p.paying_users, 0), coalesce(p.paying_users_7d, 0),
+         coalesce(p.paying_users_30d, 0), a.succeeded, a.failed,
+         round(100.0 * a.succeeded / nullif(a.succeeded + a.failed, 0), 2), a.billable_cost,
          tally._refreshed_at('admin_activity_mv')
-    from tally.admin_activity_mv a
-   where a.day between coalesce(from_day, coalesce(to_day, (now() at time zone 'UTC')::date) - 29)
-                   and coalesce(to_day, (now() at time zone 'UTC')::date)
+    from shown a
+    left join paying p on p.day = a.day
    order by a.day
 $$;
 
 comment on function tally.admin_active_users(date, date) is
-  'Per day (default: the 30 days ending today, UTC): DAU, WAU, MAU (distinct users with a succeeded or failed event in the 1, 7, 30 days ending that day), new users, paying users that day and in 7 and 30 days (net billable cost > 0), attempts, success rate %, billable cost. As of refreshed_at. Requires tally_analyst.';
+  'Per day (default: the 30 days ending today, UTC): DAU, WAU, MAU (distinct users with a succeeded or failed event in the 1, 7, 30 days ending that day), new users, attempts, success rate %, billable cost as of refreshed_at; paying users (live, per UTC day): users with a subscription at monthly_price > 0 in force at some moment of that day and of the 7 and 30 days ending it. Requires tally_analyst.';
 
 -- >>> functions/0865_admin_week_over_week.sql
 -- Week-over-week cards: the 7 days ending as_of against the 7 before, with absolute and % deltas and a trend flag.
@@ -4120,8 +4429,10 @@ begin
            coalesce(sum(a.billable_cost) filter (where a.day <= d - 7), 0) as b0,
            coalesce(max(a.wau) filter (where a.day = d), 0) as w1,
            coalesce(max(a.wau) filter (where a.day = d - 7), 0) as w0,
-           coalesce(max(a.paying_users_7d) filter (where a.day = d), 0) as p1,
-           coalesce(max(a.paying_users_7d) filter (where a.day = d - 7), 0) as p0
+           -- Paying users of each week (UTC days): a paid subscription in force at
+           -- some moment of it, read live from the subscriptions.
+           tally._paying_users((d - 6)::timestamp at time zone 'UTC', (d + 1)::timestamp at time zone 'UTC') as p1,
+           tally._paying_users((d - 13)::timestamp at time zone 'UTC', (d - 6)::timestamp at time zone 'UTC') as p0
       from tally.admin_activity_mv a
      where a.day between d - 13 and d
   ), per_value as (
@@ -4181,11 +4492,11 @@ end
 $$;
 
 comment on function tally.admin_week_over_week(date, text) is
-  'Week-over-week cards for the 7 days ending as_of (default yesterday, UTC) against the 7 before: platform events, active users (WAU), new users, paying users (net billable cost > 0 in the week), success rate %, attempts, cost, billable cost (value ''*''), then events, failures, quantity, duration_ms and cost per value of a declared dimension (default kind), summed over the days on which at least the minimum group size of users used the value (as admin_trend shows them). delta = this - last, delta_pct relative to last (NULL when last is 0), trend up/down/stable (stable within 5%). Requires tally_analyst.';
+  'Week-over-week cards for the 7 days ending as_of (default yesterday, UTC) against the 7 before: platform events, active users (WAU), new users, paying users (live: users with a subscription at monthly_price > 0 in force at some moment of the week, UTC days), success rate %, attempts, cost, billable cost (value ''*''), then events, failures, quantity, duration_ms and cost per value of a declared dimension (default kind), summed over the days on which at least the minimum group size of users used the value (as admin_trend shows them). delta = this - last, delta_pct relative to last (NULL when last is 0), trend up/down/stable (stable within 5%). Requires tally_analyst.';
 
 -- >>> functions/0866_admin_funnel.sql
 -- Funnel over an ordered list of kinds: users reaching each step in order, conversion and drop-off per step, per timeframe.
--- Called by dashboards, admin.funnel() and `pgtally admin`; reads the trigger-maintained tally.user_first_reached, never the raw log.
+-- Called by dashboards, admin.funnel() and `pgtally admin`; reads the merge-maintained tally.user_kind_days of the timeframe.
 create or replace function tally.admin_funnel(steps text[], from_at timestamptz default null,
                                               to_at timestamptz default null)
 returns table (step integer, kind text, users bigint, conversion_pct numeric, step_conversion_pct numeric,
@@ -4201,7 +4512,7 @@ declare
   min_users integer := tally._analytics_min_group_size();
 begin
   -- SECURITY DEFINER on purpose: the answer is aggregate, but it is computed from
-  -- per-user rows (first-reached times, pending deltas) that analysts may not read.
+  -- per-user rows (step days, pending deltas, the log) that analysts may not read.
   -- EXECUTE is granted to tally_analyst only (db/0890_admin_grants.sql).
   if steps is null or cardinality(steps) not between 1 and 20 or array_position(steps, null) is not null
      or '' = any (steps) or (select count(distinct s) from unnest(steps) as s) <> cardinality(steps) then
@@ -4215,43 +4526,36 @@ begin
   with recursive ordered as (
     select o.kind, o.n::integer as n from unnest(steps) with ordinality as o(kind, n)
   ), starts as (
-    -- Step-1 candidates: users whose merged first time falls in the timeframe
-    -- (an index range on (kind, first_at)), or who have a pending first use.
-    -- Only these users are looked at, so the cost follows the users entering
-    -- the funnel in the timeframe, not every user who ever reached a step.
-    select r.user_id
-      from tally.user_first_reached r
-     where r.kind = steps[1] and r.first_at >= lo and r.first_at < hi
+    -- Step-1 candidates: users with a merged step-1 use on a day of the timeframe
+    -- (an index range on (kind, day)), or a pending one in it. Only these users
+    -- are looked at, so the cost follows the users active at step 1 in the
+    -- timeframe, not the history or every user who ever reached a step.
+    select d.user_id
+      from tally.user_kind_days d
+     where d.kind = steps[1]
+       and d.day between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date
+       and d.last_at >= lo and d.first_at < hi
     union
     select p.user_id
       from tally.pending_deltas p
-     where p.is_use and p.kind = steps[1] and p.occurred_at < hi
+     where p.is_use and p.kind = steps[1] and p.occurred_at >= lo and p.occurred_at < hi
   ), reached (n, user_id, at) as (
-    -- A user's first time at a kind: merged first time plus pending deltas, both
-    -- before to_at (exact at commit, like the user reads), by primary key.
-    -- Step 1: candidates whose first time is in the timeframe; step k: reached
-    -- step k - 1 and first reached step k at or after it (skipping or reversing
-    -- a step stops the user).
+    -- A journey inside the timeframe, greedily: step 1 at the user's earliest
+    -- step-1 use in [from_at, to_at); step k at the earliest step-k use at or
+    -- after step k - 1's time and before to_at. Taking the earliest time at each
+    -- step finds an in-order journey whenever one exists, so a user counts at
+    -- step k exactly when steps 1..k happened in order inside the timeframe
+    -- (uses before from_at, such as an older first visit, play no part).
     select 1, s.user_id, f.t
       from starts s
-     cross join lateral (
-       select least((select x.first_at from tally.user_first_reached x
-                      where x.user_id = s.user_id and x.kind = steps[1] and x.first_at < hi),
-                    (select min(p.occurred_at) from tally.pending_deltas p
-                      where p.user_id = s.user_id and p.kind = steps[1] and p.is_use and p.occurred_at < hi)) as t
-     ) f
-     where f.t >= lo
+     cross join lateral (select tally._funnel_next(s.user_id, steps[1], lo, hi) as t) f
+     where f.t is not null
     union all
     select r.n + 1, r.user_id, f.t
       from reached r
       join ordered o on o.n = r.n + 1
-     cross join lateral (
-       select least((select x.first_at from tally.user_first_reached x
-                      where x.user_id = r.user_id and x.kind = o.kind and x.first_at < hi),
-                    (select min(p.occurred_at) from tally.pending_deltas p
-                      where p.user_id = r.user_id and p.kind = o.kind and p.is_use and p.occurred_at < hi)) as t
-     ) f
-     where f.t >= r.at
+     cross join lateral (select tally._funnel_next(r.user_id, o.kind, r.at, hi) as t) f
+     where f.t is not null
   ), counts as (
     select o.n, o.kind, count(r.user_id) as users
       from ordered o
@@ -4277,7 +4581,7 @@ end
 $$;
 
 comment on function tally.admin_funnel(text[], timestamptz, timestamptz) is
-  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}): users whose first step 1 falls in [from_at, to_at), and of them those who first reached each next step at or after the previous one and before to_at; conversion from step 1 and from the previous step, drop-off. A step reached by fewer users than the minimum group size shows 0 users (as do the steps after it). From the trigger-maintained first-reached table plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';
+  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}) inside [from_at, to_at) (default: all time): per step k, the users with succeeded original events of steps 1..k inside the timeframe at non-decreasing times (uses before from_at do not count; a step done only before the previous one does not count); conversion from step 1 and from the previous step, drop-off. A step reached by fewer users than the minimum group size shows 0 users (as do the steps after it). From the merge-maintained tally.user_kind_days plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';
 
 -- >>> functions/0867_admin_reliability.sql
 -- Reliability by kind and format in a timeframe: success rate, average and p50/p95/p99 durations.
@@ -4465,6 +4769,11 @@ select tally._protect_partition(i.inhrelid::regclass)
 -- the migration runner calls after every upgrade).
 -- ============================================================================
 
+alter table tally.user_kind_days enable row level security;
+revoke all on tally.user_kind_days from public;
+create policy "readers see their own user kind days" on tally.user_kind_days
+  for select to tally_reader using (user_id = tally.current_user_id());
+grant select on tally.user_kind_days to tally_reader;
 alter table tally.locks enable row level security;
 alter table tally.user_locks enable row level security;
 alter table tally.batch_tokens enable row level security;
@@ -4527,5 +4836,11 @@ grant execute on function
 grant execute on function tally.refresh_analytics(), tally.schedule_refresh(interval), tally._interval_to_cron(interval),
                           tally.set_min_group_size(integer)
   to tally_owner;
+
+-- Subscribers' billing periods follow their subscription's day of month from now on: set the anchor
+-- and re-bucket each subscriber's retained history (calendar periods until now).
+select tally._sync_billing_anchor(s.user_id, coalesce(st.time_zone, 'UTC'), coalesce(st.billing_anchor_day, 1))
+  from (select distinct x.user_id from tally.subscriptions x where x.ended_at is null) s
+  left join tally.user_settings st on st.user_id = s.user_id;
 
 select tally._secure_objects();

@@ -25,11 +25,29 @@ from .errors import (
 )
 from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent, human_duration
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "AsyncClient", "AttributesTooLarge", "Client", "DailyTotal", "DimensionTotal", "FieldTooLong", "ImmutableLog",
-    "InvalidArgument", "InvalidAttributes", "InvalidCorrection", "MissingField", "NegativeAmount",
-    "PeriodTotal", "PgTallyError", "QuotaExceeded", "SchemaNotInstalled", "TimestampOutOfRange",
-    "UnknownDimension", "UnknownStatus", "UsageEvent", "ValidationError", "human_duration",
+    "AsyncClient",
+    "AttributesTooLarge",
+    "Client",
+    "DailyTotal",
+    "DimensionTotal",
+    "FieldTooLong",
+    "ImmutableLog",
+    "InvalidArgument",
+    "InvalidAttributes",
+    "InvalidCorrection",
+    "MissingField",
+    "NegativeAmount",
+    "PeriodTotal",
+    "PgTallyError",
+    "QuotaExceeded",
+    "SchemaNotInstalled",
+    "TimestampOutOfRange",
+    "UnknownDimension",
+    "UnknownStatus",
+    "UsageEvent",
+    "ValidationError",
+    "human_duration",
 ]

@@ -1,10 +1,13 @@
 """The query layer shared by the sync and the async client.
 
-API methods are written once, as generators that ``yield`` what they need
-from the database (:class:`Rows`, :class:`Scalar`, :class:`CopyOut`) and
-receive the result back. ``Client`` runs them on a psycopg connection or pool,
-``AsyncClient`` on an async connection or pool, so both clients send the same
-SQL text and build the same frozen dataclasses.
+Every API method is written once, as a generator decorated with
+:class:`api_method`: it ``yield from``s what it needs from the database
+(:func:`rows`, :func:`scalar`, :func:`copy_out`, :func:`copy_in`) and gets
+each result back. Reached on a :class:`Runner` (``Client``, ``client.admin``)
+the method runs at once and returns its result; on an :class:`AsyncRunner`
+(``AsyncClient``) it returns a coroutine. Type checkers see the same thing:
+``client.record(...)`` is a ``bool`` and so is ``await aclient.record(...)``.
+Both clients send the same SQL text and build the same frozen dataclasses.
 """
 
 from __future__ import annotations
@@ -13,17 +16,28 @@ import codecs
 import functools
 import inspect
 import io
-from collections.abc import Callable, Generator, Mapping, Sequence
+import types
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
+
+import psycopg
+from psycopg import pq
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+from .models import build
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 Params = Sequence[Any] | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Rows:
-    """All rows of a query, each turned into a value by ``build`` (e.g. ``Model.from_row``)."""
+    """All rows of a query, each turned into a value by ``build``."""
 
     sql: str
     params: Params
@@ -47,24 +61,68 @@ class CopyOut:
     out: IO[Any]
 
 
-Query = Rows | Scalar | CopyOut
+@dataclass(frozen=True)
+class CopyIn:
+    """In one transaction (a savepoint inside the caller's): ``setup``, ``COPY ... FROM STDIN`` of ``rows``, then
+    the first column of ``finish`` as the result."""
+
+    setup: str
+    copy: str
+    rows: Sequence[tuple[Any, ...]]
+    finish: str
+
+
+Query = Rows | Scalar | CopyOut | CopyIn
+#: What an API method is: a generator that yields queries, gets their results and returns a T.
 Call = Generator[Query, Any, T]
 
 
-class QueryBuilder:
-    """Helpers API methods use to describe their queries (``return (yield self._rows(...))``)."""
+def rows(sql: str, params: Params, cls: type[R]) -> Call[list[R]]:
+    """Every row of ``sql`` as the result dataclass ``cls`` (see :func:`pgtally.models.build`)."""
+    return cast("list[R]", (yield Rows(sql, params, functools.partial(build, cls))))
 
-    @staticmethod
-    def _rows(sql: str, params: Params, build: Callable[[dict[str, Any]], T]) -> Rows:
-        return Rows(sql, params, build)
 
-    @staticmethod
-    def _scalar(sql: str, params: Params) -> Scalar:
-        return Scalar(sql, params)
+def dict_rows(sql: str, params: Params) -> Call[list[dict[str, Any]]]:
+    """Every row of ``sql`` as a dict (for results assembled from several rows)."""
+    return cast("list[dict[str, Any]]", (yield Rows(sql, params, dict)))
 
-    @staticmethod
-    def _copy_out(sql: str, params: Params, out: IO[Any]) -> CopyOut:
-        return CopyOut(sql, params, out)
+
+def first_row(sql: str, params: Params, cls: type[R]) -> Call[R | None]:
+    """The first row of ``sql`` as ``cls``, None without a row."""
+    found = yield from rows(sql, params, cls)
+    return found[0] if found else None
+
+
+def scalar(sql: str, params: Params) -> Call[Any]:
+    """The first column of the first row of ``sql`` (None without a row)."""
+    return (yield Scalar(sql, params))
+
+
+def copy_out(sql: str, params: Params, out: IO[Any]) -> Call[int]:
+    """Stream ``COPY (...) TO STDOUT`` into ``out``; the number of rows."""
+    return int((yield CopyOut(sql, params, out)))
+
+
+def copy_in(setup: str, copy: str, rows: Sequence[tuple[Any, ...]], finish: str) -> Call[Any]:
+    """Run ``setup``, COPY ``rows`` in, and return the first column of ``finish``, in one transaction."""
+    return (yield CopyIn(setup, copy, rows, finish))
+
+
+# --------------------------------------------------------------------- running
+
+
+#: Errors after which a call that owns its transaction is repeated.
+RETRYABLE = (psycopg.OperationalError, psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+
+def owns_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], pooled: bool) -> bool:
+    """True when a call may be repeated: the connection is borrowed from a pool, or idle in autocommit mode."""
+    return pooled or (conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE)
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before the ``attempt``-th repeat (exponential, at most 1 s)."""
+    return min(0.05 * 2.0**attempt, 1.0)
 
 
 def is_text_sink(out: Any) -> bool:
@@ -80,31 +138,109 @@ def text_decoder(out: Any) -> codecs.IncrementalDecoder | None:
     return codecs.getincrementaldecoder("utf-8")() if is_text_sink(out) else None
 
 
-def api_methods(cls: type) -> dict[str, Callable[..., Any]]:
-    """Every generator method an API class and its bases define (the methods to drive)."""
-    found: dict[str, Callable[..., Any]] = {}
-    for klass in reversed(cls.__mro__):
-        for name, value in vars(klass).items():
-            if not name.startswith("_") and inspect.isgeneratorfunction(value):
-                found[name] = value
-    return found
+class Runner:
+    """Runs API methods synchronously: each query of a method through ``_execute``, one after the other."""
+
+    def _execute(self, query: Query) -> Any:
+        raise NotImplementedError
+
+    def _drive(self, call: Call[T]) -> T:
+        """Run an API method's queries one after the other and return its result."""
+        try:
+            query = next(call)
+            while True:
+                try:
+                    result = self._execute(query)
+                except Exception as exc:  # the method may handle it (try/except around a yield)
+                    query = call.throw(exc)
+                    continue
+                query = call.send(result)
+        except StopIteration as done:
+            return cast("T", done.value)
 
 
-def synchronous(cls: type[T]) -> type[T]:
-    """Class decorator: expose each generator API method as a plain method driven by ``self._drive``."""
-    for name, fn in api_methods(cls).items():
-        def wrapper(self: Any, *args: Any, __fn: Callable[..., Any] = fn, **kwargs: Any) -> Any:
-            return self._drive(__fn(self, *args, **kwargs))
+class AsyncRunner:
+    """Runs API methods as coroutines: each query of a method through ``await _execute``."""
 
-        setattr(cls, name, functools.wraps(fn)(wrapper))
-    return cls
+    async def _execute(self, query: Query) -> Any:
+        raise NotImplementedError
+
+    async def _drive(self, call: Call[T]) -> T:
+        """Run an API method's queries one after the other and return its result."""
+        try:
+            query = next(call)
+            while True:
+                try:
+                    result = await self._execute(query)
+                except Exception as exc:  # the method may handle it (try/except around a yield)
+                    query = call.throw(exc)
+                    continue
+                query = call.send(result)
+        except StopIteration as done:
+            return cast("T", done.value)
 
 
-def asynchronous(cls: type[T]) -> type[T]:
-    """Class decorator: expose each generator API method as a coroutine driven by ``self._adrive``."""
-    for name, fn in api_methods(cls).items():
-        async def wrapper(self: Any, *args: Any, __fn: Callable[..., Any] = fn, **kwargs: Any) -> Any:
-            return await self._adrive(__fn(self, *args, **kwargs))
+class api_method(Generic[P, T]):
+    """Decorator of an API method written once as a generator (``def m(self, ...) -> Call[T]``).
 
-        setattr(cls, name, functools.wraps(fn)(wrapper))
-    return cls
+    On a :class:`Runner` instance ``obj.m(...)`` returns the ``T``; on an
+    :class:`AsyncRunner` instance it returns a coroutine of the ``T``. Inside
+    another API method, ``yield from Class.m.call(self, ...)`` runs it as
+    part of that method.
+    """
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__qualname__ = fn.__qualname__
+        self.__module__ = fn.__module__
+
+        def run(runner: Runner, /, *args: Any, **kwargs: Any) -> Any:
+            return runner._drive(fn(runner, *args, **kwargs))
+
+        async def run_async(runner: AsyncRunner, /, *args: Any, **kwargs: Any) -> Any:
+            return await runner._drive(fn(runner, *args, **kwargs))
+
+        self._run = functools.wraps(fn)(run)
+        self._run_async = functools.wraps(fn)(run_async)
+        # help() and IDEs show the value a call returns, not the generator.
+        signature = inspect.signature(fn)
+        returns = signature.return_annotation
+        if isinstance(returns, str) and returns.startswith("Call[") and returns.endswith("]"):
+            signature = signature.replace(return_annotation=returns[len("Call[") : -1])
+        for wrapper in (self._run, self._run_async):
+            setattr(wrapper, "__signature__", signature)  # noqa: B010 - functions have no typed __signature__
+
+    @overload
+    def __get__(self, obj: None, owner: type[AsyncRunner]) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]: ...
+
+    @overload
+    def __get__(self, obj: None, owner: type[Runner]) -> Callable[Concatenate[Any, P], T]: ...
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, obj: AsyncRunner, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    @overload
+    def __get__(self, obj: Runner, owner: type[Any]) -> Callable[P, T]: ...
+
+    def __get__(self, obj: object, owner: type[Any]) -> Any:
+        """On a client: the bound method (sync or async); on a client class: its function; on an API class: itself."""
+        if obj is None:
+            if issubclass(owner, AsyncRunner):
+                return self._run_async
+            if issubclass(owner, Runner):
+                return self._run
+            return self
+        if isinstance(obj, AsyncRunner):
+            return types.MethodType(self._run_async, obj)
+        if isinstance(obj, Runner):
+            return types.MethodType(self._run, obj)
+        raise TypeError(f"{self.__qualname__} runs on a Runner or an AsyncRunner, not on {type(obj).__name__}")
+
+    def call(self, obj: Any, /, *args: P.args, **kwargs: P.kwargs) -> Call[T]:
+        """The method's generator, to ``yield from`` inside another API method."""
+        return self.fn(obj, *args, **kwargs)

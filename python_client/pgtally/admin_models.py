@@ -8,12 +8,8 @@ live, so their ``refreshed_at`` is the time of the query.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
-
-from .models import build as _build
 
 
 @dataclass(frozen=True)
@@ -36,10 +32,6 @@ class Overview:
     last_at: dt.datetime | None
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Overview:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class PlatformTotal:
@@ -61,10 +53,6 @@ class PlatformTotal:
     cost_share_pct: Decimal | None
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> PlatformTotal:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class LeaderboardEntry:
@@ -80,10 +68,6 @@ class LeaderboardEntry:
     window_start: dt.date | None
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LeaderboardEntry:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class TrendPoint:
@@ -98,10 +82,6 @@ class TrendPoint:
     cost: Decimal
     users: int
     refreshed_at: dt.datetime | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TrendPoint:
-        return _build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -122,10 +102,6 @@ class ActiveUsers:
     billable_cost: Decimal
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ActiveUsers:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class WeekOverWeekCard:
@@ -142,10 +118,6 @@ class WeekOverWeekCard:
     week_end: dt.date
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WeekOverWeekCard:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class FunnelStep:
@@ -159,10 +131,6 @@ class FunnelStep:
     drop_off: int
     drop_off_pct: Decimal | None
     refreshed_at: dt.datetime | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> FunnelStep:
-        return _build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -182,10 +150,6 @@ class Reliability:
     window_start: dt.date | None
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Reliability:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class ErrorCodeCount:
@@ -198,10 +162,6 @@ class ErrorCodeCount:
     users: int
     last_at: dt.datetime | None
     refreshed_at: dt.datetime | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ErrorCodeCount:
-        return _build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -216,10 +176,6 @@ class CohortCell:
     retention_pct: Decimal | None
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> CohortCell:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class ViewFreshness:
@@ -232,10 +188,6 @@ class ViewFreshness:
     row_count: int | None
     age: dt.timedelta | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ViewFreshness:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class RefreshResult:
@@ -247,10 +199,6 @@ class RefreshResult:
     finished_at: dt.datetime
     duration_ms: Decimal
     row_count: int | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RefreshResult:
-        return _build(cls, row)
 
     @property
     def skipped(self) -> bool:

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-from collections.abc import AsyncIterator, Callable, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import pq
 from psycopg.rows import dict_row
 
-from ._query import Call, Query, Rows, Scalar, asynchronous, text_decoder
+from ._query import RETRYABLE, AsyncRunner, CopyIn, Query, Rows, Scalar, owns_transaction, retry_delay, text_decoder
 from .admin import AsyncAdminClient
-from .client import STAGING_COPY, CoreApi, staging_row
+from .core import CoreApi
 from .errors import translated
-from .models import UsageEvent
 from .user_reads import UserReadsMixin
 
 try:  # optional dependency
@@ -37,8 +34,7 @@ except ImportError:  # pragma: no cover
 T = TypeVar("T")
 
 
-@asynchronous
-class AsyncClient(CoreApi, UserReadsMixin):
+class AsyncClient(CoreApi, UserReadsMixin, AsyncRunner):
     """Asynchronous pgtally client (psycopg AsyncConnection or AsyncConnectionPool)."""
 
     def __init__(self, conn: Any, *, retries: int = 3, dsn: str | None = None) -> None:
@@ -81,35 +77,49 @@ class AsyncClient(CoreApi, UserReadsMixin):
         attempt = 0
         pooled = AsyncConnectionPool is not None and isinstance(self._conn, AsyncConnectionPool)
         while True:
-            owns_transaction = True
+            repeatable = True
             try:
                 async with self.connection() as conn:
                     with translated():
-                        owns_transaction = pooled or (
-                            conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE)
+                        repeatable = owns_transaction(conn, pooled)
                         return await work(conn)
-            except (psycopg.OperationalError, psycopg.errors.SerializationFailure,
-                    psycopg.errors.DeadlockDetected) as exc:
+            except RETRYABLE as exc:
                 attempt += 1
-                if not owns_transaction or attempt > self._retries:
+                if not repeatable or attempt > self._retries:
                     raise
-                if (isinstance(exc, psycopg.OperationalError) and isinstance(self._conn, psycopg.AsyncConnection)
-                        and self._conn.broken):
-                    if not self._dsn:
-                        raise
-                    self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
-                await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+                await self._recover(exc)
+                await asyncio.sleep(retry_delay(attempt))
+
+    async def _recover(self, exc: Exception) -> None:
+        """Re-open a lost plain connection (a pool replaces broken ones itself)."""
+        if (
+            isinstance(exc, psycopg.OperationalError)
+            and isinstance(self._conn, psycopg.AsyncConnection)
+            and self._conn.broken
+        ):
+            if not self._dsn:
+                raise exc
+            self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
 
     async def _execute(self, query: Query) -> Any:
+        """Run one query of an API method (with the retries of ``_run``)."""
+
         async def work(conn: psycopg.AsyncConnection[Any]) -> Any:
             if isinstance(query, Rows):
                 async with conn.cursor(row_factory=dict_row) as cur:
                     await cur.execute(query.sql, query.params)
                     return [query.build(r) for r in await cur.fetchall()]
             if isinstance(query, Scalar):
-                cur = await conn.execute(query.sql, query.params)
-                row = await cur.fetchone()
-                return row[0] if row else None
+                found = await (await conn.execute(query.sql, query.params)).fetchone()
+                return found[0] if found else None
+            if isinstance(query, CopyIn):
+                async with conn.transaction():
+                    await conn.execute(query.setup)
+                    async with conn.cursor() as cur, cur.copy(query.copy) as copy:
+                        for values in query.rows:
+                            await copy.write_row(values)
+                    found = await (await conn.execute(query.finish)).fetchone()
+                    return found[0] if found else None
             decoder = text_decoder(query.out)
             async with conn.cursor() as cur:
                 async with cur.copy(query.sql, query.params) as copy:
@@ -120,45 +130,3 @@ class AsyncClient(CoreApi, UserReadsMixin):
                 return max(cur.rowcount, 0)
 
         return await self._run(work)
-
-    async def _adrive(self, call: Call[T]) -> T:
-        """Run an API method's queries one after the other and return its result."""
-        try:
-            query = next(call)
-            while True:
-                try:
-                    result = await self._execute(query)
-                except Exception as exc:  # noqa: BLE001 - the method may handle it
-                    query = call.throw(exc)
-                    continue
-                query = call.send(result)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    async def record_many(self, events: Iterable[UsageEvent | Mapping[str, Any]], *, chunk_size: int = 5000,
-                          progress: Callable[[int], None] | None = None) -> int:
-        """Record many events set-wise (COPY into the session's staging table); see :meth:`pgtally.Client.record_many`."""
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be positive")
-        if isinstance(events, Sequence):
-            events = sorted((UsageEvent.from_mapping(e) for e in events), key=lambda e: e.event_id)
-        added = 0
-        iterator = iter(events)
-        while chunk := [UsageEvent.from_mapping(e) for e in itertools.islice(iterator, chunk_size)]:
-            chunk.sort(key=lambda e: e.event_id)
-
-            async def work(conn: psycopg.AsyncConnection[Any], chunk: list[UsageEvent] = chunk) -> Any:
-                async with conn.transaction():
-                    await conn.execute("select tally.begin_staging()")
-                    async with conn.cursor() as cur:
-                        async with cur.copy(STAGING_COPY) as copy:
-                            for e in chunk:
-                                await copy.write_row(staging_row(e))
-                    cur2 = await conn.execute("select tally.record_usage_staged()")
-                    return await cur2.fetchone()
-
-            row = await self._run(work)
-            added += int(row[0]) if row else 0
-            if progress:
-                progress(len(chunk))
-        return added

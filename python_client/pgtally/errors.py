@@ -84,9 +84,20 @@ class SchemaNotInstalled(PgTallyError):
 
 BY_SQLSTATE: dict[str, type[PgTallyError]] = {
     cls.sqlstate: cls
-    for cls in (MissingField, NegativeAmount, UnknownStatus, TimestampOutOfRange, InvalidAttributes,
-                AttributesTooLarge, FieldTooLong, InvalidCorrection, ImmutableLog, UnknownDimension,
-                InvalidArgument, QuotaExceeded)
+    for cls in (
+        MissingField,
+        NegativeAmount,
+        UnknownStatus,
+        TimestampOutOfRange,
+        InvalidAttributes,
+        AttributesTooLarge,
+        FieldTooLong,
+        InvalidCorrection,
+        ImmutableLog,
+        UnknownDimension,
+        InvalidArgument,
+        QuotaExceeded,
+    )
     if cls.sqlstate
 }
 

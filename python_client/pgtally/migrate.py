@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any, cast
 
 import psycopg
 from alembic import command
@@ -18,8 +19,9 @@ from .errors import PgTallyError
 #: a downgrade may drop their rows without --drop-data.
 #: Tables whose rows are not data a downgrade could lose: rows the install writes itself, and lock rows
 #: (tally.user_locks holds one row per user and scope that quota checks and subscription changes lock).
-INSTALL_TABLES = frozenset({"tally.dimensions", "tally.locks", "tally.analytics_settings", "tally.user_locks",
-                            "tally.batch_tokens"})
+INSTALL_TABLES = frozenset(
+    {"tally.dimensions", "tally.locks", "tally.analytics_settings", "tally.user_locks", "tally.batch_tokens"}
+)
 
 
 class DataLossRefused(PgTallyError):
@@ -39,8 +41,10 @@ class DataLossRefused(PgTallyError):
         if others:
             tables = f"{len(others)} {'more ' if self.events else ''}table{'s' if len(others) > 1 else ''}"
             what.append(f"the rows of {tables} ({listed})")
-        super().__init__(f"downgrading to {revision} would drop {' and '.join(what)}; nothing was changed. "
-                         "Back the data up, then downgrade with --drop-data (drop_data=True) to drop them.")
+        super().__init__(
+            f"downgrading to {revision} would drop {' and '.join(what)}; nothing was changed. "
+            "Back the data up, then downgrade with --drop-data (drop_data=True) to drop them."
+        )
 
 
 def alembic_config(dsn: str | None = None, output: io.StringIO | None = None) -> Config:
@@ -54,19 +58,21 @@ def alembic_config(dsn: str | None = None, output: io.StringIO | None = None) ->
 
 
 #: Wraps a migration command (given as a thunk) on the migration's connection, and may refuse it.
-Guard = Callable[[psycopg.Connection, Callable[[], None]], None]
+Guard = Callable[[psycopg.Connection[Any], Callable[[], object]], None]
+#: An Alembic command: ``command.upgrade``, ``command.downgrade``, ``command.stamp``.
+Command = Callable[[Config, str], object]
 
 
-def _run(dsn: str, fn: object, revision: str, guard: Guard | None = None) -> None:
+def _run(dsn: str, fn: Command, revision: str, guard: Guard | None = None) -> None:
     """Run an Alembic command in one transaction, inside ``guard`` when one is given."""
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=pool.NullPool)
     with engine.begin() as conn:
         cfg = alembic_config(dsn)
         cfg.attributes["connection"] = conn
         if guard is None:
-            fn(cfg, revision)  # type: ignore[operator]
+            fn(cfg, revision)
         else:
-            guard(conn.connection.driver_connection, lambda: fn(cfg, revision))  # type: ignore[operator]
+            guard(cast("psycopg.Connection[Any]", conn.connection.driver_connection), lambda: fn(cfg, revision))
 
 
 def upgrade(dsn: str, revision: str = "head") -> None:
@@ -88,7 +94,7 @@ def downgrade(dsn: str, revision: str = "base", *, drop_data: bool = False) -> N
         _run(dsn, command.downgrade, revision, guard=lambda conn, run: _refuse_data_loss(conn, run, revision))
 
 
-def _refuse_data_loss(conn: psycopg.Connection, run: Callable[[], None], revision: str) -> None:
+def _refuse_data_loss(conn: psycopg.Connection[Any], run: Callable[[], object], revision: str) -> None:
     """Run the downgrade after a savepoint; if a table that held rows is gone or empty, undo it and refuse.
 
     Trying the downgrade (inside the migration's transaction) tells exactly
@@ -97,20 +103,24 @@ def _refuse_data_loss(conn: psycopg.Connection, run: Callable[[], None], revisio
     """
     held: list[tuple[str, str]] = []  # (table, the name it is reported under: its partitioned root or itself)
     for name, root in conn.execute(
-            """select c.relname, r.relname
+        """select c.relname, r.relname
                  from pg_class c
                  join pg_class r on r.oid = coalesce(pg_partition_root(c.oid), c.oid)
                 where c.relnamespace = (select oid from pg_namespace where nspname = 'tally') and c.relkind = 'r'
-                order by 1""").fetchall():
+                order by 1"""
+    ).fetchall():
         table = sql.Identifier("tally", name)
         if f"tally.{root}" not in INSTALL_TABLES and _rows(conn, table, exists=True):
             held.append((name, f"tally.{root}"))
     conn.execute("savepoint pgtally_downgrade_guard")
     run()
     gone = "select to_regclass(format('%%I.%%I', 'tally', %s::text)) is null"
-    lost = [(name, root) for name, root in held
-            if conn.execute(gone, (name,)).fetchone() == (True,)
-            or not _rows(conn, sql.Identifier("tally", name), exists=True)]
+    lost = [
+        (name, root)
+        for name, root in held
+        if conn.execute(gone, (name,)).fetchone() == (True,)
+        or not _rows(conn, sql.Identifier("tally", name), exists=True)
+    ]
     if not lost:
         return
     conn.execute("rollback to savepoint pgtally_downgrade_guard")

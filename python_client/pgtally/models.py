@@ -18,8 +18,10 @@ def _columns(cls: Any) -> tuple[frozenset[str], frozenset[str]]:
     """The field names of a result dataclass, and those annotated ``int`` (or ``int | None``)."""
     found = _COLUMNS.get(cls)
     if found is None:
-        found = (frozenset(f.name for f in fields(cls)),
-                 frozenset(f.name for f in fields(cls) if f.type is int or f.type in _INT_ANNOTATIONS))
+        found = (
+            frozenset(f.name for f in fields(cls)),
+            frozenset(f.name for f in fields(cls) if f.type is int or f.type in _INT_ANNOTATIONS),
+        )
         _COLUMNS[cls] = found
     return found
 
@@ -46,7 +48,7 @@ def human_duration(ms: int | None) -> str:
     """A duration for people: ``14 h 12 min``, ``3 min 05 s``, ``42 s``."""
     if ms is None:
         return "unknown"
-    seconds = int(round(ms / 1000))
+    seconds = round(ms / 1000)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -74,8 +76,9 @@ class UsageEvent:
     corrects_event_id: str | None = None
 
     @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> UsageEvent:
-        return m if isinstance(m, UsageEvent) else cls(**m)  # type: ignore[return-value]
+    def from_mapping(cls, m: UsageEvent | Mapping[str, Any]) -> UsageEvent:
+        """``m`` itself when it is a UsageEvent, else the event made of its keys."""
+        return m if isinstance(m, UsageEvent) else cls(**m)
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,6 @@ class DimensionTotal:
     first_at: dt.datetime | None
     last_at: dt.datetime | None
     failures: int
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> DimensionTotal:
-        return build(cls, row)
 
     @property
     def duration_text(self) -> str:
@@ -113,10 +112,6 @@ class DailyTotal:
     cost: Decimal
     failures: int
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> DailyTotal:
-        return build(cls, row)
-
 
 @dataclass(frozen=True)
 class PeriodTotal:
@@ -129,7 +124,3 @@ class PeriodTotal:
     quantity: int
     duration_ms: int
     cost: Decimal
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> PeriodTotal:
-        return build(cls, row)

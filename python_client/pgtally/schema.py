@@ -39,11 +39,7 @@ class SqlFile:
 
 def schema_files() -> list[SqlFile]:
     """All declarative schema files in install order."""
-    files = [
-        SqlFile(tree, path)
-        for tree in ("db", "functions")
-        for path in project_file(tree).glob("*.sql")
-    ]
+    files = [SqlFile(tree, path) for tree in ("db", "functions") for path in project_file(tree).glob("*.sql")]
     return sorted(files, key=lambda f: (f.order, f.tree, f.path.name))
 
 
@@ -61,6 +57,6 @@ def install(conn: psycopg.Connection) -> None:
     with conn.transaction():
         for f in schema_files():
             try:
-                conn.execute(f.path.read_text())  # type: ignore[arg-type]
+                conn.execute(f.path.read_text())
             except psycopg.Error as exc:
                 raise RuntimeError(f"installing {f.label} failed: {exc}") from exc

@@ -1,4 +1,4 @@
-"""Record usage inside a SQLAlchemy session's transaction (capability I2).
+"""Record usage inside a SQLAlchemy session's transaction.
 
 The usage row is written on the session's own connection, so it commits or
 rolls back together with the business rows of the same unit of work::
@@ -35,19 +35,41 @@ _RECORD = text(
 )
 
 
-def record_usage(session: Session, *, event_id: str, user_id: str, kind: str, quantity: int = 0,
-                 occurred_at: dt.datetime | None = None, duration_ms: int | None = None,
-                 cost: Decimal | int | str = 0, status: str = "succeeded", error_code: str | None = None,
-                 billable: bool = True, attributes: Mapping[str, Any] | None = None,
-                 corrects_event_id: str | None = None) -> bool:
+def record_usage(
+    session: Session,
+    *,
+    event_id: str,
+    user_id: str,
+    kind: str,
+    quantity: int = 0,
+    occurred_at: dt.datetime | None = None,
+    duration_ms: int | None = None,
+    cost: Decimal | int | str = 0,
+    status: str = "succeeded",
+    error_code: str | None = None,
+    billable: bool = True,
+    attributes: Mapping[str, Any] | None = None,
+    corrects_event_id: str | None = None,
+) -> bool:
     """Record one usage event in the session's transaction; True when new, False for a duplicate event_id.
 
     Errors of class PT are raised as :mod:`pgtally.errors` exceptions (the
     session's transaction is then failed, as for any database error).
     """
-    params = dict(event_id=event_id, user_id=user_id, kind=kind, quantity=quantity, occurred_at=occurred_at,
-                  duration_ms=duration_ms, cost=str(cost), status=status, error_code=error_code, billable=billable,
-                  attributes=json.dumps(dict(attributes or {})), corrects_event_id=corrects_event_id)
+    params = dict(
+        event_id=event_id,
+        user_id=user_id,
+        kind=kind,
+        quantity=quantity,
+        occurred_at=occurred_at,
+        duration_ms=duration_ms,
+        cost=str(cost),
+        status=status,
+        error_code=error_code,
+        billable=billable,
+        attributes=json.dumps(dict(attributes or {})),
+        corrects_event_id=corrects_event_id,
+    )
     try:
         return bool(session.execute(_RECORD, params).scalar_one())
     except DBAPIError as exc:

@@ -1,7 +1,8 @@
-"""Typed results of the user-facing analytics reads (issue #3), as frozen dataclasses.
+"""Typed results of the user-facing analytics reads, as frozen dataclasses.
 
-Each class mirrors the columns of one SQL function's result; ``from_row``
-builds it from a ``dict_row``. See docs/user-analytics.md for the semantics.
+Each class mirrors the columns of one SQL function's result (tests/test_models_match_sql.py
+holds them together); :func:`pgtally.models.build` builds it from a ``dict_row``.
+See docs/user-analytics.md for the semantics.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from .models import build as _build
 from .models import human_duration
 
-# ---------------------------------------------------------------- plans (A5)
+# ---------------------------------------------------------------- plans
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,6 @@ class SubscriptionSummary:
     highest_plan: str | None
     revenue: Decimal
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> SubscriptionSummary:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class RecommendedPlan:
@@ -45,12 +42,8 @@ class RecommendedPlan:
     current_plan: str | None
     is_current: bool
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RecommendedPlan:
-        return _build(cls, row)
 
-
-# ----------------------------------------------------------- engagement (A4)
+# ----------------------------------------------------------- engagement
 
 
 @dataclass(frozen=True)
@@ -71,17 +64,13 @@ class EngagementProfile:
     avg_session_ms: int | None
     longest_session_ms: int | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EngagementProfile:
-        return _build(cls, row)
-
     @property
     def avg_session_text(self) -> str:
         """Average session length for people, e.g. ``3 min 05 s``."""
         return human_duration(self.avg_session_ms)
 
 
-# ------------------------------------------------------------ summary (U1)
+# ------------------------------------------------------------ summary
 
 
 @dataclass(frozen=True)
@@ -139,11 +128,19 @@ class SummaryCard:
             else:
                 lines[r["section"]].append(_build(SummaryLine, r))
         first = rows[0]
-        return cls(lines["total"][0], tuple(lines["kind"]), tuple(lines["voice"]), tuple(lines["model"]),
-                   tuple(period), first["plan"], first["period_start"], first["period_end"])
+        return cls(
+            lines["total"][0],
+            tuple(lines["kind"]),
+            tuple(lines["voice"]),
+            tuple(lines["model"]),
+            tuple(period),
+            first["plan"],
+            first["period_start"],
+            first["period_end"],
+        )
 
 
-# ---------------------------------------------------- history, comparisons (U2, U3)
+# ---------------------------------------------------- history, comparisons
 
 
 @dataclass(frozen=True)
@@ -158,10 +155,6 @@ class HistoryBucket:
     duration_ms: int
     cost: Decimal
     failures: int
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> HistoryBucket:
-        return _build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -179,10 +172,6 @@ class Comparison:
     delta_pct: Decimal | None
     trend: str
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Comparison:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class Peak:
@@ -192,12 +181,8 @@ class Peak:
     bucket_end: dt.date
     value: Decimal
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Peak:
-        return _build(cls, row)
 
-
-# ------------------------------------------------------------ patterns (U4)
+# ------------------------------------------------------------ patterns
 
 
 @dataclass(frozen=True)
@@ -213,10 +198,6 @@ class WeekdayUsage:
     cost: Decimal
     share_pct: Decimal
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WeekdayUsage:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class HourOfWeek:
@@ -231,10 +212,6 @@ class HourOfWeek:
     duration_ms: int
     cost: Decimal
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> HourOfWeek:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class CalendarDay:
@@ -247,10 +224,6 @@ class CalendarDay:
     duration_ms: int
     cost: Decimal
     level: int
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> CalendarDay:
-        return _build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -267,12 +240,8 @@ class MonthlySummary:
     active_days: int
     top_kind: str | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> MonthlySummary:
-        return _build(cls, row)
 
-
-# ------------------------------------------------------ limits, forecast (U5)
+# ------------------------------------------------------ limits, forecast
 
 
 @dataclass(frozen=True)
@@ -292,12 +261,8 @@ class QuotaForecast:
     reaches_limit_on: dt.date | None
     status: str
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> QuotaForecast:
-        return _build(cls, row)
 
-
-# ------------------------------------------------------------ insights (U6)
+# ------------------------------------------------------------ insights
 
 
 @dataclass(frozen=True)
@@ -311,10 +276,6 @@ class DayAnomaly:
     active_days: int
     robust_z: Decimal | None
     is_anomaly: bool
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> DayAnomaly:
-        return _build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -332,10 +293,6 @@ class PeerPercentile:
     percentile: Decimal | None
     refreshed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> PeerPercentile:
-        return _build(cls, row)
-
 
 @dataclass(frozen=True)
 class Insight:
@@ -345,7 +302,3 @@ class Insight:
     subject: str | None
     message: str
     value: Decimal | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Insight:
-        return _build(cls, row)

@@ -1,5 +1,5 @@
--- The merge applier tally._apply_admin keeps per-user sources of the admin views: first-reached kinds (moved earlier
--- by a late event, never later), daily operational counters (corrections change billable cost, not attempts;
+-- The merge applier tally._apply_admin keeps per-user sources of the admin views: first and last use per kind and
+-- UTC day (a late event adds or widens a day), daily operational counters (corrections change billable cost, not attempts;
 -- cancelled events leave nothing) and log-scale duration histograms.
 begin;
 select plan(8);
@@ -32,9 +32,11 @@ select ok(tests.tts('a0', 'u1', '2026-11-09 10:00+00', 70, duration_ms => null) 
    'a late earlier event, a failure, a cancellation, an amendment, a reversal and an export');
 select is(tally.merge_pending(), 6, 'second merge');
 
-select is((select string_agg(format('%s@%s', r.kind, to_char(r.first_at at time zone 'UTC', 'MM-DD HH24:MI')), ' ' order by r.kind)
-             from tally.user_first_reached r where r.user_id = 'u1'),
-          'export@11-11 12:00 tts@11-09 10:00', 'first reached: the late event moved tts earlier; failures never count');
+select is((select string_agg(format('%s %s %s..%s', r.kind, r.day, to_char(r.first_at at time zone 'UTC', 'HH24:MI'),
+                                    to_char(r.last_at at time zone 'UTC', 'HH24:MI')), ' | ' order by r.kind, r.day)
+             from tally.user_kind_days r where r.user_id = 'u1'),
+          'export 2026-11-11 12:00..12:00 | tts 2026-11-09 10:00..10:00 | tts 2026-11-10 10:00..11:00',
+          'step days: first and last use per kind and UTC day; the late event adds Nov 9; failures, cancellations, amendments and reversals are no use');
 -- Nov 10: a1 (7 s, 0.001) + a2 (1024 ms, 0.0005) succeeded; the amendment adds 0.0002, the refund takes 0.0005 back.
 select is(tests.ops_of('u1'),
           '2026-11-09 tts/ ok1 fail0 timed0 d0 bill0.0007 | 2026-11-10 tts/ ok2 fail0 timed2 d8024 bill0.0012 | '

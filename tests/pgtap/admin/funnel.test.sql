@@ -1,8 +1,9 @@
--- Funnels over ordered kinds from the trigger-maintained first-reached table: users must reach the steps in order
--- (skipping a step or doing one out of order stops them), per timeframe, with conversion and drop-off; a failed event
--- is not a step reached; pending (not yet merged) events count, so a funnel is exact at commit.
+-- Funnels over ordered kinds from the merge-maintained step days: a user counts at step k when steps 1..k happened
+-- inside the timeframe at non-decreasing times (skipping a step or doing it only before the previous one stops them;
+-- uses before the timeframe play no part), with conversion and drop-off; a failed event is not a step reached;
+-- pending (not yet merged) events count, so a funnel is exact at commit.
 begin;
-select plan(11);
+select plan(17);
 
 -- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
@@ -43,7 +44,7 @@ select ok(
   and tests.step('f6s', 'f6', 'checkout.started', '2026-11-12 10:02+00'),
   'paywall events of six users recorded');
 select is(tally.merge_pending(), 23, 'merged');
-select is((select count(*)::int from tally.user_first_reached), 21, 'the merge keeps one first-reached row per user and kind (failures excluded)');
+select is((select count(*)::int from tally.user_kind_days), 22, 'the merge keeps one row per user, kind and UTC day with a use (failures excluded)');
 select ok(tests.step('f6d', 'f6', 'checkout.completed', '2026-11-12 10:03+00'), 'f6 completes after the merge (pending)');
 
 \set steps '''{paywall.viewed,paywall.clicked,checkout.started,checkout.completed}'''
@@ -54,16 +55,53 @@ select is(tests.funnel_of(:steps),
 select is(tests.funnel_of(:steps, '2026-11-01', '2026-11-11'),
           '1.paywall.viewed u4 c100.00 s100.00 d0/0.00 | 2.paywall.clicked u3 c75.00 s75.00 d1/25.00 | '
           '3.checkout.started u2 c50.00 s66.67 d1/33.33 | 4.checkout.completed u1 c25.00 s50.00 d1/50.00',
-          'Nov 1-10: users who first viewed in the timeframe (not f5, first seen in October; not f6)');
+          'Nov 1-10: users who viewed in the timeframe (not f5, who viewed in October only; not f6)');
 select is(tests.funnel_of(:steps, '2026-11-01'),
           '1.paywall.viewed u5 c100.00 s100.00 d0/0.00 | 2.paywall.clicked u4 c80.00 s80.00 d1/20.00 | '
           '3.checkout.started u3 c60.00 s75.00 d1/25.00 | 4.checkout.completed u2 c40.00 s66.67 d1/33.33',
           'from Nov 1 on');
 select is(tests.funnel_of('{checkout.completed,paywall.viewed}'),
-          '1.checkout.completed u5 c100.00 s100.00 d0/0.00 | 2.paywall.viewed u0 c0.00 s0.00 d5/100.00',
-          'order matters: nobody viewed the paywall after completing');
+          '1.checkout.completed u5 c100.00 s100.00 d0/0.00 | 2.paywall.viewed u1 c20.00 s20.00 d4/80.00',
+          'order matters: only f1 viewed the paywall (again, the next day) after completing');
 select is(tests.funnel_of('{paywall.viewed,export}'),
           '1.paywall.viewed u6 c100.00 s100.00 d0/0.00 | 2.export u0 c0.00 s0.00 d6/100.00', 'a kind nobody reached');
+
+-- Journeys inside a timeframe, the week [Nov 14, Nov 21):
+-- g1 viewed in September (60 days before) and went all the way on Nov 19: a completion of this week.
+-- g2 clicked before it viewed (Nov 18): step 1 only.
+-- g3 viewed on Nov 13, before the week, and did the rest inside it: not in this week's funnel.
+-- g4 viewed on Nov 13 and again on Nov 15, then clicked: step 2.
+-- g5 clicked at 08:00, viewed at 09:00, clicked at 09:10 and 17:00, started at 09:20, completed at 09:30 (one day):
+--    steps 1-4 in order (09:00, 09:10, 09:20, 09:30); the day's first click is before the view, its last after the start.
+-- g6 viewed on Nov 20 at 23:00 and clicked after the week ended: step 1 only.
+create function tests.week(steps text[]) returns text language sql
+as $$ select tests.funnel_of(steps, '2026-11-14 00:00+00', '2026-11-21 00:00+00') $$;
+select ok(
+  tests.step('g1v0', 'g1', 'paywall.viewed', '2026-09-20 10:00+00') and tests.step('g1v', 'g1', 'paywall.viewed', '2026-11-19 10:00+00')
+  and tests.step('g1c', 'g1', 'paywall.clicked', '2026-11-19 10:01+00') and tests.step('g1s', 'g1', 'checkout.started', '2026-11-19 10:02+00')
+  and tests.step('g1d', 'g1', 'checkout.completed', '2026-11-19 10:03+00')
+  and tests.step('g2c', 'g2', 'paywall.clicked', '2026-11-18 09:00+00') and tests.step('g2v', 'g2', 'paywall.viewed', '2026-11-18 10:00+00')
+  and tests.step('g3v', 'g3', 'paywall.viewed', '2026-11-13 23:00+00') and tests.step('g3c', 'g3', 'paywall.clicked', '2026-11-14 01:00+00')
+  and tests.step('g3s', 'g3', 'checkout.started', '2026-11-14 01:02+00') and tests.step('g3d', 'g3', 'checkout.completed', '2026-11-14 01:03+00')
+  and tests.step('g4v0', 'g4', 'paywall.viewed', '2026-11-13 10:00+00') and tests.step('g4v', 'g4', 'paywall.viewed', '2026-11-15 10:00+00')
+  and tests.step('g4c', 'g4', 'paywall.clicked', '2026-11-15 10:01+00')
+  and tests.step('g5c0', 'g5', 'paywall.clicked', '2026-11-17 08:00+00') and tests.step('g5v', 'g5', 'paywall.viewed', '2026-11-17 09:00+00')
+  and tests.step('g5c', 'g5', 'paywall.clicked', '2026-11-17 09:10+00') and tests.step('g5c2', 'g5', 'paywall.clicked', '2026-11-17 17:00+00')
+  and tests.step('g5s', 'g5', 'checkout.started', '2026-11-17 09:20+00') and tests.step('g5d', 'g5', 'checkout.completed', '2026-11-17 09:30+00')
+  and tests.step('g6v', 'g6', 'paywall.viewed', '2026-11-20 23:00+00') and tests.step('g6c', 'g6', 'paywall.clicked', '2026-11-21 00:30+00'),
+  'journeys of six more users around the week of Nov 14');
+\set week '1.paywall.viewed u5 c100.00 s100.00 d0/0.00 | 2.paywall.clicked u3 c60.00 s60.00 d2/40.00 | 3.checkout.started u2 c40.00 s66.67 d1/33.33 | 4.checkout.completed u2 c40.00 s100.00 d0/0.00'
+select is(tests.week(:steps), :'week',
+          'pending: g1 completes despite its September view; g2 out of order, g3 started before the week, g6 clicked after it');
+select is(tally.merge_pending(), 23, 'merged (with f6''s pending completion)');
+select is(tests.week(:steps), :'week', 'merged: the same answer (g5''s click at 09:10 is found between the day''s first and last click)');
+select is(tests.funnel_of('{paywall.viewed,checkout.completed}', '2026-11-19 10:00+00', '2026-11-19 10:03+00'),
+          '1.paywall.viewed u1 c100.00 s100.00 d0/0.00 | 2.checkout.completed u0 c0.00 s0.00 d1/100.00',
+          'to_at is exclusive: g1''s completion at 10:03 is outside [10:00, 10:03)');
+select is(tests.week('{paywall.clicked,checkout.started}'),
+          '1.paywall.clicked u5 c100.00 s100.00 d0/0.00 | 2.checkout.started u3 c60.00 s60.00 d2/40.00',
+          'another funnel over the same week: g3 clicked inside it, so it counts from step 1 of this one');
+
 select throws_ok($$select * from tally.admin_funnel('{paywall.viewed,paywall.viewed}')$$, 'PT011',
                  'steps must be 1 to 20 distinct, non-empty kinds (got {paywall.viewed,paywall.viewed})',
                  'repeated steps are refused');

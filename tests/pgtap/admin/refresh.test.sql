@@ -96,7 +96,7 @@ select lives_ok($$select * from tally.admin_overview(); select * from tally.admi
                 'an analyst calls every admin function');
 select throws_ok($$select * from tally.admin_totals_mv$$, '42501', null,
                  'but reads no view directly: the views hold every group, the functions hide the small ones');
-select throws_ok($$select * from tally.user_first_reached$$, '42501', null,
+select throws_ok($$select * from tally.user_kind_days$$, '42501', null,
                  'but not the per-user sources (the funnel reads them as definer)');
 select is((select count(*)::int from tally.refresh_analytics()), 9, 'an analyst may refresh (runs as the views'' owner)');
 reset role;

@@ -1,7 +1,7 @@
 -- Platform totals per dimension (kind, a declared provider, model), averages, cost shares and the overview card,
 -- from a hand-built data set with a failure, a reversal and a non-billable event; the views read merged rollups only.
 begin;
-select plan(13);
+select plan(14);
 
 -- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
@@ -68,14 +68,21 @@ select is(tests.totals_of('model'),
           'totals by model (TTS and OCR models alike)');
 
 -- 4 users; 5 events; 6 succeeded attempts (t5 counts: it ran) and 1 failure; billable cost 0.012 - 0.008 + 0.008;
--- paying: u1 and u2 (u3's only payment was reversed, u4's export is not billable).
+-- Paying users now: those whose subscription at a price above zero is in force at this moment, whatever they used:
+-- u1 (pro since Nov 1, running); not u2 (pro Nov 1-3, ended), not u3 (free), not u4 (no subscription).
+select lives_ok($$
+  select tally.upsert_plan('free', 0, 0, '{}', true), tally.upsert_plan('pro', 1, 10),
+         tally.start_subscription('u1', 'pro', '2026-11-01 00:00+00'),
+         tally.start_subscription('u2', 'pro', '2026-11-01 00:00+00'), tally.end_subscription('u2', '2026-11-03 00:00+00'),
+         tally.start_subscription('u3', 'free', '2026-11-01 00:00+00')
+$$, 'subscriptions: u1 pays, u2 paid and stopped, u3 is on the free plan');
 select is((select format('users=%s events=%s ok=%s failed=%s rate=%s dur=%s cost=%s billable=%s paying=%s e/u=%s c/u=%s c/e=%s %s..%s',
                          o.users, o.events, o.succeeded, o.failures, o.success_rate, o.duration_ms, trim_scale(o.cost),
                          trim_scale(o.billable_cost), o.paying_users, o.avg_events_per_user, trim_scale(o.avg_cost_per_user),
                          trim_scale(o.avg_cost_per_event), to_char(o.first_at at time zone 'UTC', 'MM-DD HH24:MI'),
                          to_char(o.last_at at time zone 'UTC', 'MM-DD HH24:MI'))
              from tally.admin_overview() o),
-          'users=4 events=5 ok=6 failed=1 rate=85.71 dur=51000 cost=0.012 billable=0.012 paying=2 e/u=1.25 c/u=0.003 c/e=0.0024 11-01 10:00..11-05 09:00',
+          'users=4 events=5 ok=6 failed=1 rate=85.71 dur=51000 cost=0.012 billable=0.012 paying=1 e/u=1.25 c/u=0.003 c/e=0.0024 11-01 10:00..11-05 09:00',
           'the overview card');
 select throws_ok($$select * from tally.admin_totals('colour')$$, 'PT010', 'dimension ''colour'' is not declared',
                  'an undeclared dimension is a clear error');

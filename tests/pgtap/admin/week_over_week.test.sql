@@ -1,7 +1,7 @@
 -- Week-over-week cards: the 7 days ending as_of against the 7 before, platform metrics (events, active, new and
 -- paying users, success rate, cost) and any metric per kind, with absolute and % deltas and a trend flag.
 begin;
-select plan(7);
+select plan(8);
 
 -- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
@@ -27,9 +27,19 @@ select ok(tests.tts('w1', 'u1', '2026-10-08 10:00+00', 100) and tests.tts('w2', 
    'eleven events around two weeks');
 select ok(tally.merge_pending() = 11 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 
+-- Paying users of a week: a subscription at a price above zero in force at some moment of it (UTC days):
+-- u1 pro since Oct 2 (both weeks); u2 pro from Oct 9 10:00 (this week); u4 pro Sep 20 to Oct 1 00:00 (neither: it
+-- ended as last week began); u5 pro Oct 7 23:00 to Oct 8 00:00:01 (both); u3 free (never).
+select lives_ok($$
+  select tally.upsert_plan('free', 0, 0, '{}', true), tally.upsert_plan('pro', 1, 10),
+         tally.start_subscription('u1', 'pro', '2026-10-02 00:00+00'), tally.start_subscription('u2', 'pro', '2026-10-09 10:00+00'),
+         tally.start_subscription('u4', 'pro', '2026-09-20 00:00+00'), tally.end_subscription('u4', '2026-10-01 00:00+00'),
+         tally.start_subscription('u5', 'pro', '2026-10-07 23:00+00'), tally.end_subscription('u5', '2026-10-08 00:00:01+00'),
+         tally.start_subscription('u3', 'free', '2026-10-01 00:00+00')
+$$, 'subscriptions around the two weeks');
 select is(tests.cards('2026-10-14', '{events,active_users,new_users,paying_users}'),
-          'events/* 4 3 1 33.3 up | active_users/* 4 2 2 100.0 up | new_users/* 3 2 1 50.0 up | paying_users/* 2 2 0 0.0 stable',
-          'platform cards: events, WAU, new users, paying users (billable cost > 0; the free OCR user does not pay)');
+          'events/* 4 3 1 33.3 up | active_users/* 4 2 2 100.0 up | new_users/* 3 2 1 50.0 up | paying_users/* 3 2 1 50.0 up',
+          'platform cards: events, WAU, new users, paying users (u1, u2, u5 this week; u1, u5 the week before)');
 select is(tests.cards('2026-10-14', '{success_rate,succeeded,cost,billable_cost}'),
           'success_rate/* 80 75 5 6.7 up | succeeded/* 4 3 1 33.3 up | cost/* 0.006 0.002 0.004 200.0 up | billable_cost/* 0.006 0.002 0.004 200.0 up',
           'success rate (4 of 5 against 3 of 4 attempts) and cost cards');

@@ -71,12 +71,15 @@ select is(tests.fc('f'),
           'f: the limit is reached today');
 select throws_ok($$select tally.check_quota('f', 'tts', 1, '2026-11-21 12:00+00')$$, 'PT012', null, 'f: not one more char');
 
--- Plan change mid-period: pro from Nov 10 has no tts limit; before it the free limit was in force.
+-- Subscribing mid-month: pro from Nov 10 has no tts limit, and billing periods now start on the
+-- 10th; before it the free limit applied to the period Oct 10..Nov 10 (300 chars used on Nov 2).
+-- The forecast projects 1200 used + 457.14 a day for the 18 days after Nov 21 up to Dec 10.
 select lives_ok($$select tally.start_subscription('f', 'pro', '2026-11-10 00:00+00')$$, 'f upgrades to pro on Nov 10');
 select is(tally.check_quota('f', 'tts', 100000, '2026-11-21 12:00+00') is null
-          and tests.error_of($$select tally.check_quota('f', 'tts', 1, '2026-11-09 12:00+00')$$) like 'PT012: %'
-          and tests.fc('f') = 'ocr pro 2026-11-01..2026-12-01 used=0 quota=1000 left=1000 util=0.0 rate=0.00 proj=0 on=- ok | tts pro 2026-11-01..2026-12-01 used=1500 quota=- left=- util=- rate=457.14 proj=5614 on=- unlimited',
-          true, 'f on pro: tts unlimited now; at Nov 9 the free limit applied');
+          and tally.check_quota('f', 'tts', 1200, '2026-11-09 12:00+00') = 0
+          and tests.error_of($$select tally.check_quota('f', 'tts', 1201, '2026-11-09 12:00+00')$$) like 'PT012: %'
+          and tests.fc('f') = 'ocr pro 2026-11-10..2026-12-10 used=0 quota=1000 left=1000 util=0.0 rate=0.00 proj=0 on=- ok | tts pro 2026-11-10..2026-12-10 used=1200 quota=- left=- util=- rate=457.14 proj=9429 on=- unlimited',
+          true, 'f on pro: tts unlimited in the period from Nov 10 (1200 used); at Nov 9 the free limit applied to Oct 10..Nov 10');
 
 select * from finish();
 rollback;

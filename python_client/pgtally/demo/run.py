@@ -36,9 +36,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import migrate, schema, server, workload
-from .client import Client
-from .models import UsageEvent, human_duration
+from .. import migrate, schema, server
+from ..client import Client
+from ..models import UsageEvent, human_duration
+from ..terminal import print_dashboard
+from . import workload
 from .report import render_report
 from .workload import generate_events, user_time_zones
 
@@ -54,12 +56,25 @@ DEMO_DATABASE = "pgtally_demo"
 MAX_DATA_AGE = dt.timedelta(hours=24)
 #: Plans with their per-kind limits per billing period (None = unlimited); free is the default plan.
 PLANS: dict[str, dict[str, object]] = {
-    "free": {"tier": 0, "monthly_price": "0", "is_default": True, "description": "Try it out",
-             "limits": {"tts": 30_000, "ocr": 50, "export": 3}},
-    "pro": {"tier": 1, "monthly_price": "9.99", "description": "For regular listeners",
-            "limits": {"tts": 750_000, "ocr": 1_000, "export": 100}},
-    "team": {"tier": 2, "monthly_price": "29.99", "description": "Heavy use, shared documents",
-             "limits": {"tts": 3_000_000, "ocr": None, "export": None}},
+    "free": {
+        "tier": 0,
+        "monthly_price": "0",
+        "is_default": True,
+        "description": "Try it out",
+        "limits": {"tts": 30_000, "ocr": 50, "export": 3},
+    },
+    "pro": {
+        "tier": 1,
+        "monthly_price": "9.99",
+        "description": "For regular listeners",
+        "limits": {"tts": 750_000, "ocr": 1_000, "export": 100},
+    },
+    "team": {
+        "tier": 2,
+        "monthly_price": "29.99",
+        "description": "Heavy use, shared documents",
+        "limits": {"tts": 3_000_000, "ocr": None, "export": None},
+    },
 }
 #: Share of pro subscribers who later upgrade to team, and of subscribers who later cancel.
 UPGRADE_RATE, CANCEL_RATE = 0.3, 0.12
@@ -75,9 +90,9 @@ class LoadMark:
     events: int
     seed: int
     fingerprint: str
-    end: str            # ISO timestamp: the load's year ends there
-    loaded_at: str      # ISO timestamp: when the load finished
-    featured: str       # the user whose card and report the demo shows
+    end: str  # ISO timestamp: the load's year ends there
+    loaded_at: str  # ISO timestamp: when the load finished
+    featured: str  # the user whose card and report the demo shows
     recorded: int
     subscriptions: int
     seconds: float
@@ -98,8 +113,9 @@ def _fingerprint() -> str:
 def _read_mark(server_dsn: str) -> LoadMark | None:
     """The mark of the demo database of the kept cluster, None when it has none (or an unreadable one)."""
     with psycopg.connect(server_dsn, autocommit=True) as conn:
-        row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database where datname = %s",
-                           (DEMO_DATABASE,)).fetchone()
+        row = conn.execute(
+            "select shobj_description(oid, 'pg_database') from pg_database where datname = %s", (DEMO_DATABASE,)
+        ).fetchone()
     if not row or not row[0]:
         return None
     try:
@@ -110,8 +126,11 @@ def _read_mark(server_dsn: str) -> LoadMark | None:
 
 def _write_mark(server_dsn: str, mark: LoadMark) -> None:
     with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("comment on database {} is {}").format(
-            sql.Identifier(DEMO_DATABASE), sql.Literal(json.dumps(asdict(mark)))))
+        conn.execute(
+            sql.SQL("comment on database {} is {}").format(
+                sql.Identifier(DEMO_DATABASE), sql.Literal(json.dumps(asdict(mark)))
+            )
+        )
 
 
 def _recreate_database(server_dsn: str) -> None:
@@ -139,7 +158,8 @@ def _guarded(conn: psycopg.Connection) -> dict[str, str | None]:
              from pg_class c
             where c.relnamespace = (select oid from pg_namespace where nspname = 'tally')
               and c.relname = any(%s)""",
-        (list(GUARDED_TABLES),)).fetchall()
+        (list(GUARDED_TABLES),),
+    ).fetchall()
     return {name: column for name, column in rows}
 
 
@@ -157,8 +177,9 @@ def _digest(conn: psycopg.Connection) -> dict[str, list[object]]:
 
 def _read_dsn_mark(conn: psycopg.Connection) -> dict[str, object] | None:
     """The demo's mark in the comment on the current database (None: no comment, or somebody else's)."""
-    row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database "
-                       "where datname = current_database()").fetchone()
+    row = conn.execute(
+        "select shobj_description(oid, 'pg_database') from pg_database where datname = current_database()"
+    ).fetchone()
     try:
         mark = json.loads(row[0]) if row and row[0] else None
     except ValueError:
@@ -177,8 +198,9 @@ def _refuse_foreign_data(client: Client, yes_write_fake_data: bool, console: Con
     with client.connection() as conn:
         held: dict[str, int] = {}  # rows (counted up to 10,001) of each guarded table that has any
         for table in _guarded(conn):
-            row = conn.execute(sql.SQL("select count(*) from (select from {} limit 10001) t").format(
-                sql.Identifier("tally", table))).fetchone()
+            row = conn.execute(
+                sql.SQL("select count(*) from (select from {} limit 10001) t").format(sql.Identifier("tally", table))
+            ).fetchone()
             if row and row[0]:
                 held[table] = row[0]
         if not held:
@@ -188,14 +210,19 @@ def _refuse_foreign_data(client: Client, yes_write_fake_data: bool, console: Con
             console.print("The database holds only a previous demo load: loading into it again.")
             return True
         database = conn.info.dbname
-    labels = {"usage_events": "usage events", "event_keys": "event keys", "plan_limits": "plan limits",
-              "user_settings": "user settings"}
+    labels = {
+        "usage_events": "usage events",
+        "event_keys": "event keys",
+        "plan_limits": "plan limits",
+        "user_settings": "user settings",
+    }
     found = ", ".join(f"{'10,000+' if n > 10_000 else f'{n:,}'} {labels.get(t, t)}" for t, n in held.items())
     if not yes_write_fake_data:
         raise click.ClickException(
             f"refusing to load fake demo data into database {database!r}: it already holds data the demo did not "
             f"write ({found}); use an empty database, or pass --yes-write-fake-data to add fake events to its "
-            "immutable log and create or overwrite the plans free, pro and team")
+            "immutable log and create or overwrite the plans free, pro and team"
+        )
     console.print(f"[bold red]--yes-write-fake-data: adding fake demo data to {database!r}, which holds {found}.[/]")
     return False
 
@@ -203,20 +230,25 @@ def _refuse_foreign_data(client: Client, yes_write_fake_data: bool, console: Con
 def _write_dsn_mark(client: Client, mark: LoadMark, console: Console) -> None:
     """Mark the --dsn database as holding only the demo's data (a comment on it), when it has no other comment."""
     with client.connection() as conn:
-        row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database "
-                           "where datname = current_database()").fetchone()
+        row = conn.execute(
+            "select shobj_description(oid, 'pg_database') from pg_database where datname = current_database()"
+        ).fetchone()
         if row and row[0] and _read_dsn_mark(conn) is None:
-            console.print("(The database has a comment of its own, so it is not marked as the demo's: "
-                          "a rerun will ask for --yes-write-fake-data.)")
+            console.print(
+                "(The database has a comment of its own, so it is not marked as the demo's: "
+                "a rerun will ask for --yes-write-fake-data.)"
+            )
             return
         text = json.dumps({DSN_MARK: {**asdict(mark), "digest": _digest(conn)}})
         try:
             with conn.transaction():
-                conn.execute(sql.SQL("comment on database {} is {}").format(
-                    sql.Identifier(conn.info.dbname), sql.Literal(text)))
+                conn.execute(
+                    sql.SQL("comment on database {} is {}").format(sql.Identifier(conn.info.dbname), sql.Literal(text))
+                )
         except psycopg.errors.InsufficientPrivilege:
-            console.print("(Only the database's owner may mark it as the demo's: a rerun will ask for "
-                          "--yes-write-fake-data.)")
+            console.print(
+                "(Only the database's owner may mark it as the demo's: a rerun will ask for --yes-write-fake-data.)"
+            )
 
 
 @contextlib.contextmanager
@@ -254,8 +286,9 @@ def _progress(console: Console) -> Progress:
     return Progress(*columns, console=console)
 
 
-def _load(client: Client, users: int, events: int, seed: int, start: dt.datetime, end: dt.datetime,
-          progress: Progress) -> tuple[int, Counter[str], dict[str, dt.datetime]]:
+def _load(
+    client: Client, users: int, events: int, seed: int, start: dt.datetime, end: dt.datetime, progress: Progress
+) -> tuple[int, Counter[str], dict[str, dt.datetime]]:
     """Send the generated events; returns how many were new, the events sent per user and each user's checkout."""
     sent: Counter[str] = Counter()
     checkouts: dict[str, dt.datetime] = {}
@@ -272,8 +305,9 @@ def _load(client: Client, users: int, events: int, seed: int, start: dt.datetime
     return added, sent, checkouts
 
 
-def _subscribe(client: Client, checkouts: dict[str, dt.datetime], seed: int, end: dt.datetime,
-               progress: Progress) -> int:
+def _subscribe(
+    client: Client, checkouts: dict[str, dt.datetime], seed: int, end: dt.datetime, progress: Progress
+) -> int:
     """Subscribe every user who completed a checkout to pro; some upgrade to team later, some cancel.
 
     Deterministic per seed. Users who already have a subscription (a rerun
@@ -334,8 +368,14 @@ def _voice_card(client: Client, user_id: str, zone: ZoneInfo) -> Table:
     rows = client.lifetime_totals(user_id, "voice")
     card = _table(f"{user_id}: lifetime listening", "listened", "blocks>", "characters>", "cost>", "first", "last")
     for r in rows:
-        card.add_row(f"{r.duration_text} of {r.value}", f"{r.events:,}", f"{r.quantity:,}", f"{r.cost:.4f}",
-                     _local_day(r.first_at, zone), _local_day(r.last_at, zone))
+        card.add_row(
+            f"{r.duration_text} of {r.value}",
+            f"{r.events:,}",
+            f"{r.quantity:,}",
+            f"{r.cost:.4f}",
+            _local_day(r.first_at, zone),
+            _local_day(r.last_at, zone),
+        )
     card.caption = f"{human_duration(sum(r.duration_ms for r in rows))} of audio in all; days in {zone.key}"
     return card
 
@@ -345,8 +385,14 @@ def _kind_table(client: Client, user_id: str) -> Table:
     table = _table(f"{user_id}: lifetime by kind", "kind", "events>", "quantity>", "duration>", "cost>", "failed>")
     for r in client.lifetime_totals(user_id, "kind"):
         unit = UNITS.get(r.value)
-        table.add_row(r.value, f"{r.events:,}", f"{r.quantity:,} {unit}" if unit else "-",
-                      r.duration_text if r.duration_ms else "-", f"{r.cost:.4f}", f"{r.failures:,}")
+        table.add_row(
+            r.value,
+            f"{r.events:,}",
+            f"{r.quantity:,} {unit}" if unit else "-",
+            r.duration_text if r.duration_ms else "-",
+            f"{r.cost:.4f}",
+            f"{r.failures:,}",
+        )
     return table
 
 
@@ -356,27 +402,36 @@ def _limits_table(client: Client, user_id: str) -> Table:
     forecast = client.quota_forecast(user_id)
     plan = subscription.current_plan or "-"
     since = f" since {subscription.subscribed_since:%Y-%m-%d}" if subscription.subscribed_since else ""
-    table = _table(f"{user_id}: plan {plan}{since}, this billing period", "kind", "used>", "quota>", "used %>",
-                   "projected>", "limit on", "status")
+    table = _table(
+        f"{user_id}: plan {plan}{since}, this billing period",
+        "kind",
+        "used>",
+        "quota>",
+        "used %>",
+        "projected>",
+        "limit on",
+        "status",
+    )
     for f in forecast:
-        table.add_row(f.kind, f"{f.used:,}", f"{f.quota:,}" if f.quota is not None else "unlimited",
-                      f"{f.utilization_pct:.0f}%" if f.utilization_pct is not None else "-", f"{f.projected:,}",
-                      str(f.reaches_limit_on or "-"), f.status)
+        table.add_row(
+            f.kind,
+            f"{f.used:,}",
+            f"{f.quota:,}" if f.quota is not None else "unlimited",
+            f"{f.utilization_pct:.0f}%" if f.utilization_pct is not None else "-",
+            f"{f.projected:,}",
+            str(f.reaches_limit_on or "-"),
+            f.status,
+        )
     recommended = client.recommended_plan(user_id)
-    table.caption = (f"{subscription.months_subscribed} month(s) subscribed, revenue {subscription.revenue:.2f}"
-                     + (f"; recommended plan: {recommended.plan}" if recommended and not recommended.is_current else ""))
+    table.caption = f"{subscription.months_subscribed} month(s) subscribed, revenue {subscription.revenue:.2f}" + (
+        f"; recommended plan: {recommended.plan}" if recommended and not recommended.is_current else ""
+    )
     return table
 
 
-def _print_dashboard(client: Client) -> None:
-    """The admin dashboard exactly as `pgtally admin -w 30d` prints it (on the CLI's console)."""
-    from .cli_admin import print_dashboard  # cli_admin registers commands on the CLI; import it only when needed
-
-    print_dashboard(client.admin.dashboard("30d"))
-
-
-def _load_all(client: Client, url: str, users: int, events: int, seed: int, console: Console,
-              end: dt.datetime | None = None) -> LoadMark:
+def _load_all(
+    client: Client, url: str, users: int, events: int, seed: int, console: Console, end: dt.datetime | None = None
+) -> LoadMark:
     """Install, load a year of usage ending at ``end`` (default: this hour), subscribe, merge and refresh."""
     began = time.perf_counter()
     migrate.upgrade(url)
@@ -399,9 +454,18 @@ def _load_all(client: Client, url: str, users: int, events: int, seed: int, cons
         f"{len(refreshed)} analytics views refreshed; load {load_seconds:.1f} s "
         f"({events / max(load_seconds, 1e-9):,.0f} events/s), total {seconds:.1f} s."
     )
-    return LoadMark(users, events, seed, _fingerprint(), end.isoformat(),
-                    dt.datetime.now(dt.timezone.utc).isoformat(), _featured_user(client, sent), added, subscriptions,
-                    round(seconds, 1))
+    return LoadMark(
+        users,
+        events,
+        seed,
+        _fingerprint(),
+        end.isoformat(),
+        dt.datetime.now(dt.timezone.utc).isoformat(),
+        _featured_user(client, sent),
+        added,
+        subscriptions,
+        round(seconds, 1),
+    )
 
 
 def _show(client: Client, mark: LoadMark, users: int, seed: int, report: Path, console: Console) -> None:
@@ -412,15 +476,25 @@ def _show(client: Client, mark: LoadMark, users: int, seed: int, report: Path, c
     console.print(_voice_card(client, user_id, zone))
     console.print(_kind_table(client, user_id))
     console.print(_limits_table(client, user_id))
-    _print_dashboard(client)
+    print_dashboard(client.admin.dashboard("30d"), console)  # as `pgtally admin -w 30d` prints it
     with console.status("Writing the HTML report…"):
         report.write_text(render_report(client, user_id), encoding="utf-8")
     console.print(f"HTML report of {user_id} and the platform: [bold]{report.resolve()}[/bold]")
 
 
-def run_demo(users: int, events: int, seed: int, dsn: str | None, console: Console, *, fresh: bool = False,
-             report: Path = Path("pgtally-report.html"), cluster_dir: Path = CLUSTER_DIR,
-             end: dt.datetime | None = None, yes_write_fake_data: bool = False) -> None:
+def run_demo(
+    users: int,
+    events: int,
+    seed: int,
+    dsn: str | None,
+    console: Console,
+    *,
+    fresh: bool = False,
+    report: Path = Path("pgtally-report.html"),
+    cluster_dir: Path = CLUSTER_DIR,
+    end: dt.datetime | None = None,
+    yes_write_fake_data: bool = False,
+) -> None:
     """Load a year of usage (or reuse the kept demo data), print a card and the dashboard, write the report.
 
     With ``dsn`` everything goes into that database (refused when it holds
@@ -449,17 +523,22 @@ def run_demo(users: int, events: int, seed: int, dsn: str | None, console: Conso
     else:
         with _kept_cluster(cluster_dir, fresh, console) as server_dsn:
             url = psycopg.conninfo.make_conninfo(server_dsn, dbname=DEMO_DATABASE)
-            mark = _read_mark(server_dsn)
+            kept = _read_mark(server_dsn)
             now = dt.datetime.now(dt.timezone.utc)
-            if (mark and (mark.users, mark.events, mark.seed, mark.fingerprint) == (users, events, seed, _fingerprint())
-                    and mark.age(now) < MAX_DATA_AGE):
-                ago = human_duration(int((now - dt.datetime.fromisoformat(mark.loaded_at)).total_seconds()) * 1000)
-                console.print(f"Reusing the demo data loaded {ago} ago in {mark.seconds:.0f} s ({mark.recorded:,} events, "
-                              f"{mark.subscriptions:,} subscriptions); `--fresh` reloads.")
+            if (
+                kept
+                and (kept.users, kept.events, kept.seed, kept.fingerprint) == (users, events, seed, _fingerprint())
+                and kept.age(now) < MAX_DATA_AGE
+            ):
+                ago = human_duration(int((now - dt.datetime.fromisoformat(kept.loaded_at)).total_seconds()) * 1000)
+                console.print(
+                    f"Reusing the demo data loaded {ago} ago in {kept.seconds:.0f} s ({kept.recorded:,} events, "
+                    f"{kept.subscriptions:,} subscriptions); `--fresh` reloads."
+                )
                 with _connect(url) as client:
-                    _show(client, mark, users, seed, report, console)
+                    _show(client, kept, users, seed, report, console)
             else:
-                if mark:
+                if kept:
                     console.print("The kept demo data are stale or from other options: loading again.")
                 _recreate_database(server_dsn)
                 with _connect(url) as client:

@@ -28,11 +28,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .models import UsageEvent
+from ..models import UsageEvent
 
 #: Time zones of the simulated users and their shares.
 TIME_ZONES: tuple[tuple[str, float], ...] = (
-    ("UTC", 0.10), ("America/Los_Angeles", 0.35), ("Europe/Berlin", 0.30), ("Asia/Tokyo", 0.15),
+    ("UTC", 0.10),
+    ("America/Los_Angeles", 0.35),
+    ("Europe/Berlin", 0.30),
+    ("Asia/Tokyo", 0.15),
     ("Pacific/Auckland", 0.10),
 )
 #: TTS voices per model.
@@ -58,13 +61,13 @@ DUPLICATE_RATE = 0.01
 WEEKDAY_FACTOR: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.9, 0.65, 0.75)
 
 # Session shape.
-_MEDIAN_BLOCKS = 18           # median TTS blocks per listening session (log-normal, sigma below)
+_MEDIAN_BLOCKS = 18  # median TTS blocks per listening session (log-normal, sigma below)
 _BLOCKS_SIGMA = 0.9
 _MAX_BLOCKS = 400
-_NEW_DOCUMENT_RATE = 0.2      # a session starts a new document
-_PAUSE_RATE = 0.03            # the listener pauses between two blocks
-_TTS_FAILURE_RATE = 0.004     # a block fails and is synthesised again under a new event_id
-_EXPORT_RATE = 0.06           # a session ends with an audio export
+_NEW_DOCUMENT_RATE = 0.2  # a session starts a new document
+_PAUSE_RATE = 0.03  # the listener pauses between two blocks
+_TTS_FAILURE_RATE = 0.004  # a block fails and is synthesised again under a new event_id
+_EXPORT_RATE = 0.06  # a session ends with an audio export
 _EXPORT_FAILURE_RATE = 0.05
 _EXPORT_FORMATS = ("mp3", "m4a", "wav")
 _EXPORT_FORMAT_CUM_SHARES = (0.6, 0.9, 1.0)
@@ -98,8 +101,10 @@ def _local_hour_weights(peak_hour: float) -> list[float]:
         distance = min(distance, 24 - distance)
         return math.exp(-0.5 * (distance / width) ** 2)
 
-    return [0.04 + 0.4 * bump(h + 0.5, 8.0, 1.2) + (0.3 if 10 <= h < 18 else 0.0) + 1.5 * bump(h + 0.5, peak_hour, 1.6)
-            for h in range(24)]
+    return [
+        0.04 + 0.4 * bump(h + 0.5, 8.0, 1.2) + (0.3 if 10 <= h < 18 else 0.0) + 1.5 * bump(h + 0.5, peak_hour, 1.6)
+        for h in range(24)
+    ]
 
 
 @dataclass(slots=True)
@@ -108,10 +113,10 @@ class _User:
 
     user_id: str
     time_zone: str
-    voices: list[tuple[str, str]]           # (model, voice), favourite first
+    voices: list[tuple[str, str]]  # (model, voice), favourite first
     voice_cum_weights: list[float]
-    local_hours: list[float]                # activity per local hour
-    ocr_share: float                        # chance that a new document is a scan
+    local_hours: list[float]  # activity per local hour
+    ocr_share: float  # chance that a new document is a scan
     ocr_model: str
     documents: int = 0
     subscribed: bool = False
@@ -146,15 +151,17 @@ def _make_users(users: int, seed: int) -> tuple[list[_User], list[float]]:
         if len(voices) < 3 and rng.random() < 0.2:  # some users also like a voice of the other model
             other = rng.choice([m for m in models if m != main])
             voices.append((other, rng.choice(VOICES[other])))
-        result.append(_User(
-            user_id=f"user-{i + 1:0{width}d}",
-            time_zone=zones[_pick(rng, zone_cum)],
-            voices=voices,
-            voice_cum_weights=_cumulative([0.7, 0.2, 0.1][: len(voices)]),
-            local_hours=_local_hour_weights(rng.uniform(19.5, 23.0)),
-            ocr_share=rng.uniform(0.1, 0.6),
-            ocr_model="mistral-ocr" if rng.random() < 0.25 else "tesseract",
-        ))
+        result.append(
+            _User(
+                user_id=f"user-{i + 1:0{width}d}",
+                time_zone=zones[_pick(rng, zone_cum)],
+                voices=voices,
+                voice_cum_weights=_cumulative([0.7, 0.2, 0.1][: len(voices)]),
+                local_hours=_local_hour_weights(rng.uniform(19.5, 23.0)),
+                ocr_share=rng.uniform(0.1, 0.6),
+                ocr_model="mistral-ocr" if rng.random() < 0.25 else "tesseract",
+            )
+        )
     return result, _cumulative([1.0 / rank**ZIPF_EXPONENT for rank in ranks])
 
 
@@ -176,8 +183,8 @@ class _Workload:
         self.users, self.user_cum = _make_users(users, seed)
         self.total = events
         self.t0, self.t1 = start.timestamp(), end.timestamp()
-        self.produced = 0       # events pushed so far, retries included
-        self.counter = 0        # numbers the event_ids and sessions
+        self.produced = 0  # events pushed so far, retries included
+        self.counter = 0  # numbers the event_ids and sessions
         self.heap: list[tuple[float, int, UsageEvent]] = []
         self.offsets: dict[tuple[str, float], int] = {}
 
@@ -203,7 +210,8 @@ class _Workload:
         """
         span = self.t1 - self.t0
         weights = [
-            (hi - lo) / _DAY
+            (hi - lo)
+            / _DAY
             * WEEKDAY_FACTOR[dt.datetime.fromtimestamp(midnight, _UTC).weekday()]
             * (0.6 + 0.4 * (lo - self.t0) / span)
             * self.rng.lognormvariate(0.0, 0.2)
@@ -232,16 +240,36 @@ class _Workload:
 
     # ---------------------------------------------------------------- events
 
-    def _emit(self, ts: float, user: _User, kind: str, quantity: int, duration_ms: int | None, cost: Decimal,
-              attributes: dict[str, Any], status: str = "succeeded", error_code: str | None = None,
-              billable: bool = True) -> bool:
+    def _emit(
+        self,
+        ts: float,
+        user: _User,
+        kind: str,
+        quantity: int,
+        duration_ms: int | None,
+        cost: Decimal,
+        attributes: dict[str, Any],
+        status: str = "succeeded",
+        error_code: str | None = None,
+        billable: bool = True,
+    ) -> bool:
         """Buffer one event (and maybe a later retry of it); False once the load is complete or past its end."""
         if self.produced >= self.total or ts >= self.t1:
             return False
         self.counter += 1
-        event = UsageEvent(f"{kind}-{self.seed}-{self.counter}", user.user_id, kind, quantity,
-                           dt.datetime.fromtimestamp(ts, _UTC), duration_ms, cost, status, error_code, billable,
-                           attributes)
+        event = UsageEvent(
+            f"{kind}-{self.seed}-{self.counter}",
+            user.user_id,
+            kind,
+            quantity,
+            dt.datetime.fromtimestamp(ts, _UTC),
+            duration_ms,
+            cost,
+            status,
+            error_code,
+            billable,
+            attributes,
+        )
         heapq.heappush(self.heap, (ts, self.counter, event))
         self.produced += 1
         if self.produced < self.total and self.rng.random() < DUPLICATE_RATE:
@@ -258,8 +286,9 @@ class _Workload:
         low, high = (800, 2500) if model == "mistral-ocr" else (1500, 5000)
         for _ in range(pages):
             ms = rng.randint(low, high)
-            if not self._emit(t, user, "ocr", 1, ms, OCR_PRICE_PER_PAGE[model],
-                              {"model": model, "document_id": document_id}):
+            if not self._emit(
+                t, user, "ocr", 1, ms, OCR_PRICE_PER_PAGE[model], {"model": model, "document_id": document_id}
+            ):
                 break
             t += ms / 1000
         return t + rng.uniform(2.0, 30.0)
@@ -295,8 +324,17 @@ class _Workload:
             # Blocks are cut at sentence ends below the maximum size; paragraph ends make short ones.
             chars = rng.randint(180, MAX_BLOCK_CHARS) if rng.random() < 0.75 else rng.randint(MIN_BLOCK_CHARS, 179)
             if rng.random() < _TTS_FAILURE_RATE:
-                if not self._emit(t, user, "tts", chars, None, Decimal(0), attributes, status="failed",
-                                  error_code=rng.choice(_TTS_ERRORS)):
+                if not self._emit(
+                    t,
+                    user,
+                    "tts",
+                    chars,
+                    None,
+                    Decimal(0),
+                    attributes,
+                    status="failed",
+                    error_code=rng.choice(_TTS_ERRORS),
+                ):
                     break
                 t += rng.uniform(1.0, 5.0)
             audio_ms = int(chars / CHARS_PER_SECOND * 1000 * rng.uniform(0.88, 1.12))
@@ -313,9 +351,17 @@ class _Workload:
         rng = self.rng
         fmt = _EXPORT_FORMATS[_pick(rng, _EXPORT_FORMAT_CUM_SHARES)]
         failed = rng.random() < _EXPORT_FAILURE_RATE
-        self._emit(t + rng.uniform(1.0, 30.0), user, "export", 1, rng.randint(2000, 20000), Decimal(0),
-                   {"format": fmt, "document_id": document_id}, status="failed" if failed else "succeeded",
-                   error_code=rng.choice(_EXPORT_ERRORS) if failed else None)
+        self._emit(
+            t + rng.uniform(1.0, 30.0),
+            user,
+            "export",
+            1,
+            rng.randint(2000, 20000),
+            Decimal(0),
+            {"format": fmt, "document_id": document_id},
+            status="failed" if failed else "succeeded",
+            error_code=rng.choice(_EXPORT_ERRORS) if failed else None,
+        )
 
     def _session(self, lo: float, hi: float, midnight: float) -> None:
         """One visit of a Zipf-chosen user starting in [lo, hi): OCR of a new scan, paywall, listening, export."""

@@ -1,11 +1,12 @@
-"""Ingest benchmark (T1-T3): pgtally's write path vs the same writes into a bare table.
+"""Ingest benchmark: pgtally's write path vs the same writes into a bare table.
 
 Every figure is a ratio against a baseline measured in the same run, on the
-same server, alternating the two sides so drift in a noisy machine hits both:
+same server, alternating the two sides so drift in a noisy machine hits both
+(the output labels the figures T1, T2, T3):
 
-* T1  single-row INSERTs from N clients (pgbench, prepared), many users;
-* T2  the same with every client writing one user (the hot-row case);
-* T3  a batch of realistic events: bare COPY vs ``Client.record_many``.
+* many users (T1): single-row INSERTs from N clients (pgbench, prepared), many users;
+* hot user (T2): the same with every client writing one user (the hot-row case);
+* batch (T3): a batch of realistic events: bare COPY vs ``Client.record_many``.
 
 The bare table has the same columns, partitions and index as
 ``tally.usage_events`` and no triggers; a second baseline adds a unique key on
@@ -33,9 +34,10 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from . import migrate, server
-from .client import STAGING_COLUMNS, Client, staging_row
-from .models import UsageEvent
+from .. import migrate, server
+from ..client import Client
+from ..core import STAGING_COLUMNS, staging_row
+from ..models import UsageEvent
 
 TARGET = 0.7
 
@@ -89,7 +91,9 @@ def _partition_bare_like_tally(conn: psycopg.Connection) -> None:
             where i.inhparent = 'tally.usage_events'::regclass and c.relname <> 'usage_events_default'"""
     ).fetchall()
     for name, bound in rows:
-        conn.execute(f"create table bench.{name.replace('usage_events', 'bare_log')} partition of bench.bare_log {bound}")
+        conn.execute(
+            f"create table bench.{name.replace('usage_events', 'bare_log')} partition of bench.bare_log {bound}"
+        )
 
 
 def _pgbench(dsn: str, table: str, users: int, clients: int, seconds: float, conflict: str = "") -> float:
@@ -100,9 +104,23 @@ def _pgbench(dsn: str, table: str, users: int, clients: int, seconds: float, con
         path = f.name
     try:
         res = subprocess.run(
-            [str(server.find_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients),
-             "-j", str(min(clients, os.cpu_count() or 2)), "-T", str(int(max(1, seconds))), "-f", path, dsn],
-            capture_output=True, text=True,
+            [
+                str(server.find_bindir() / "pgbench"),
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, os.cpu_count() or 2)),
+                "-T",
+                str(int(max(1, seconds))),
+                "-f",
+                path,
+                dsn,
+            ],
+            capture_output=True,
+            text=True,
         )
     finally:
         os.unlink(path)
@@ -148,18 +166,26 @@ def _single_row(dsn: str, name: str, users: int, clients: int, seconds: float, r
         with _background_merges(dsn):
             tally.append(_pgbench(dsn, "tally.usage_events", users, clients, seconds))
         _drain(dsn)
-    return Figure(name, "rows/s", statistics.median(bare), statistics.median(tally), statistics.median(keyed),
-                  notes=f"{clients} clients, {users} user(s), pgbench -M prepared, merges every 1 s during the run",
-                  samples={"bare": bare, "bare_keyed": keyed, "pgtally": tally})
+    return Figure(
+        name,
+        "rows/s",
+        statistics.median(bare),
+        statistics.median(tally),
+        statistics.median(keyed),
+        notes=f"{clients} clients, {users} user(s), pgbench -M prepared, merges every 1 s during the run",
+        samples={"bare": bare, "bare_keyed": keyed, "pgtally": tally},
+    )
 
 
 def _batch_events(n: int, tag: str) -> list[UsageEvent]:
     """Realistic TTS/OCR/export events for the batch comparison (deterministic)."""
     try:
-        from .workload import generate_events
+        from ..demo.workload import generate_events
 
         end = dt.datetime.now(dt.timezone.utc)
-        events = list(generate_events(users=max(50, n // 40), events=n, seed=11, start=end - dt.timedelta(days=30), end=end))
+        events = list(
+            generate_events(users=max(50, n // 40), events=n, seed=11, start=end - dt.timedelta(days=30), end=end)
+        )
         seen: set[str] = set()
         unique = []
         for e in events:  # the baseline has no deduplication: feed both sides unique ids
@@ -169,9 +195,19 @@ def _batch_events(n: int, tag: str) -> list[UsageEvent]:
         return unique
     except ImportError:  # pragma: no cover - workload module ships with pgtally
         now = dt.datetime.now(dt.timezone.utc)
-        return [UsageEvent(f"{tag}-{i}", f"u{i % 5000}", "tts", 40 + i % 285, occurred_at=now - dt.timedelta(seconds=i),
-                           duration_ms=(40 + i % 285) * 1000 // 14, cost=Decimal("0.00036"),
-                           attributes={"voice": f"voice-{i % 4}", "model": "kokoro"}) for i in range(n)]
+        return [
+            UsageEvent(
+                f"{tag}-{i}",
+                f"u{i % 5000}",
+                "tts",
+                40 + i % 285,
+                occurred_at=now - dt.timedelta(seconds=i),
+                duration_ms=(40 + i % 285) * 1000 // 14,
+                cost=Decimal("0.00036"),
+                attributes={"voice": f"voice-{i % 4}", "model": "kokoro"},
+            )
+            for i in range(n)
+        ]
 
 
 def _copy_bare(dsn: str, table: str, events: list[UsageEvent]) -> float:
@@ -202,9 +238,15 @@ def _batch(dsn: str, n: int, rounds: int) -> Figure:
         keyed.append(_copy_bare(dsn, "bench.bare_keyed", events))
         tally.append(_record_many(dsn, events))
         _drain(dsn)
-    return Figure("T3 batch", "rows/s", statistics.median(bare), statistics.median(tally), statistics.median(keyed),
-                  notes=f"{n:,} realistic events from Python objects: COPY (write_row) vs Client.record_many",
-                  samples={"bare": bare, "bare_keyed": keyed, "pgtally": tally})
+    return Figure(
+        "T3 batch",
+        "rows/s",
+        statistics.median(bare),
+        statistics.median(tally),
+        statistics.median(keyed),
+        notes=f"{n:,} realistic events from Python objects: COPY (write_row) vs Client.record_many",
+        samples={"bare": bare, "bare_keyed": keyed, "pgtally": tally},
+    )
 
 
 def _check_exact(dsn: str) -> str:
@@ -219,10 +261,20 @@ def _check_exact(dsn: str) -> str:
     return f"log rows {logged:,}, aggregated events {counted:,}: " + ("exact" if logged == counted else "MISMATCH")
 
 
-def run_ingest_bench(*, seconds: float, clients: int, batch_events: int, users: int, dsn: str | None,
-                     output: str | None, console: Console, rounds: int = 2, durable: bool = True,
-                     only: set[str] | None = None) -> list[Figure]:
-    """Run T1-T3 and print a table of figures and ratios (targets beside them)."""
+def run_ingest_bench(
+    *,
+    seconds: float,
+    clients: int,
+    batch_events: int,
+    users: int,
+    dsn: str | None,
+    output: str | None,
+    console: Console,
+    rounds: int = 2,
+    durable: bool = True,
+    only: set[str] | None = None,
+) -> list[Figure]:
+    """Run the many-users, hot-user and batch figures and print a table of figures and ratios (targets beside them)."""
     settings = {} if durable else dict(server.FAST_UNSAFE)
     with contextlib.ExitStack() as stack:
         if dsn is None:
@@ -252,16 +304,31 @@ def run_ingest_bench(*, seconds: float, clients: int, batch_events: int, users: 
         table.add_column(col, justify="left" if col == "test" else "right")
     for f in figures:
         ok = "[green]" if f.ratio >= TARGET else "[red]"
-        table.add_row(f.name, f"{f.baseline:,.0f}", f"{f.keyed_baseline:,.0f}" if f.keyed_baseline else "-",
-                      f"{f.pgtally:,.0f}", f"{ok}{f.ratio:.2f}x", f"{f.keyed_ratio:.2f}x" if f.keyed_ratio else "-",
-                      f">= {TARGET}x")
+        table.add_row(
+            f.name,
+            f"{f.baseline:,.0f}",
+            f"{f.keyed_baseline:,.0f}" if f.keyed_baseline else "-",
+            f"{f.pgtally:,.0f}",
+            f"{ok}{f.ratio:.2f}x",
+            f"{f.keyed_ratio:.2f}x" if f.keyed_ratio else "-",
+            f">= {TARGET}x",
+        )
     console.print(table)
     for f in figures:
         console.print(f"[dim]{f.name}: {f.notes}[/dim]")
     console.print(f"exactness after the run: {exact}")
     if output:
-        Path(output).write_text(json.dumps(
-            {"machine": {"cpus": os.cpu_count(), "durable": durable},
-             "figures": [{**asdict(f), "ratio": f.ratio, "keyed_ratio": f.keyed_ratio, "target": TARGET} for f in figures],
-             "exactness": exact}, indent=2, default=str))
+        Path(output).write_text(
+            json.dumps(
+                {
+                    "machine": {"cpus": os.cpu_count(), "durable": durable},
+                    "figures": [
+                        {**asdict(f), "ratio": f.ratio, "keyed_ratio": f.keyed_ratio, "target": TARGET} for f in figures
+                    ],
+                    "exactness": exact,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     return figures

@@ -1,4 +1,4 @@
-"""A printable, self-contained HTML report of one user and of the platform (U7).
+"""A printable, self-contained HTML report of one user and of the platform.
 
 ``render_report(client, user_id)`` reads the user analytics and the admin
 analytics through the client and returns one HTML document: inline CSS, charts
@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from .admin import DEFAULT_FUNNEL
-from .client import Client
-from .models import human_duration
+from ..admin import DEFAULT_FUNNEL
+from ..client import Client
+from ..models import human_duration
 
 #: Series colours (colour-blind friendly, distinct in grey print too).
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
@@ -91,8 +91,10 @@ def _shade(fraction: float) -> str:
 
 def _svg(width: int, height: int, body: str, label: str) -> str:
     """An inline SVG that scales down with its container and has an accessible name."""
-    return (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-label="{_e(label)}">{body}</svg>')
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{_e(label)}">{body}</svg>'
+    )
 
 
 def _text(x: float, y: float, content: str, anchor: str = "start", cls: str = "") -> str:
@@ -104,8 +106,10 @@ def _text(x: float, y: float, content: str, anchor: str = "start", cls: str = ""
 def _rect(x: float, y: float, width: float, height: float, fill: str, tip: str | None = None) -> str:
     """An SVG rectangle; ``tip`` becomes its tooltip (an SVG title, shown on hover without any script)."""
     title = f"<title>{_e(tip)}</title>" if tip else ""
-    return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(width, 0):.1f}" height="{max(height, 0):.1f}" '
-            f'fill="{fill}">{title}</rect>')
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(width, 0):.1f}" height="{max(height, 0):.1f}" '
+        f'fill="{fill}">{title}</rect>'
+    )
 
 
 def _empty(width: int, height: int, label: str) -> str:
@@ -154,8 +158,14 @@ def _axes(width: int, height: int, top: float, labels: Sequence[str], pad: tuple
     return "".join(parts)
 
 
-def line_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], label: str, unit: str = "",
-               width: int = 560, height: int = 240) -> str:
+def line_chart(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    label: str,
+    unit: str = "",
+    width: int = 560,
+    height: int = 240,
+) -> str:
     """One polyline per series over the labelled buckets, with dots carrying tooltips."""
     values = [v for points in series.values() for v in points]
     if not labels or not values:
@@ -169,18 +179,23 @@ def line_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], lab
     for i, (name, points) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
         xy = [(left + slot * (j + 0.5), upper + plot_h * (1 - v / top)) for j, v in enumerate(points)]
-        parts.append(f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in xy)}" fill="none" '
-                     f'stroke="{colour}" stroke-width="2.5" stroke-linejoin="round"/>')
+        parts.append(
+            f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in xy)}" fill="none" '
+            f'stroke="{colour}" stroke-width="2.5" stroke-linejoin="round"/>'
+        )
         for (x, y), v, bucket in zip(xy, points, labels):
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
-                         f'<title>{_e(f"{name} {bucket}: {_n(v, 1 if v < 10 else 0)} {unit}".strip())}</title></circle>')
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+                f"<title>{_e(f'{name} {bucket}: {_n(v, 1 if v < 10 else 0)} {unit}'.strip())}</title></circle>"
+            )
     if len(series) > 1:
         parts.append(_legend(list(series), left, 14))
     return _svg(width, height, "".join(parts), label)
 
 
-def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[float]], label: str, width: int = 560,
-                 height: int = 240) -> str:
+def stacked_bars(
+    labels: Sequence[str], series: Mapping[str, Sequence[float]], label: str, width: int = 560, height: int = 240
+) -> str:
     """Stacked vertical bars: one bar per label, one coloured segment per series, legend on top."""
     totals = [sum(points[j] for points in series.values()) for j in range(len(labels))]
     if not labels or not any(totals):
@@ -196,14 +211,29 @@ def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[float]], l
         for i, (name, points) in enumerate(series.items()):
             h = plot_h * points[j] / top
             base -= h
-            parts.append(_rect(left + slot * j + slot * 0.15, base, slot * 0.7, h, PALETTE[i % len(PALETTE)],
-                               f"{bucket} {name}: {_n(points[j])}"))
+            parts.append(
+                _rect(
+                    left + slot * j + slot * 0.15,
+                    base,
+                    slot * 0.7,
+                    h,
+                    PALETTE[i % len(PALETTE)],
+                    f"{bucket} {name}: {_n(points[j])}",
+                )
+            )
     parts.append(_legend(list(series), left, 14))
     return _svg(width, height, "".join(parts), label)
 
 
-def grid_heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float]], label: str,
-                 tip: str = "{row} {column}: {value}", cell: int = 20, every: int = 1) -> str:
+def grid_heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[float]],
+    label: str,
+    tip: str = "{row} {column}: {value}",
+    cell: int = 20,
+    every: int = 1,
+) -> str:
     """A rows x columns grid of shaded cells (labels left and on top, every ``every``-th column labelled)."""
     left, upper, gap = 40, 18, 2
     top = max((v for row in values for v in row), default=0) or 1
@@ -215,8 +245,16 @@ def grid_heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[S
         y = upper + r * cell
         parts.append(_text(left - 6, y + cell / 2 + 4, name, "end", "small"))
         for c, value in enumerate(values[r]):
-            parts.append(_rect(left + c * cell, y, cell - gap, cell - gap, _shade(value / top),
-                               tip.format(row=name, column=columns[c], value=_n(value))))
+            parts.append(
+                _rect(
+                    left + c * cell,
+                    y,
+                    cell - gap,
+                    cell - gap,
+                    _shade(value / top),
+                    tip.format(row=name, column=columns[c], value=_n(value)),
+                )
+            )
     return _svg(left + len(columns) * cell, upper + len(rows) * cell, "".join(parts), label)
 
 
@@ -252,25 +290,29 @@ def gauge(used: float, quota: float, projected: float, colour: str, label: str, 
 
     def arc(fraction: float) -> str:
         end = math.pi * (1 - min(max(fraction, 0.0), 1.0))
-        return (f"M {cx - r:.1f} {cy:.1f} A {r:.1f} {r:.1f} 0 0 1 "
-                f"{cx + r * math.cos(end):.1f} {cy - r * math.sin(end):.1f}")
+        return (
+            f"M {cx - r:.1f} {cy:.1f} A {r:.1f} {r:.1f} 0 0 1 {cx + r * math.cos(end):.1f} {cy - r * math.sin(end):.1f}"
+        )
 
     used_f, projected_f = used / quota, projected / quota
     parts = [f'<path d="{arc(1)}" class="track"/>']
     if projected_f > used_f:
-        parts.append(f'<path d="{arc(projected_f)}" stroke="{colour}" class="arc projected">'
-                     f"<title>projected {_n(projected)} of {_n(quota)}</title></path>")
+        parts.append(
+            f'<path d="{arc(projected_f)}" stroke="{colour}" class="arc projected">'
+            f"<title>projected {_n(projected)} of {_n(quota)}</title></path>"
+        )
     if used_f > 0:
-        parts.append(f'<path d="{arc(used_f)}" stroke="{colour}" class="arc"><title>used {_n(used)} of {_n(quota)}'
-                     "</title></path>")
+        parts.append(
+            f'<path d="{arc(used_f)}" stroke="{colour}" class="arc"><title>used {_n(used)} of {_n(quota)}'
+            "</title></path>"
+        )
     parts.append(_text(cx, cy - 8, f"{used_f * 100:.0f}%", "middle", "big"))
     parts.append(_text(cx - r, cy + 18, "0", "middle", "small"))
     parts.append(_text(cx + r, cy + 18, _compact(quota), "middle", "small"))
     return _svg(width, int(cy + 24), "".join(parts), label)
 
 
-def sparkline(values: Sequence[float], label: str, colour: str = PALETTE[0], width: int = 220,
-              height: int = 44) -> str:
+def sparkline(values: Sequence[float], label: str, colour: str = PALETTE[0], width: int = 220, height: int = 44) -> str:
     """A small area line of a daily series with a dot on the last value."""
     if not values:
         return _empty(width, height, label)
@@ -279,10 +321,16 @@ def sparkline(values: Sequence[float], label: str, colour: str = PALETTE[0], wid
     xy = [(4 + i * step, height - 4 - (height - 10) * v / top) for i, v in enumerate(values)]
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
     area = f"4,{height - 4} {line} {xy[-1][0]:.1f},{height - 4}"
-    return _svg(width, height, (
-        f'<polygon points="{area}" fill="{colour}" opacity="0.15"/>'
-        f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"><title>{_e(label)}</title></polyline>'
-        f'<circle cx="{xy[-1][0]:.1f}" cy="{xy[-1][1]:.1f}" r="3" fill="{colour}"/>'), label)
+    return _svg(
+        width,
+        height,
+        (
+            f'<polygon points="{area}" fill="{colour}" opacity="0.15"/>'
+            f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"><title>{_e(label)}</title></polyline>'
+            f'<circle cx="{xy[-1][0]:.1f}" cy="{xy[-1][1]:.1f}" r="3" fill="{colour}"/>'
+        ),
+        label,
+    )
 
 
 def funnel_chart(steps: Sequence[tuple[str, int, str]], label: str, width: int = 560) -> str:
@@ -296,17 +344,23 @@ def funnel_chart(steps: Sequence[tuple[str, int, str]], label: str, width: int =
     for i, (name, users, conversion) in enumerate(steps):
         y, bar = i * row_h, max(span * users / top, 2)
         parts.append(_text(label_w - 8, y + 24, name, "end"))
-        parts.append(_rect(label_w, y + 6, bar, row_h - 12, PALETTE[i % len(PALETTE)],
-                           f"{name}: {users:,} users, {conversion}"))
-        parts.append(_text(label_w + bar + 6, y + 24, f"{users:,} user{'' if users == 1 else 's'} · {conversion}",
-                           cls="small"))
+        parts.append(
+            _rect(label_w, y + 6, bar, row_h - 12, PALETTE[i % len(PALETTE)], f"{name}: {users:,} users, {conversion}")
+        )
+        parts.append(
+            _text(label_w + bar + 6, y + 24, f"{users:,} user{'' if users == 1 else 's'} · {conversion}", cls="small")
+        )
     return _svg(width, row_h * len(steps), "".join(parts), label)
 
 
 def meter(fraction: float, width: int = 120) -> str:
     """A thin inline bar for table cells (leaderboards)."""
-    return _svg(width, 10, _rect(0, 1, width, 8, LEVELS[0]) + _rect(0, 1, width * min(fraction, 1.0), 8, PALETTE[0]),
-                f"{fraction * 100:.0f}%")
+    return _svg(
+        width,
+        10,
+        _rect(0, 1, width, 8, LEVELS[0]) + _rect(0, 1, width * min(fraction, 1.0), 8, PALETTE[0]),
+        f"{fraction * 100:.0f}%",
+    )
 
 
 # ------------------------------------------------------------------- HTML bits
@@ -320,14 +374,20 @@ def _card(title: str, body: str, wide: bool = False, note: str = "") -> str:
 
 def _stats(items: Iterable[tuple[str, str]]) -> str:
     """Headline figures: big value, small caption."""
-    return '<div class="stats">' + "".join(f'<div><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in items) + "</div>"
+    return (
+        '<div class="stats">' + "".join(f"<div><b>{_e(v)}</b><span>{_e(k)}</span></div>" for k, v in items) + "</div>"
+    )
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int = 1) -> str:
     """An HTML table; cells are trusted HTML (escape before), columns from ``numeric_from`` right-aligned."""
-    head = "".join(f'<th{" class=num" if i >= numeric_from else ""}>{_e(h)}</th>' for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if i >= numeric_from else ""}>{c}</td>'
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    head = "".join(f"<th{' class=num' if i >= numeric_from else ''}>{_e(h)}</th>" for i, h in enumerate(header))
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i >= numeric_from else ''}>{c}</td>" for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -357,23 +417,32 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
 
     total = card.total
     top_voices = "".join(f"<li><b>{_e(v.duration_text)}</b> of {_e(v.value)}</li>" for v in card.voices[:3])
-    lifetime = _stats([
-        ("events", _n(total.events)), ("listened", human_duration(sum(v.duration_ms for v in card.voices))),
-        ("cost", _n(total.cost, 2)), ("days active", _n(profile.days_active)),
-        ("longest streak", f"{profile.longest_streak} days"), ("sessions", _n(profile.sessions)),
-        ("average session", profile.avg_session_text),
-    ]) + (f'<ul class="voices">{top_voices}</ul>' if top_voices else "")
+    lifetime = _stats(
+        [
+            ("events", _n(total.events)),
+            ("listened", human_duration(sum(v.duration_ms for v in card.voices))),
+            ("cost", _n(total.cost, 2)),
+            ("days active", _n(profile.days_active)),
+            ("longest streak", f"{profile.longest_streak} days"),
+            ("sessions", _n(profile.sessions)),
+            ("average session", profile.avg_session_text),
+        ]
+    ) + (f'<ul class="voices">{top_voices}</ul>' if top_voices else "")
     first = f"{profile.first_active_at:%Y-%m-%d}" if profile.first_active_at else "-"
     lifetime_note = f"Active since {_e(first)}; plan <b>{_e(subscription.current_plan)}</b>"
     if subscription.subscriptions:
         since = f"{subscription.subscribed_since:%Y-%m-%d}" if subscription.subscribed_since else "-"
-        lifetime_note += (f", subscribed since {_e(since)}; highest plan {_e(subscription.highest_plan)}, "
-                          f"{subscription.months_subscribed} month(s) paid, revenue {_n(subscription.revenue, 2)}.")
+        lifetime_note += (
+            f", subscribed since {_e(since)}; highest plan {_e(subscription.highest_plan)}, "
+            f"{subscription.months_subscribed} month(s) paid, revenue {_n(subscription.revenue, 2)}."
+        )
     else:
         lifetime_note += ", never subscribed."
 
-    voices = hbar_chart([(v.value or "-", v.duration_ms / 3_600_000, v.duration_text) for v in card.voices[:8]],
-                        "Listening time per voice")
+    voices = hbar_chart(
+        [(v.value or "-", v.duration_ms / 3_600_000, v.duration_text) for v in card.voices[:8]],
+        "Listening time per voice",
+    )
 
     # Listening is the duration of the events that have a voice, as in the lifetime card.
     listening: dict[dt.date, float] = defaultdict(float)
@@ -386,8 +455,9 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
     for b in history:
         if b.value is not None:
             by_kind[b.value][b.bucket_start] = b.events
-    line = line_chart(month_labels, {"listening hours": [listening[m] for m in months]}, "Listening hours per month",
-                      "h")
+    line = line_chart(
+        month_labels, {"listening hours": [listening[m] for m in months]}, "Listening hours per month", "h"
+    )
     ranked = sorted(by_kind, key=lambda k: -sum(by_kind[k].values()))
     stacked = {k: [float(by_kind[k].get(m, 0)) for m in months] for k in ranked[:MAX_STACKED_KINDS]}
     if len(ranked) > MAX_STACKED_KINDS:
@@ -398,8 +468,14 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
     grid = [[0.0] * 24 for _ in range(7)]
     for c in cells:
         grid[c.weekday - 1][c.hour] = float(c.events)
-    hours = grid_heatmap(_WEEKDAYS, [f"{h:02d}" for h in range(24)], grid, "Activity per hour of the week",
-                         "{row} {column}:00: {value} events", every=3)
+    hours = grid_heatmap(
+        _WEEKDAYS,
+        [f"{h:02d}" for h in range(24)],
+        grid,
+        "Activity per hour of the week",
+        "{row} {column}:00: {value} events",
+        every=3,
+    )
 
     calendar = calendar_heatmap(_last_year(client, user_id, today, at), "Active days over the last year", cell=20)
 
@@ -408,7 +484,9 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
 
     return f"""
 <section class="page" id="user">
-  <header><h1>{_e(user_id)}</h1><p>Usage report · days in {_e(zone)} · as of {_e(f"{now:%Y-%m-%d %H:%M %Z}")}</p></header>
+  <header><h1>{_e(user_id)}</h1><p>Usage report · days in {_e(zone)} · as of {
+        _e(f"{now:%Y-%m-%d %H:%M %Z}")
+    }</p></header>
   <div class="grid">
     {_card("Lifetime", lifetime, note=lifetime_note)}
     {_card("Listening per voice", voices)}
@@ -417,8 +495,13 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
     {_card("When you listen (hour of the week, local time)", hours)}
     {_card("Limits this billing period", gauges)}
     {_card("Active days over the last year", calendar, wide=True)}
-    {_card("Insights", f'<ul class="insights">{insights}</ul>' if insights else '<p class="muted">Nothing notable.</p>',
-           wide=True)}
+    {
+        _card(
+            "Insights",
+            f'<ul class="insights">{insights}</ul>' if insights else '<p class="muted">Nothing notable.</p>',
+            wide=True,
+        )
+    }
   </div>
 </section>"""
 
@@ -426,10 +509,15 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
 def _last_year(client: Client, user_id: str, today: dt.date, at: dt.datetime | None) -> list[tuple[dt.date, float]]:
     """Events per local day for the 53 weeks ending today (two calendar years' heatmaps, cut to the window)."""
     start = today - dt.timedelta(days=7 * 52 + today.weekday())
-    days = {d.day: float(d.events) for year in sorted({start.year, today.year})
-            for d in client.calendar_heatmap(user_id, year, at=at)}
-    return [(start + dt.timedelta(days=i), days.get(start + dt.timedelta(days=i), 0.0))
-            for i in range((today - start).days + 1)]
+    days = {
+        d.day: float(d.events)
+        for year in sorted({start.year, today.year})
+        for d in client.calendar_heatmap(user_id, year, at=at)
+    }
+    return [
+        (start + dt.timedelta(days=i), days.get(start + dt.timedelta(days=i), 0.0))
+        for i in range((today - start).days + 1)
+    ]
 
 
 def _limits(client: Client, user_id: str, at: dt.datetime | None) -> str:
@@ -444,7 +532,8 @@ def _limits(client: Client, user_id: str, at: dt.datetime | None) -> str:
         parts.append(
             f'<figure class="gauge">{gauge(float(f.used), quota, float(f.projected), colour, f"{f.kind} quota")}'
             f"<figcaption><b>{_e(f.kind)}</b> {_n(f.used)} of {_n(f.quota)}<br>"
-            f"projected {_n(f.projected)} ({_pct(100 * f.projected / quota)})<br>{reached}</figcaption></figure>")
+            f"projected {_n(f.projected)} ({_pct(100 * f.projected / quota)})<br>{reached}</figcaption></figure>"
+        )
     if not parts:
         return '<p class="muted">No limits apply to this plan.</p>'
     recommended = client.recommended_plan(user_id, at=at)
@@ -465,45 +554,68 @@ def _admin_page(client: Client, now: dt.datetime) -> str:
     try:
         overview = admin.overview()
     except psycopg.errors.InsufficientPrivilege:
-        return ('<section class="page" id="admin"><header><h1>Platform</h1></header>'
-                '<p class="muted">Platform analytics need the tally_analyst role.</p></section>')
+        return (
+            '<section class="page" id="admin"><header><h1>Platform</h1></header>'
+            '<p class="muted">Platform analytics need the tally_analyst role.</p></section>'
+        )
     freshness = [f.refreshed_at for f in admin.freshness()]
     as_of = None if not freshness or None in freshness else min(f for f in freshness if f is not None)
     fresh_text = f"{as_of:%Y-%m-%d %H:%M %Z}" if as_of else "never refreshed (run `pgtally refresh`)"
 
-    headline = _stats([
-        ("users", _n(overview.users)), ("events", _n(overview.events)), ("success rate", _pct(overview.success_rate)),
-        ("audio and processing", human_duration(overview.duration_ms)), ("cost", _n(overview.cost, 2)),
-        ("paying users", _n(overview.paying_users)),
-    ]) if overview else '<p class="muted">No data yet.</p>'
+    headline = (
+        _stats(
+            [
+                ("users", _n(overview.users)),
+                ("events", _n(overview.events)),
+                ("success rate", _pct(overview.success_rate)),
+                ("audio and processing", human_duration(overview.duration_ms)),
+                ("cost", _n(overview.cost, 2)),
+                ("paying users", _n(overview.paying_users)),
+            ]
+        )
+        if overview
+        else '<p class="muted">No data yet.</p>'
+    )
 
     first_day = today - dt.timedelta(days=29)
     series: dict[str, list[float]] = defaultdict(list)
     for p in admin.trend("kind", None, first_day, today):
         series[p.value].append(float(p.events))
     active = admin.active_users(first_day, today)
-    rows = [("DAU", [float(a.dau) for a in active])] + sorted(
-        ((f"{k} events", v) for k, v in series.items()), key=lambda kv: -sum(kv[1]))
+    rows = [
+        ("DAU", [float(a.dau) for a in active]),
+        *sorted(((f"{k} events", v) for k, v in series.items()), key=lambda kv: -sum(kv[1])),
+    ]
     sparks = "".join(
         f'<div class="spark"><span>{_e(name)}</span>{sparkline(values, f"{name}, last 30 days", PALETTE[i % 8])}'
-        f"<b>{_n(values[-1] if values else 0)}</b></div>" for i, (name, values) in enumerate(rows))
+        f"<b>{_n(values[-1] if values else 0)}</b></div>"
+        for i, (name, values) in enumerate(rows)
+    )
     sparks_note = f"Per day, {first_day} to {today}; the number is the last day's."
 
     boards = "".join(_leaderboard(client, dimension) for dimension in ("voice", "model"))
 
     wow_cards = [c for c in admin.week_over_week(today - dt.timedelta(days=1)) if c.value == "*"]
-    wow = '<div class="wow">' + "".join(
-        f'<div><span>{_e(c.metric.replace("_", " "))}</span><b>{_metric(c.metric, c.this_week)}</b>'
-        f"{_trend_arrow(c.delta_pct, c.trend)}<small>last week {_metric(c.metric, c.last_week)}</small></div>"
-        for c in wow_cards) + "</div>"
-    wow_title = (f"Week over week ({wow_cards[0].week_start} to {wow_cards[0].week_end})" if wow_cards
-                 else "Week over week")
+    wow = (
+        '<div class="wow">'
+        + "".join(
+            f"<div><span>{_e(c.metric.replace('_', ' '))}</span><b>{_metric(c.metric, c.this_week)}</b>"
+            f"{_trend_arrow(c.delta_pct, c.trend)}<small>last week {_metric(c.metric, c.last_week)}</small></div>"
+            for c in wow_cards
+        )
+        + "</div>"
+    )
+    wow_title = (
+        f"Week over week ({wow_cards[0].week_start} to {wow_cards[0].week_end})" if wow_cards else "Week over week"
+    )
 
     steps = admin.funnel(DEFAULT_FUNNEL, None, now)
-    funnel = funnel_chart([(s.kind, s.users, _pct(s.conversion_pct) if s.step > 1 else "start") for s in steps],
-                          "Paywall funnel")
-    funnel_note = " · ".join(f"{s.kind}: {_pct(s.step_conversion_pct)} of the previous step, {s.drop_off:,} dropped"
-                             for s in steps[1:])
+    funnel = funnel_chart(
+        [(s.kind, s.users, _pct(s.conversion_pct) if s.step > 1 else "start") for s in steps], "Paywall funnel"
+    )
+    funnel_note = " · ".join(
+        f"{s.kind}: {_pct(s.step_conversion_pct)} of the previous step, {s.drop_off:,} dropped" for s in steps[1:]
+    )
 
     return f"""
 <section class="page" id="admin">
@@ -525,9 +637,21 @@ def _leaderboard(client: Client, dimension: str) -> str:
     if not entries:
         return f'<p class="muted">No {_e(dimension)} used in the last 30 days.</p>'
     top = max(e.duration_ms for e in entries) or 1
-    return _table(["#", dimension, "listened", "", "events", "users"], (
-        [str(e.rank), _e(e.value), _e(human_duration(e.duration_ms)), meter(e.duration_ms / top), _n(e.events),
-         _n(e.users)] for e in entries), numeric_from=2)
+    return _table(
+        ["#", dimension, "listened", "", "events", "users"],
+        (
+            [
+                str(e.rank),
+                _e(e.value),
+                _e(human_duration(e.duration_ms)),
+                meter(e.duration_ms / top),
+                _n(e.events),
+                _n(e.users),
+            ]
+            for e in entries
+        ),
+        numeric_from=2,
+    )
 
 
 def _cohorts(client: Client) -> str:
@@ -549,8 +673,10 @@ def _cohorts(client: Client) -> str:
         ink = "#fff" if pct > 45 else "#1b1f24"
         return f'<span class="heat" style="background:{shade};color:{ink}">{pct:.0f}%</span>'
 
-    rows = ([f"{month:%Y-%m}", _n(sizes[month]), *(cell(cells_.get(i)) for i in range(1, width))]
-            for month, cells_ in sorted(table.items()))
+    rows = (
+        [f"{month:%Y-%m}", _n(sizes[month]), *(cell(cells_.get(i)) for i in range(1, width))]
+        for month, cells_ in sorted(table.items())
+    )
     return _table(["cohort", "users", *(f"+{i}" for i in range(1, width))], rows)
 
 

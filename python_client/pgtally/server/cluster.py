@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Settings that make a disposable cluster fast; never used for DATABASE_URL.
 FAST_UNSAFE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -39,7 +40,9 @@ def find_bindir() -> Path:
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(subprocess.CalledProcessError, OSError):
-            candidates.append(subprocess.run([pg_config, "--bindir"], check=True, capture_output=True, text=True).stdout.strip())
+            candidates.append(
+                subprocess.run([pg_config, "--bindir"], check=True, capture_output=True, text=True).stdout.strip()
+            )
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
     initdb = shutil.which("initdb")
     if initdb:
@@ -96,7 +99,7 @@ class LocalCluster:
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.superuser}@/{dbname}?host={self.socket_dir}&port={self.port}"
 
-    def _run(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         user = _unprivileged_user()
 
         def demote() -> None:
@@ -107,7 +110,7 @@ class LocalCluster:
         env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
         if user is not None:
             env["HOME"] = str(self.directory)
-        return subprocess.run(args, preexec_fn=demote, env=env, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
+        return subprocess.run(args, preexec_fn=demote, env=env, text=True, capture_output=True, **kw)
 
     def initialized(self) -> bool:
         return (self.datadir / "PG_VERSION").exists()
@@ -123,8 +126,21 @@ class LocalCluster:
             parent = self.directory.parent
             while parent != parent.parent and not os.access(parent, os.X_OK):
                 parent = parent.parent
-        res = self._run([str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", self.superuser,
-                         "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C.UTF-8"])
+        res = self._run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                self.superuser,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C.UTF-8",
+            ]
+        )
         if res.returncode != 0:
             raise ServerError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
 
@@ -133,12 +149,31 @@ class LocalCluster:
             self.init()
         if not self.port:
             self.port = _free_port()
-        opts = {"listen_addresses": "", "unix_socket_directories": str(self.socket_dir), "port": str(self.port),
-                "max_connections": "100", "shared_buffers": "256MB", "max_locks_per_transaction": "256",
-                **self.settings}
+        opts = {
+            "listen_addresses": "",
+            "unix_socket_directories": str(self.socket_dir),
+            "port": str(self.port),
+            "max_connections": "100",
+            "shared_buffers": "256MB",
+            "max_locks_per_transaction": "256",
+            **self.settings,
+        }
         optstr = " ".join(f"-c {k}={v}" for k, v in opts.items())
-        res = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
-                         "-o", optstr, "-w", "-t", "60", "start"])
+        res = self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-o",
+                optstr,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         if res.returncode != 0:
             log = self.logfile.read_text()[-3000:] if self.logfile.exists() else ""
             raise ServerError(f"pg_ctl start failed:\n{res.stdout}\n{res.stderr}\n{log}")
@@ -161,7 +196,7 @@ class LocalCluster:
                 time.sleep(0.05)
 
 
-def _wait_ready(dsn: str, timeout: float = 30.0) -> None:
+def wait_ready(dsn: str, timeout: float = 30.0) -> None:
     import psycopg
 
     deadline = time.monotonic() + timeout
@@ -176,8 +211,9 @@ def _wait_ready(dsn: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def database(backend: str | None = None, settings: dict[str, str] | None = None,
-             keep_dir: Path | None = None) -> Iterator[str]:
+def database(
+    backend: str | None = None, settings: dict[str, str] | None = None, keep_dir: Path | None = None
+) -> Iterator[str]:
     """Yield a superuser DSN of a PostgreSQL server for the duration of the block.
 
     ``backend``: ``None``/"auto" (DATABASE_URL, else a local cluster), "local",
@@ -193,9 +229,11 @@ def database(backend: str | None = None, settings: dict[str, str] | None = None,
         raise ServerError("backend 'url' needs DATABASE_URL")
     if backend == "testcontainers":
         try:
-            from testcontainers.postgres import PostgresContainer  # type: ignore[import-not-found]
+            from testcontainers.postgres import PostgresContainer
         except ImportError as exc:
-            raise ServerError("backend 'testcontainers' needs `pip install pgtally[containers]` and a Docker engine") from exc
+            raise ServerError(
+                "backend 'testcontainers' needs `pip install pgtally[containers]` and a Docker engine"
+            ) from exc
         with PostgresContainer("postgres:15") as pg:
             yield pg.get_connection_url(driver=None)
         return
@@ -203,7 +241,7 @@ def database(backend: str | None = None, settings: dict[str, str] | None = None,
         cluster = LocalCluster(Path(keep_dir).resolve(), settings=dict(settings or {}))
         cluster.start()
         try:
-            _wait_ready(cluster.dsn())
+            wait_ready(cluster.dsn())
             yield cluster.dsn()
         finally:
             cluster.stop()
@@ -213,7 +251,7 @@ def database(backend: str | None = None, settings: dict[str, str] | None = None,
     cluster = LocalCluster(tmp, settings=dict(settings or {}))
     try:
         cluster.start()
-        _wait_ready(cluster.dsn())
+        wait_ready(cluster.dsn())
         yield cluster.dsn()
     finally:
         cluster.stop("immediate")

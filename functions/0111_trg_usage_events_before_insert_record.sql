@@ -23,7 +23,7 @@ begin
        and (not is_correction or length(new.corrects_event_id) <= 200)
        and (new.status = 'succeeded' or new.status = 'failed' or new.status = 'cancelled'
             or (new.status = 'reversed' and is_correction))
-       and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15
+       and new.quantity is not null and new.cost > -1e15 and new.cost < 1e15 and scale(new.cost) <= 20
        and new.quantity between -1000000000000000 and 1000000000000000
        and (new.duration_ms is null or new.duration_ms between -1000000000000 and 1000000000000)
        and (is_correction or (new.quantity >= 0 and new.cost >= 0 and (new.duration_ms is null or new.duration_ms >= 0)))

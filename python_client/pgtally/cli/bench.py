@@ -1,0 +1,219 @@
+"""`pgtally bench`: the ingest and read benchmarks (needs ``pgtally[demo]``; the work is in :mod:`pgtally.bench`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ._common import console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks that print ratios against baselines measured in the same run."""
+
+
+@bench.command("ingest")
+@click.option("--seconds", default=10.0, show_default=True, help="Duration of each timed single-row run.")
+@click.option("--clients", default=8, show_default=True, help="Concurrent writer connections.")
+@click.option("--batch-events", default=200_000, show_default=True, help="Events in the batch (COPY) comparison.")
+@click.option("--users", default=10_000, show_default=True, help="Distinct users in the many-users runs.")
+@click.option("--dsn", envvar="PGTALLY_BENCH_DSN", help="Benchmark this server instead of a throwaway one.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
+@click.option("--rounds", default=2, show_default=True, help="Alternating rounds per figure (the median is reported).")
+@click.option(
+    "--tests",
+    "only",
+    default="T1,T2,T3",
+    show_default=True,
+    help="Which figures to measure: T1 many users, T2 one hot user, T3 batch (COPY).",
+)
+@click.option(
+    "--fast/--durable",
+    default=False,
+    show_default=True,
+    help="--fast turns fsync and synchronous_commit off on the throwaway server (CPU-bound ratios).",
+)
+def bench_ingest(
+    seconds: float,
+    clients: int,
+    batch_events: int,
+    users: int,
+    dsn: str | None,
+    output: str | None,
+    rounds: int,
+    only: str,
+    fast: bool,
+) -> None:
+    """Ingest with pgtally's triggers vs the same inserts into a bare table."""
+    from ..bench.ingest import run_ingest_bench
+
+    wanted = {t.strip().upper() for t in only.split(",") if t.strip()}
+    if not wanted <= {"T1", "T2", "T3"}:
+        raise click.BadParameter("choose among T1, T2, T3", param_hint="--tests")
+    run_ingest_bench(
+        seconds=seconds,
+        clients=clients,
+        batch_events=batch_events,
+        users=users,
+        dsn=dsn,
+        output=output,
+        console=console,
+        rounds=rounds,
+        only=wanted,
+        durable=not fast,
+    )
+
+
+def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    from ..bench.reads import parse_size
+
+    try:
+        sizes = sorted({parse_size(v) for v in value.split(",") if v.strip()})
+    except ValueError as exc:
+        raise click.BadParameter(f"sizes like 1M,3M,10M or 300k ({exc})") from exc
+    if not sizes or sizes[0] < 1000:
+        raise click.BadParameter("each size must be at least 1000 events")
+    return sizes
+
+
+def _read_options(f: F) -> F:
+    opts = [
+        click.option(
+            "--sizes",
+            default="1M,3M,10M",
+            show_default=True,
+            callback=_sizes,
+            help="Data sizes in events, loaded cumulatively into one server and measured at each.",
+        ),
+        click.option(
+            "--users-per-10m",
+            default=100_000,
+            show_default=True,
+            help="Users scale with events: this many at 10M (at least 1,000).",
+        ),
+        click.option(
+            "--calls", default=400, show_default=True, help="Timed calls per user read (heaviest user: calls/4)."
+        ),
+        click.option("--raw-calls", default=50, show_default=True, help="Timed calls per read from the raw log."),
+        click.option("--dashboard-calls", default=40, show_default=True, help="Timed calls of the whole dashboard."),
+        click.option(
+            "--refreshes", default=3, show_default=True, help="refresh_analytics() runs per size (first + steady)."
+        ),
+        click.option(
+            "--chunk-size", default=50_000, show_default=True, help="Events per record_many chunk when loading."
+        ),
+        click.option("--seed", default=7, show_default=True, help="Workload seed (the load is deterministic)."),
+        click.option(
+            "--load-durable",
+            "durable",
+            is_flag=True,
+            help="Keep fsync/synchronous_commit on in the throwaway server (default: off, for a faster load).",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@bench.command("reads")
+@_read_options
+@click.option(
+    "--dsn", envvar="PGTALLY_BENCH_DSN", help="An empty pgtally database to load instead of a throwaway server."
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
+def bench_reads(
+    sizes: list[int],
+    users_per_10m: int,
+    calls: int,
+    raw_calls: int,
+    dashboard_calls: int,
+    refreshes: int,
+    chunk_size: int,
+    seed: int,
+    durable: bool,
+    dsn: str | None,
+    output: str | None,
+) -> None:
+    """User reads and the admin dashboard at growing sizes (default 1M, 3M, 10M events; ~16 min)."""
+    from ..bench.reads import run_reads_bench
+
+    run_reads_bench(
+        sizes=sizes,
+        users_per_10m=users_per_10m,
+        seed=seed,
+        calls=calls,
+        raw_calls=raw_calls,
+        dashboard_calls=dashboard_calls,
+        refreshes=refreshes,
+        chunk_size=chunk_size,
+        durable=durable,
+        dsn=dsn,
+        output=output,
+        console=console,
+    )
+
+
+@bench.command("all")
+@_read_options
+@click.option("--seconds", default=10.0, show_default=True, help="Ingest: duration of each timed single-row run.")
+@click.option("--rounds", default=2, show_default=True, help="Ingest: alternating rounds per figure.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write all results as one JSON document here.")
+def bench_all(
+    sizes: list[int],
+    users_per_10m: int,
+    calls: int,
+    raw_calls: int,
+    dashboard_calls: int,
+    refreshes: int,
+    chunk_size: int,
+    seed: int,
+    durable: bool,
+    seconds: float,
+    rounds: int,
+    output: str | None,
+) -> None:
+    """Every benchmark: ingest (durable) then reads at scale, each on its own throwaway server."""
+    from ..bench.ingest import run_ingest_bench
+    from ..bench.reads import run_reads_bench
+
+    console.rule("ingest (T1-T3)")
+    figures = run_ingest_bench(
+        seconds=seconds,
+        clients=8,
+        batch_events=200_000,
+        users=10_000,
+        dsn=None,
+        output=None,
+        console=console,
+        rounds=rounds,
+        durable=True,
+    )
+    console.rule("reads at scale (T5-T7)")
+    reads = run_reads_bench(
+        sizes=sizes,
+        users_per_10m=users_per_10m,
+        seed=seed,
+        calls=calls,
+        raw_calls=raw_calls,
+        dashboard_calls=dashboard_calls,
+        refreshes=refreshes,
+        chunk_size=chunk_size,
+        durable=durable,
+        dsn=None,
+        output=None,
+        console=console,
+    )
+    if output:
+        ingest = [{**dataclasses.asdict(f), "ratio": f.ratio, "keyed_ratio": f.keyed_ratio} for f in figures]
+        Path(output).write_text(json.dumps({"ingest": {"figures": ingest}, "reads": reads}, indent=2, default=str))
+
+
+COMMANDS = (bench,)
