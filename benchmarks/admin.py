@@ -1,4 +1,4 @@
-"""Admin analytics (T6): refresh time of every view and dashboard read latency, against the raw log.
+"""Admin analytics (the dashboard target): refresh time of every view and dashboard read latency, against the raw log.
 
 Loads a realistic workload (default 1M events, 10,000 users, one year, users'
 time zones set) with Client.record_many into a throwaway server, merges it,

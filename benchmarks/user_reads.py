@@ -1,4 +1,4 @@
-"""User-facing read latency (T5): summary card and 12-month history against the same answers from the raw log.
+"""User-facing read latency (the user-read target): summary card and 12-month history against the same answers from the raw log.
 
 Loads a realistic workload (pgtally.demo.workload.generate_events: Zipf users, local
 time zones, sessions) through Client.record_many, merges it, then times

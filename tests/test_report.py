@@ -1,4 +1,4 @@
-"""The HTML report (U7): self-contained, charts with real shapes, the user's numbers, and clean in a real browser.
+"""The HTML report: self-contained, charts with real shapes, the user's numbers, and clean in a real browser.
 
 The browser tests run Debian's headless Chromium on the rendered file: the DOM
 after load must hold the charts, the page must log no console error, and a

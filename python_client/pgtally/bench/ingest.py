@@ -1,12 +1,11 @@
 """Ingest benchmark: pgtally's write path vs the same writes into a bare table.
 
 Every figure is a ratio against a baseline measured in the same run, on the
-same server, alternating the two sides so drift in a noisy machine hits both
-(the output labels the figures T1, T2, T3):
+same server, alternating the two sides so drift in a noisy machine hits both:
 
-* many users (T1): single-row INSERTs from N clients (pgbench, prepared), many users;
-* hot user (T2): the same with every client writing one user (the hot-row case);
-* batch (T3): a batch of realistic events: bare COPY vs ``Client.record_many``.
+* many users: single-row INSERTs from N clients (pgbench, prepared), many users;
+* hot user: the same with every client writing one user (the hot-row case);
+* batch: a batch of realistic events: bare COPY vs ``Client.record_many``.
 
 The bare table has the same columns, partitions and index as
 ``tally.usage_events`` and no triggers; a second baseline adds a unique key on
@@ -239,7 +238,7 @@ def _batch(dsn: str, n: int, rounds: int) -> Figure:
         tally.append(_record_many(dsn, events))
         _drain(dsn)
     return Figure(
-        "T3 batch",
+        "batch",
         "rows/s",
         statistics.median(bare),
         statistics.median(tally),
@@ -288,14 +287,14 @@ def run_ingest_bench(
             conn.execute(BARE_SQL)
             _partition_bare_like_tally(conn)
         figures = []
-        only = only or {"T1", "T2", "T3"}
-        for name, n_users in (("T1 many users", users), ("T2 hot user", 1)):
-            if name[:2] not in only:
+        only = only or {"many-users", "hot-user", "batch"}
+        for name, n_users in (("many users", users), ("hot user", 1)):
+            if name.replace(" ", "-") not in only:
                 continue
             console.print(f"[dim]running {name} ({rounds} rounds x 3 sides x {seconds:.0f} s)...[/dim]")
             figures.append(_single_row(dsn, name, n_users, clients, seconds, rounds))
-        if "T3" in only:
-            console.print(f"[dim]running T3 batch ({rounds} rounds of {batch_events:,} events)...[/dim]")
+        if "batch" in only:
+            console.print(f"[dim]running batch ({rounds} rounds of {batch_events:,} events)...[/dim]")
             figures.append(_batch(dsn, batch_events, rounds))
         exact = _check_exact(dsn)
 

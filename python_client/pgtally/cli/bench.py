@@ -31,9 +31,9 @@ def bench() -> None:
 @click.option(
     "--tests",
     "only",
-    default="T1,T2,T3",
+    default="many-users,hot-user,batch",
     show_default=True,
-    help="Which figures to measure: T1 many users, T2 one hot user, T3 batch (COPY).",
+    help="Which figures to measure: many-users, hot-user (one user), batch (COPY).",
 )
 @click.option(
     "--fast/--durable",
@@ -55,9 +55,9 @@ def bench_ingest(
     """Ingest with pgtally's triggers vs the same inserts into a bare table."""
     from ..bench.ingest import run_ingest_bench
 
-    wanted = {t.strip().upper() for t in only.split(",") if t.strip()}
-    if not wanted <= {"T1", "T2", "T3"}:
-        raise click.BadParameter("choose among T1, T2, T3", param_hint="--tests")
+    wanted = {t.strip().lower() for t in only.split(",") if t.strip()}
+    if not wanted <= {"many-users", "hot-user", "batch"}:
+        raise click.BadParameter("choose among many-users, hot-user, batch", param_hint="--tests")
     run_ingest_bench(
         seconds=seconds,
         clients=clients,
@@ -184,7 +184,7 @@ def bench_all(
     from ..bench.ingest import run_ingest_bench
     from ..bench.reads import run_reads_bench
 
-    console.rule("ingest (T1-T3)")
+    console.rule("ingest (many users, hot user, batch)")
     figures = run_ingest_bench(
         seconds=seconds,
         clients=8,
@@ -196,7 +196,7 @@ def bench_all(
         rounds=rounds,
         durable=True,
     )
-    console.rule("reads at scale (T5-T7)")
+    console.rule("reads at scale (user reads, dashboard, growth)")
     reads = run_reads_bench(
         sizes=sizes,
         users_per_10m=users_per_10m,

@@ -1,4 +1,4 @@
--- Comparisons (U3): week/month/year over the previous one, to date (same dates one period earlier) or complete
+-- Comparisons: week/month/year over the previous one, to date (same dates one period earlier) or complete
 -- periods; deltas, % (NULL when previous is 0), trend with the 5% stable band; leap day; peak bucket of a range.
 begin;
 select plan(17);

@@ -1,4 +1,4 @@
--- Engagement profile (A4): active days and streaks in the user's local days (gaps and islands, late events
+-- Engagement profile: active days and streaks in the user's local days (gaps and islands, late events
 -- joining streaks, failures and reversals), sessions (session_id groups and session-kind events), before and after merges.
 begin;
 select plan(22);

@@ -1,4 +1,4 @@
--- Export (U7): raw events of one user in a half-open time range (oldest first, other users excluded, corrections
+-- Export: raw events of one user in a half-open time range (oldest first, other users excluded, corrections
 -- included), and daily rollups of every dimension or one, merged + pending.
 begin;
 select plan(9);

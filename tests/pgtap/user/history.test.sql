@@ -1,4 +1,4 @@
--- History (U2): ranges 7d/30d/3m/12m and custom, day/week/month buckets in local time (weeks start on Monday),
+-- History: ranges 7d/30d/3m/12m and custom, day/week/month buckets in local time (weeks start on Monday),
 -- zero-filled, stacked by a dimension; month and year boundaries, the leap day, DST and two time zones.
 begin;
 select plan(25);

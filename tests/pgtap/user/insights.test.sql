@@ -1,4 +1,4 @@
--- Insights (U6): robust z-score anomalies (median and MAD of the 28 days before, mean-deviation fallback,
+-- Insights: robust z-score anomalies (median and MAD of the 28 days before, mean-deviation fallback,
 -- minimum history), anonymized peer percentile (same-month periods, refreshed distribution, own pending usage), plain-language
 -- insights. tests/pgtap/user/peers.test.sql attacks the peer percentile.
 begin;

@@ -1,4 +1,4 @@
--- Patterns (U4): weekday distribution, hour-of-week heatmap (local time, DST), calendar heatmap of a year
+-- Patterns: weekday distribution, hour-of-week heatmap (local time, DST), calendar heatmap of a year
 -- (every day, leap year, levels), monthly summaries (every month, year boundary, top kind); before and after a merge.
 begin;
 select plan(18);

@@ -1,4 +1,4 @@
--- Plans and subscriptions (A5): validation, the default plan, the plan in force at a moment (plan changes,
+-- Plans and subscriptions: validation, the default plan, the plan in force at a moment (plan changes,
 -- cancellations), months subscribed, highest tier and revenue (monthly anniversaries, leap years).
 begin;
 select plan(24);

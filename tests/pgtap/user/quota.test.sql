@@ -1,4 +1,4 @@
--- Limits and forecast (U5): utilization, run rate, projection, limit date, recommended plan, and the hard
+-- Limits and forecast: utilization, run rate, projection, limit date, recommended plan, and the hard
 -- quota check (PT012, lock per user and kind, billable usage of the period only, plan change mid-period).
 begin;
 select plan(24);

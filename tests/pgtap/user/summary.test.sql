@@ -1,4 +1,4 @@
--- Summary card (U1): lifetime totals, per kind, top voices and models by listened duration, and the current
+-- Summary card: lifetime totals, per kind, top voices and models by listened duration, and the current
 -- billing period against the limits of the plan in force (plan change mid-period), before and after a merge.
 begin;
 select plan(12);
