@@ -132,3 +132,25 @@ def test_python_dash_m_pgtally_has_every_command() -> None:
         "bench",
     ):
         assert command in res.stdout, command
+
+
+def test_input_errors_are_one_line_with_exit_code_2(dsn: str) -> None:
+    for args, said in (
+        (["record", "e1", "u1", "tts", "5", "--cost", "abc", "--dsn", dsn], "'abc' is not a decimal number"),
+        (["record", "e1", "u1", "tts", "5", "--cost", "NaN", "--dsn", dsn], "not a finite decimal number"),
+        (["history", "u1", "--from", "2026-01-01", "--dsn", dsn], "--from and --to go together"),
+    ):
+        res = run(*args)
+        assert res.exit_code == 2, res.output  # type: ignore[attr-defined]
+        assert said in res.output and "Traceback" not in res.output  # type: ignore[attr-defined]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(*) from tally.usage_events").fetchone() == (0,)
+
+
+def test_an_unknown_user_is_said_so_with_exit_code_1(dsn: str) -> None:
+    for command in ("stats", "card"):
+        res = run(command, "nobody", "--dsn", dsn)
+        assert res.exit_code == 1, res.output  # type: ignore[attr-defined]
+        assert "no usage recorded for user 'nobody'" in res.output  # type: ignore[attr-defined]
+    assert run("record", "e1", "somebody", "tts", "5", "--dsn", dsn).exit_code == 0  # type: ignore[attr-defined]
+    assert run("stats", "somebody", "--dsn", dsn).exit_code == 0  # type: ignore[attr-defined]

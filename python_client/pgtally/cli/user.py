@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import click
 from rich.table import Table
@@ -61,6 +61,23 @@ def print_lifetime(client: Client, user_id: str, dimension: str, title: str | No
     console.print(table)
 
 
+def _decimal(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A CLI value that must be an exact decimal number: one line and exit code 2 otherwise."""
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a decimal number (e.g. 0.0015)") from None
+    if not number.is_finite():
+        raise click.BadParameter(f"{value!r} is not a finite decimal number")
+    return value
+
+
+def _no_such_user(user_id: str) -> None:
+    """Says on stderr that nothing is recorded for a user, and exits 1 (instead of printing empty tables)."""
+    click.echo(f"pgtally: no usage recorded for user {user_id!r} (or it is not visible to this role)", err=True)
+    raise SystemExit(1)
+
+
 @click.command()
 @dsn_option
 @json_option
@@ -72,11 +89,14 @@ def stats(dsn: str | None, as_json: bool, user_id: str, dimension: tuple[str, ..
     with connect(dsn) as conn:
         client = Client(conn)
         try:
+            lifetime = {d: client.lifetime_totals(user_id, d) for d in dims}  # an unknown dimension fails here
+            if not client.lifetime_totals(user_id, "kind"):
+                _no_such_user(user_id)
             if as_json:
                 emit_json(
                     {
                         "user_id": user_id,
-                        "lifetime": {d: client.lifetime_totals(user_id, d) for d in dims},
+                        "lifetime": lifetime,
                         "period": client.period_totals(user_id),
                     }
                 )
@@ -125,6 +145,8 @@ def history(
     to_day: dt.datetime | None,
 ) -> None:
     """A user's usage history per day, week or month, with a bar chart and period comparisons."""
+    if (from_day is None) != (to_day is None):
+        raise click.UsageError("--from and --to go together: give both for a custom range, or neither")
     with connect(dsn) as conn:
         client = Client(conn)
         try:
@@ -181,6 +203,8 @@ def card(dsn: str | None, as_json: bool, user_id: str) -> None:
     with connect(dsn) as conn:
         client = Client(conn)
         try:
+            if not client.lifetime_totals(user_id, "kind"):
+                _no_such_user(user_id)
             summary = client.summary_card(user_id)
             profile = client.engagement_profile(user_id)
             insights = client.usage_insights(user_id)
@@ -296,7 +320,7 @@ def export(
 @click.argument("kind")
 @click.argument("quantity", type=int, default=0)
 @click.option("--duration-ms", type=int, help="Duration in milliseconds (omit when unknown).")
-@click.option("--cost", default="0", show_default=True, help="Exact cost (a decimal number).")
+@click.option("--cost", default="0", show_default=True, callback=_decimal, help="Exact cost (a decimal number).")
 @click.option("--status", default="succeeded", show_default=True, help="succeeded, failed or cancelled.")
 @click.option("--error-code", help="Error code of a failed event.")
 @click.option(
