@@ -16,7 +16,8 @@ create table tally.usage_events (
   error_code        text,
   billable          boolean     not null default true,
   attributes        jsonb       not null default '{}',
-  corrects_event_id text
+  corrects_event_id text,
+  plan              text
 ) partition by range (occurred_at);
 
 comment on table tally.usage_events is
@@ -34,6 +35,7 @@ comment on column tally.usage_events.error_code is 'Error code of a failed event
 comment on column tally.usage_events.billable is 'Whether the event counts towards billing-period counters (only succeeded events do).';
 comment on column tally.usage_events.attributes is 'JSON object of dimension values and context (voice, model, provider, session_id, ...); at most 16 kB.';
 comment on column tally.usage_events.corrects_event_id is 'Set on a correction: the event_id this row amends (signed amounts) or reverses (status reversed).';
+comment on column tally.usage_events.plan is 'The plan in force for the user at occurred_at, as known when the event was recorded (the running subscription, else the default plan; NULL when neither); set by the database, never by writers.';
 
 -- Rows for a month without its own partition land here and are moved out by
 -- tally.ensure_partitions, so an insert never fails for lack of a partition.
@@ -50,7 +52,7 @@ create index usage_events_user_time on tally.usage_events (user_id, occurred_at)
 -- could call a leaky function) from running before the view's user filter.
 create view tally.my_usage_events with (security_barrier) as
 select e.event_id, e.user_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, e.duration_ms, e.cost, e.status,
-       e.error_code, e.billable, e.attributes, e.corrects_event_id
+       e.error_code, e.billable, e.attributes, e.corrects_event_id, e.plan
   from tally.usage_events e
  where e.user_id = tally.current_user_id();
 

@@ -16,7 +16,8 @@ create table tally.pending_deltas (
   timed_events integer     not null,
   cost         numeric     not null,
   billable     boolean     not null,
-  is_use       boolean     not null
+  is_use       boolean     not null,
+  plan         text
 ) with (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 5000,
         autovacuum_vacuum_insert_scale_factor = 0.0, autovacuum_vacuum_insert_threshold = 5000);
 
@@ -24,6 +25,7 @@ comment on table tally.pending_deltas is
   'Signed contributions of recorded events not yet merged into the rollups (internal). Append-only for writers, so concurrent writers never wait on each other''s rows; drained by tally.merge_pending.';
 comment on column tally.pending_deltas.events is '+1 for a succeeded event, -1 for a reversal, 0 for an amendment or a failure.';
 comment on column tally.pending_deltas.billable is 'Counts towards the billing period: billable and not failed.';
+comment on column tally.pending_deltas.plan is 'The event''s plan in force (tally.usage_events.plan).';
 comment on column tally.pending_deltas.is_use is 'A succeeded original event: moves first_at/last_at.';
 
 -- Without deduplication: a hot user's deltas all carry the same key, and

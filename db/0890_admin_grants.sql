@@ -28,19 +28,30 @@ grant select on tally.peer_distribution_mv to tally_reader;
 
 -- Per-user sources of the views: no analyst reads them (the admin functions read them as definer); like
 -- every per-user table, a reader sees its own rows through row-level security (db/0990).
-revoke all on tally.user_kind_days, tally.user_daily_ops, tally.user_daily_durations from public;
+revoke all on tally.user_kind_days, tally.user_daily_ops, tally.user_daily_durations, tally.user_daily_values from public;
 
 -- Functions: nothing for PUBLIC; the read API (SECURITY DEFINER, each applying the minimum group size) for analysts.
+-- The helpers (tally._analytics_*) read per-user rows: the owner's alone (the views and the definer functions run them).
 revoke execute on function
   tally._apply_admin(),
-  tally._funnel_next(text, text, timestamptz, timestamptz),
-  tally._paying_users(timestamptz, timestamptz),
-  tally._paying_users_by_day(date, date),
+  tally._funnel_next(text, text, timestamptz, timestamptz, text),
+  tally._paying_users(timestamptz, timestamptz, text),
+  tally._paying_users_by_day(date, date, text),
   tally._analytics_min_group_size(),
   tally.set_min_group_size(integer),
   tally._duration_bucket(bigint),
   tally._duration_bucket_ms(smallint),
-  tally._analytics_windows(),
+  tally._analytics_span(timestamptz, timestamptz),
+  tally._analytics_deltas(timestamptz, timestamptz),
+  tally._analytics_delta_values(timestamptz, timestamptz, text),
+  tally._analytics_delta_ops(timestamptz, timestamptz),
+  tally._analytics_values(timestamptz, timestamptz, text, text),
+  tally._analytics_overview(timestamptz, timestamptz, text),
+  tally._analytics_reliability(timestamptz, timestamptz, text),
+  tally._analytics_error_codes(timestamptz, timestamptz, text),
+  tally._analytics_windows(timestamptz),
+  tally._analytics_range(text, date, date, text),
+  tally._analytics_plan(text),
   tally._analytics_views(),
   tally._check_window(text),
   tally._refreshed_at(text),
@@ -48,16 +59,16 @@ revoke execute on function
   tally.refresh_analytics(),
   tally.analytics_freshness(),
   tally.schedule_refresh(interval),
-  tally.admin_overview(),
-  tally.admin_totals(text),
-  tally.admin_leaderboard(text, text, text, integer),
-  tally.admin_trend(text, text[], date, date),
-  tally.admin_active_users(date, date),
-  tally.admin_week_over_week(date, text),
-  tally.admin_funnel(text[], timestamptz, timestamptz),
-  tally.admin_reliability(text, text),
-  tally.admin_error_codes(text, integer, boolean),
-  tally.admin_cohorts(date, date)
+  tally.admin_overview(text, date, date, text),
+  tally.admin_totals(text, text, date, date, text),
+  tally.admin_leaderboard(text, text, text, integer, date, date, text),
+  tally.admin_trend(text, text[], date, date, text),
+  tally.admin_active_users(date, date, text),
+  tally.admin_week_over_week(date, text, integer, text),
+  tally.admin_funnel(text[], timestamptz, timestamptz, text),
+  tally.admin_reliability(text, text, date, date, text),
+  tally.admin_error_codes(text, integer, boolean, date, date, text),
+  tally.admin_cohorts(date, date, text)
   from public;
 
 grant execute on function
@@ -67,16 +78,16 @@ grant execute on function
   tally._refreshed_at(text),
   tally.analytics_freshness(),
   tally.refresh_analytics(),
-  tally.admin_overview(),
-  tally.admin_totals(text),
-  tally.admin_leaderboard(text, text, text, integer),
-  tally.admin_trend(text, text[], date, date),
-  tally.admin_active_users(date, date),
-  tally.admin_week_over_week(date, text),
-  tally.admin_funnel(text[], timestamptz, timestamptz),
-  tally.admin_reliability(text, text),
-  tally.admin_error_codes(text, integer, boolean),
-  tally.admin_cohorts(date, date)
+  tally.admin_overview(text, date, date, text),
+  tally.admin_totals(text, text, date, date, text),
+  tally.admin_leaderboard(text, text, text, integer, date, date, text),
+  tally.admin_trend(text, text[], date, date, text),
+  tally.admin_active_users(date, date, text),
+  tally.admin_week_over_week(date, text, integer, text),
+  tally.admin_funnel(text[], timestamptz, timestamptz, text),
+  tally.admin_reliability(text, text, date, date, text),
+  tally.admin_error_codes(text, integer, boolean, date, date, text),
+  tally.admin_cohorts(date, date, text)
   to tally_analyst;
 
 -- The refresh runs as the views' owner (SECURITY DEFINER); scheduling and the minimum group size are a DBA's job.

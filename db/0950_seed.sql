@@ -5,7 +5,17 @@
 insert into tally.dimensions (name, keys, description) values
   ('kind',  '{kind}',  'Usage type (the kind column).'),
   ('voice', '{voice}', 'TTS voice (attributes.voice).'),
-  ('model', '{model}', 'Model (attributes.model).')
+  ('model', '{model}', 'Model (attributes.model).'),
+  ('plan',  '{plan}',  'Plan in force when the event occurred (the plan column).')
+on conflict do nothing;
+
+-- The kinds of the products pgtally was built for; a product declares its own with tally.declare_kind.
+insert into tally.kinds (kind, unit, display_name, audio, featured_dimension) values
+  ('tts',           'characters', 'Text to speech', true,  'voice'),
+  ('transcription', 'seconds',    'Transcription',  true,  'model'),
+  ('ocr',           'pages',      'OCR',            false, 'model'),
+  ('export',        'files',      'Exports',        false, null),
+  ('llm',           'tokens',     'LLM calls',      false, 'model')
 on conflict do nothing;
 
 select tally.ensure_partitions();

@@ -15,7 +15,8 @@ select e.event_id, e.user_id, e.kind, e.occurred_at, e.attributes,
             when e.status = 'reversed' then -1 when e.corrects_event_id is not null then 0 else 1 end as timed_events,
        case when e.status in ('succeeded', 'reversed') then e.cost else 0 end as cost,
        e.billable and e.status in ('succeeded', 'reversed') as billable,
-       e.status = 'succeeded' and e.corrects_event_id is null as is_use
+       e.status = 'succeeded' and e.corrects_event_id is null as is_use,
+       e.plan
   from tally.usage_events e;
 
 comment on view tally.event_contributions is

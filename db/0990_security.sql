@@ -41,7 +41,7 @@ begin
       -- Analysts read how fresh the views they query are (analytics_freshness); it holds no user data.
       execute format('create policy %I on %s for select to tally_analyst using (true)',
                      'analysts read the refresh log', t.rel);
-    elsif t.relname = any (array['dimensions', 'plans', 'plan_limits']) then
+    elsif t.relname = any (array['dimensions', 'plans', 'plan_limits', 'kinds']) then
       execute format('create policy %I on %s for select to tally_reader, tally_analyst using (true)',
                      format('everyone reads %s', replace(t.relname, '_', ' ')), t.rel);
       execute format('grant select on %s to tally_reader, tally_analyst', t.rel);

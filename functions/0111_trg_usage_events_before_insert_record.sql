@@ -57,6 +57,13 @@ begin
   end if;
 
   new.recorded_at := statement_timestamp();
+  -- The plan in force when the usage happened, fixed now: usage by plan never moves later.
+  new.plan := coalesce(
+    (select s.plan from tally.subscriptions s
+      where s.user_id = new.user_id and s.started_at <= new.occurred_at
+        and (s.ended_at is null or s.ended_at > new.occurred_at)
+      order by s.started_at desc limit 1),
+    (select p.plan from tally.plans p where p.is_default));
 
   -- Exactly-once: the first committed insert of a key wins; a concurrent retry waits
   -- for it and then skips silently, so the producer's transaction goes on.
@@ -80,7 +87,7 @@ begin
   succeeded := new.status = 'succeeded';
   insert into tally.pending_deltas
     (user_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
-     timed_events, cost, billable, is_use)
+     timed_events, cost, billable, is_use, plan)
   values
     (new.user_id, new.kind, new.occurred_at, new.attributes,
      case when not succeeded then (case when new.status = 'reversed' then -1 else 0 end)
@@ -92,10 +99,10 @@ begin
           when new.status = 'reversed' then -1 when is_correction then 0 else 1 end,
      case when succeeded or new.status = 'reversed' then new.cost else 0 end,
      new.billable and (succeeded or new.status = 'reversed'),
-     succeeded and not is_correction);
+     succeeded and not is_correction, new.plan);
   return new;
 end
 $$;
 
 comment on function tally._trg_usage_events_before_insert_record() is
-  'Validates a new usage event (SQLSTATE class PT, message naming the field), checks a correction''s original, skips a duplicate event_id silently and appends the event''s signed contribution to tally.pending_deltas.';
+  'Validates a new usage event (SQLSTATE class PT, message naming the field), checks a correction''s original, records the plan in force, skips a duplicate event_id silently and appends the event''s signed contribution to tally.pending_deltas.';

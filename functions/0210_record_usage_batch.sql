@@ -112,19 +112,27 @@ begin
     on conflict do nothing
     returning event_id
   ), new_events as (
-    select f.* from firsts f join fresh using (event_id)
+    -- The plan in force when the usage happened, as the row trigger records it.
+    select f.*,
+           coalesce(
+             (select s.plan from tally.subscriptions s
+               where s.user_id = f.user_id and s.started_at <= f.occurred_at
+                 and (s.ended_at is null or s.ended_at > f.occurred_at)
+               order by s.started_at desc limit 1),
+             (select p.plan from tally.plans p where p.is_default)) as plan
+      from firsts f join fresh using (event_id)
   ), logged as (
     insert into tally.usage_events
       (event_id, user_id, kind, occurred_at, recorded_at, quantity, duration_ms, cost, status, error_code,
-       billable, attributes, corrects_event_id)
+       billable, attributes, corrects_event_id, plan)
     select b.event_id, b.user_id, b.kind, b.occurred_at, statement_timestamp(), b.quantity, b.duration_ms, b.cost,
-           b.status, b.error_code, b.billable, b.attributes, b.corrects_event_id
+           b.status, b.error_code, b.billable, b.attributes, b.corrects_event_id, b.plan
       from new_events b
     returning 1
   ), deltas as (
     insert into tally.pending_deltas
       (user_id, kind, occurred_at, attributes, events, failures, quantity, duration_ms,
-       timed_events, cost, billable, is_use)
+       timed_events, cost, billable, is_use, plan)
     select b.user_id, b.kind, b.occurred_at, b.attributes,
            case when b.status = 'reversed' then -1 when b.status <> 'succeeded' or b.corrects_event_id is not null then 0 else 1 end,
            case when b.status = 'failed' then 1 else 0 end,
@@ -134,7 +142,7 @@ begin
                 when b.status = 'reversed' then -1 when b.corrects_event_id is not null then 0 else 1 end,
            case when b.status in ('succeeded', 'reversed') then b.cost else 0 end,
            b.billable and b.status in ('succeeded', 'reversed'),
-           b.status = 'succeeded' and b.corrects_event_id is null
+           b.status = 'succeeded' and b.corrects_event_id is null, b.plan
       from new_events b
   ), reversed as (
     -- One reversal per original (tally.reversals); a concurrent one waits, then conflicts.

@@ -23,7 +23,8 @@ begin
       is_use       boolean,
       local_at     timestamp,
       day          date,
-      anchor_day   integer
+      anchor_day   integer,
+      plan         text
     ) on commit drop;
   else
     truncate pg_temp._tally_merge;

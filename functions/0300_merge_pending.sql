@@ -26,7 +26,8 @@ begin
          m.timed_events, m.cost, m.billable, m.is_use,
          m.occurred_at at time zone coalesce(s.time_zone, 'UTC'),
          (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date,
-         coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1)  -- as tally._period_anchor
+         coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1),  -- as tally._period_anchor
+         m.plan
     from moved m
     left join tally.user_settings s on s.user_id = m.user_id;
   get diagnostics merged = row_count;

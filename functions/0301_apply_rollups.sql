@@ -8,7 +8,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
   with expanded as (
-    select m.*, d.name as dimension, tally._dimension_value(d.keys, m.kind, m.attributes) as value
+    select m.*, d.name as dimension, tally._dimension_value(d.keys, m.kind, m.attributes, m.plan) as value
       from pg_temp._tally_merge m
      cross join tally.dimensions d
      where only_dimension is null or d.name = only_dimension
@@ -56,6 +56,7 @@ begin
   on conflict (user_id, period_start, kind) do update set
     events = t.events + excluded.events, quantity = t.quantity + excluded.quantity,
     duration_ms = t.duration_ms + excluded.duration_ms, cost = t.cost + excluded.cost;
+  perform tally._record_quota_alerts();  -- threshold alerts, where the usage is folded in (functions/0878)
 end
 $$;
 

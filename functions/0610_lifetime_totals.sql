@@ -20,14 +20,17 @@ declare
 begin
   -- One statement, one snapshot: a delta is either still pending or already merged.
   return query
-  select x.value, sum(x.events)::bigint, sum(x.quantity), sum(x.duration_ms), sum(x.cost),
+  -- A duration is known only when some event behind it had one (NULL duration_ms = unknown): no timed
+  -- event and no amount of duration (an amendment may add one) means unknown.
+  select x.value, sum(x.events)::bigint, sum(x.quantity),
+         case when sum(x.timed_events) <> 0 or sum(x.duration_ms) <> 0 then sum(x.duration_ms) end, sum(x.cost),
          min(x.first_at), max(x.last_at), sum(x.failures)::bigint
     from (
-      select t.value, t.events, t.quantity, t.duration_ms, t.cost, t.first_at, t.last_at, t.failures
+      select t.value, t.events, t.quantity, t.duration_ms, t.timed_events, t.cost, t.first_at, t.last_at, t.failures
         from tally.user_totals t
        where t.user_id = lifetime_totals.user_id and t.dimension = lifetime_totals.dimension
       union all
-      select tally._dimension_value(keys, p.kind, p.attributes), p.events, p.quantity, p.duration_ms, p.cost,
+      select tally._dimension_value(keys, p.kind, p.attributes, p.plan), p.events, p.quantity, p.duration_ms, p.timed_events, p.cost,
              case when p.is_use then p.occurred_at end, case when p.is_use then p.occurred_at end, p.failures
         from tally.pending_deltas p
        where p.user_id = lifetime_totals.user_id
@@ -39,4 +42,4 @@ end
 $$;
 
 comment on function tally.lifetime_totals(text, text) is
-  'Lifetime totals of a user per value of a declared dimension (events, quantity, duration_ms, cost, first_at, last_at, failures), exact at commit.';
+  'Lifetime totals of a user per value of a declared dimension (events, quantity, duration_ms, cost, first_at, last_at, failures), exact at commit; duration_ms is NULL when no event behind it had a duration (unknown).';

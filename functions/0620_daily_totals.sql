@@ -33,7 +33,7 @@ begin
       select p.day, p.value, p.events, p.quantity, p.duration_ms, p.cost, p.failures
         from (
           select (q.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date as day,
-                 tally._dimension_value(keys, q.kind, q.attributes) as value,
+                 tally._dimension_value(keys, q.kind, q.attributes, q.plan) as value,
                  q.events, q.quantity, q.duration_ms, q.cost, q.failures
             from tally.pending_deltas q
             left join tally.user_settings s on s.user_id = q.user_id

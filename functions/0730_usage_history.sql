@@ -11,7 +11,8 @@ returns table (
   quantity     numeric,
   duration_ms  numeric,
   cost         numeric,
-  failures     bigint
+  failures     bigint,
+  unit         text
 )
 language plpgsql
 stable
@@ -36,8 +37,15 @@ begin
   -- occurs in the range appears in every bucket.
   return query
   with days as (
-    select date_trunc(bucket, d.day::timestamp)::date as b, d.value, d.events, d.quantity, d.duration_ms, d.cost, d.failures
+    select date_trunc(bucket, d.day::timestamp)::date as b, d.value, d.events, d.quantity, d.duration_ms, d.cost, d.failures,
+           case when dimension is null or dimension = 'kind' then tally._kind_unit(d.value) end as unit
       from tally.daily_totals(usage_history.user_id, coalesce(dimension, 'kind'), r.first_day, r.last_day) d
+  ), units as (
+    -- Quantities add within one unit only: summed over kinds of several units, the
+    -- range shows no quantity at all (NULL) rather than a number in no unit.
+    select count(distinct d.unit) filter (where d.quantity <> 0) as n,
+           min(d.unit) filter (where d.quantity <> 0) as unit
+      from days d
   ), buckets as (
     select g::date as b
       from generate_series(date_trunc(bucket, r.first_day::timestamp), r.last_day::timestamp, step) g
@@ -46,10 +54,14 @@ begin
     union all
     select null::text where dimension is null or not exists (select from days)
   )
-  select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0),
-         coalesce(sum(d.duration_ms), 0), coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint
+  select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint,
+         case when dimension is not null or min(u.n) <= 1 then coalesce(sum(d.quantity), 0) end,
+         coalesce(sum(d.duration_ms), 0), coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint,
+         case when dimension = 'kind' then tally._kind_unit(v.value)
+              when dimension is null and min(u.n) = 1 then min(u.unit) end
     from buckets k
    cross join vals v
+   cross join units u
     left join days d on d.b = k.b and (dimension is null or d.value = v.value)
    group by k.b, v.value
    order by k.b, v.value;
@@ -57,4 +69,4 @@ end
 $$;
 
 comment on function tally.usage_history(text, text, text, text, date, date, timestamptz) is
-  'Usage of a user per bucket (day, week starting Monday, or month of local days) over a range (7d, 30d, 3m, 12m, any N[dwmy] ending today, or custom from_day..to_day), every bucket present with zeros; bucket_end is exclusive; stacked by a declared dimension when given (value NULL otherwise). Exact at commit.';
+  'Usage of a user per bucket (day, week starting Monday, or month of local days) over a range (7d, 30d, 3m, 12m, any N[dwmy] ending today, or custom from_day..to_day), every bucket present with zeros; bucket_end is exclusive; stacked by a declared dimension when given (value NULL otherwise). Quantities add within one unit only: unstacked over kinds of several units the quantity is NULL; unit names the quantity''s unit (NULL when mixed, or stacked by a dimension other than kind). Exact at commit.';

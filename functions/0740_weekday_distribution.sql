@@ -18,6 +18,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   last_day date := coalesce(to_day, (at at time zone tally._user_time_zone(user_id))::date);
+  mixed    boolean := tally._mixed_units(user_id);  -- quantities of several units do not add: NULL
 begin
   if from_day is not null and from_day > last_day then
     raise exception using errcode = 'PT011', column = 'from_day',
@@ -37,7 +38,7 @@ begin
      group by 1
   )
   select w.wd::smallint, (array['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'])[w.wd],
-         coalesce(b.active, 0)::bigint, coalesce(b.events, 0)::bigint, coalesce(b.quantity, 0),
+         coalesce(b.active, 0)::bigint, coalesce(b.events, 0)::bigint, case when not mixed then coalesce(b.quantity, 0) end,
          coalesce(b.duration_ms, 0), coalesce(b.cost, 0),
          case when sum(b.events) over () > 0 then round(100.0 * coalesce(b.events, 0) / sum(b.events) over (), 1) else 0 end
     from generate_series(1, 7) as w(wd)

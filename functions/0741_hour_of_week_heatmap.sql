@@ -28,9 +28,12 @@ as $$
              where p.user_id = hour_of_week_heatmap.user_id) as l
   )
   select g.how::smallint, (g.how / 24 + 1)::smallint, (g.how % 24)::smallint,
-         coalesce(sum(x.events), 0)::bigint, coalesce(sum(x.failures), 0)::bigint, coalesce(sum(x.quantity), 0),
+         coalesce(sum(x.events), 0)::bigint, coalesce(sum(x.failures), 0)::bigint,
+         -- quantities of several units do not add: NULL
+         case when not bool_or(mx.mixed) then coalesce(sum(x.quantity), 0) end,
          coalesce(sum(x.duration_ms), 0), coalesce(sum(x.cost), 0)
     from generate_series(0, 167) as g(how)
+   cross join (select tally._mixed_units(hour_of_week_heatmap.user_id) as mixed) as mx
     left join x on x.how = g.how
    group by g.how
    order by g.how

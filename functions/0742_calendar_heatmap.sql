@@ -17,6 +17,7 @@ as $$
 declare
   y     integer := coalesce(year, extract(year from (at at time zone tally._user_time_zone(user_id)))::integer);
   jan1 date;
+  mixed boolean := tally._mixed_units(user_id);  -- quantities of several units do not add: NULL, levels by events
 begin
   if y < 2000 or y > 2200 then
     raise exception using errcode = 'PT011', column = 'year', message = format('year must be between 2000 and 2200 (got %s)', y);
@@ -31,11 +32,11 @@ begin
       from tally.daily_totals(calendar_heatmap.user_id, 'kind', jan1, (jan1 + interval '1 year')::date - 1) d
      group by d.day
   ), levels as (
-    select x.day, ceil(4 * cume_dist() over (order by x.quantity))::smallint as lvl
+    select x.day, ceil(4 * cume_dist() over (order by case when mixed then x.events else x.quantity end))::smallint as lvl
       from days x
      where x.events > 0
   )
-  select g::date, extract(isodow from g)::smallint, coalesce(x.events, 0)::bigint, coalesce(x.quantity, 0),
+  select g::date, extract(isodow from g)::smallint, coalesce(x.events, 0)::bigint, case when not mixed then coalesce(x.quantity, 0) end,
          coalesce(x.duration_ms, 0), coalesce(x.cost, 0), coalesce(l.lvl, 0)::smallint
     from generate_series(jan1::timestamp, (jan1 + interval '1 year')::date - 1, interval '1 day') g
     left join days x on x.day = g::date

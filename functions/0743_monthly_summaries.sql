@@ -19,6 +19,7 @@ as $$
 declare
   today date := (at at time zone tally._user_time_zone(user_id))::date;
   first_month date;
+  mixed boolean := tally._mixed_units(user_id);  -- quantities of several units do not add: NULL
 begin
   if months is null or months < 1 or months > 120 then
     raise exception using errcode = 'PT011', column = 'months',
@@ -38,7 +39,8 @@ begin
     select d.m, d.day from d group by d.m, d.day having sum(d.events) > 0
   )
   select g::date, (g + interval '1 month')::date,
-         coalesce(sum(d.events), 0)::bigint, coalesce(sum(d.quantity), 0), coalesce(sum(d.duration_ms), 0),
+         coalesce(sum(d.events), 0)::bigint, case when not mixed then coalesce(sum(d.quantity), 0) end,
+         coalesce(sum(d.duration_ms), 0),
          coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint,
          (select count(*) from per_day p where p.m = g::date),
          (select k.value from per_kind k where k.m = g::date and k.events > 0

@@ -25,6 +25,9 @@ begin
   if t < f or t - f > 3660 then
     raise exception using errcode = 'PT011', column = 'to_day',
       message = format('need from_day <= to_day within 3660 days (got %s .. %s)', f, t);
+  elsif m = 'quantity' and kind is null and tally._mixed_units(user_id) then
+    raise exception using errcode = 'PT011', column = 'kind',
+      message = 'the quantity of all kinds adds different units: pass a kind, or use the metric events, duration_ms or cost';
   elsif threshold is null or threshold <= 0 then
     raise exception using errcode = 'PT011', column = 'threshold',
       message = format('threshold must be positive (got %s)', coalesce(threshold::text, 'null'));

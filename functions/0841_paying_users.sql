@@ -1,6 +1,6 @@
--- Paying users over a span of time: distinct users with a subscription at a monthly price above zero in force at some moment of [from_at, to_at).
--- Called by tally.admin_overview (at the moment of the call) and tally.admin_week_over_week (per week).
-create or replace function tally._paying_users(from_at timestamptz, to_at timestamptz)
+-- Paying users over a span of time: distinct users with a subscription at a monthly price above zero (to one plan, or any) in force at some moment of [from_at, to_at).
+-- Called by tally.admin_overview (over its window) and tally.admin_week_over_week (per window of weeks).
+create or replace function tally._paying_users(from_at timestamptz, to_at timestamptz, only_plan text default null)
 returns bigint
 language sql
 stable
@@ -14,7 +14,8 @@ as $$
    where s.monthly_price > 0
      and s.started_at < _paying_users.to_at
      and (s.ended_at is null or s.ended_at > _paying_users.from_at)
+     and (only_plan is null or s.plan = only_plan)
 $$;
 
-comment on function tally._paying_users(timestamptz, timestamptz) is
-  'Distinct users holding a subscription with monthly_price > 0 (the price fixed when it started) in force at some moment of [from_at, to_at); users on the default plan without a subscription never count (internal; read by the admin functions).';
+comment on function tally._paying_users(timestamptz, timestamptz, text) is
+  'Distinct users holding a subscription with monthly_price > 0 (the price fixed when it started; to only_plan when given) in force at some moment of [from_at, to_at); users on the default plan without a subscription never count (internal; read by the admin functions).';

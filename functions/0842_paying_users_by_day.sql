@@ -1,6 +1,6 @@
--- Paying users per UTC day and in the 7 and 30 days ending each day, from the subscriptions, for a range of days.
+-- Paying users (of one plan, or any) per UTC day and in the 7 and 30 days ending each day, from the subscriptions, for a range of days.
 -- Called by tally.admin_active_users (the series behind the "paying" trend).
-create or replace function tally._paying_users_by_day(from_day date, to_day date)
+create or replace function tally._paying_users_by_day(from_day date, to_day date, only_plan text default null)
 returns table (day date, paying_users bigint, paying_users_7d bigint, paying_users_30d bigint)
 language sql
 stable
@@ -21,6 +21,7 @@ as $$
      where s.monthly_price > 0
        and s.started_at < (_paying_users_by_day.to_day + 1)::timestamp at time zone 'UTC'
        and (s.ended_at is null or s.ended_at > (_paying_users_by_day.from_day - 29)::timestamp at time zone 'UTC')
+       and (only_plan is null or s.plan = only_plan)
   ), spans as (
     select u.a,
            max(u.b) over (partition by u.user_id order by u.a, u.b rows unbounded preceding) as b_max,
@@ -53,5 +54,5 @@ as $$
    order by r.day
 $$;
 
-comment on function tally._paying_users_by_day(date, date) is
-  'Per UTC day of [from_day, to_day]: distinct users with a subscription at monthly_price > 0 in force at some moment of that day, and of the 7 and 30 days ending it (internal; read by tally.admin_active_users).';
+comment on function tally._paying_users_by_day(date, date, text) is
+  'Per UTC day of [from_day, to_day]: distinct users with a subscription at monthly_price > 0 (to only_plan when given) in force at some moment of that day, and of the 7 and 30 days ending it (internal; read by tally.admin_active_users).';

@@ -1,7 +1,7 @@
--- Funnel over an ordered list of kinds: users reaching each step in order, conversion and drop-off per step, per timeframe.
--- Called by dashboards, admin.funnel() and `pgtally admin`; reads the merge-maintained tally.user_kind_days of the timeframe.
+-- Funnel over an ordered list of kinds: users reaching each step in order, conversion and drop-off per step, per timeframe
+-- (and optionally one plan). Called by dashboards, admin.funnel() and `pgtally admin`; reads the merge-maintained tally.user_kind_days.
 create or replace function tally.admin_funnel(steps text[], from_at timestamptz default null,
-                                              to_at timestamptz default null)
+                                              to_at timestamptz default null, plan text default null)
 returns table (step integer, kind text, users bigint, conversion_pct numeric, step_conversion_pct numeric,
                drop_off bigint, drop_off_pct numeric, refreshed_at timestamptz)
 language plpgsql
@@ -13,6 +13,7 @@ declare
   lo timestamptz := coalesce(from_at, '-infinity');
   hi timestamptz := coalesce(to_at, 'infinity');
   min_users integer := tally._analytics_min_group_size();
+  p  text := tally._analytics_plan(plan);
 begin
   -- SECURITY DEFINER on purpose: the answer is aggregate, but it is computed from
   -- per-user rows (step days, pending deltas, the log) that analysts may not read.
@@ -38,10 +39,12 @@ begin
      where d.kind = steps[1]
        and d.day between (lo at time zone 'UTC')::date and (hi at time zone 'UTC')::date
        and d.last_at >= lo and d.first_at < hi
+       and (p is null or d.plan = p)
     union
-    select p.user_id
-      from tally.pending_deltas p
-     where p.is_use and p.kind = steps[1] and p.occurred_at >= lo and p.occurred_at < hi
+    select x.user_id
+      from tally.pending_deltas x
+     where x.is_use and x.kind = steps[1] and x.occurred_at >= lo and x.occurred_at < hi
+       and (p is null or coalesce(x.plan, '') = p)
   ), reached (n, user_id, at) as (
     -- A journey inside the timeframe, greedily: step 1 at the user's earliest
     -- step-1 use in [from_at, to_at); step k at the earliest step-k use at or
@@ -51,13 +54,13 @@ begin
     -- (uses before from_at, such as an older first visit, play no part).
     select 1, s.user_id, f.t
       from starts s
-     cross join lateral (select tally._funnel_next(s.user_id, steps[1], lo, hi) as t) f
+     cross join lateral (select tally._funnel_next(s.user_id, steps[1], lo, hi, p) as t) f
      where f.t is not null
     union all
     select r.n + 1, r.user_id, f.t
       from reached r
       join ordered o on o.n = r.n + 1
-     cross join lateral (select tally._funnel_next(r.user_id, o.kind, r.at, hi) as t) f
+     cross join lateral (select tally._funnel_next(r.user_id, o.kind, r.at, hi, p) as t) f
      where f.t is not null
   ), counts as (
     select o.n, o.kind, count(r.user_id) as users
@@ -83,5 +86,5 @@ begin
 end
 $$;
 
-comment on function tally.admin_funnel(text[], timestamptz, timestamptz) is
-  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}) inside [from_at, to_at) (default: all time): per step k, the users with succeeded original events of steps 1..k inside the timeframe at non-decreasing times (uses before from_at do not count; a step done only before the previous one does not count); conversion from step 1 and from the previous step, drop-off. A step reached by fewer users than the minimum group size shows 0 users (as do the steps after it). From the merge-maintained tally.user_kind_days plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';
+comment on function tally.admin_funnel(text[], timestamptz, timestamptz, text) is
+  'Funnel over ordered kinds (e.g. {paywall.viewed,paywall.clicked,checkout.started,checkout.completed}) inside [from_at, to_at) (default: all time; exact instants): per step k, the users with succeeded original events of steps 1..k (with plan: recorded under that plan) inside the timeframe at non-decreasing times (uses before from_at do not count; a step done only before the previous one does not count); conversion from step 1 and from the previous step, drop-off. A step reached by fewer users than the minimum group size shows 0 users (as do the steps after it). From the merge-maintained tally.user_kind_days plus pending deltas, so exact at commit (refreshed_at = now). Requires tally_analyst.';

@@ -1,11 +1,11 @@
 # Sourced by scripts/demo and scripts/test: installs what is missing, then
 # leaves a virtualenv with pgtally (editable) and its test dependencies in .venv.
-# As root on Debian/Ubuntu it installs PostgreSQL 15, pgTAP, pg_cron, plpgsql_check, libfaketime and Chromium
-# (report test) with apt;
+# As root on Debian/Ubuntu it installs PostgreSQL 15, pgTAP, pg_cron, plpgsql_check, libfaketime, Chromium
+# and poppler-utils (report tests: browser, PDF text and pages) with apt;
 # otherwise it says what to install.
 
 pgtally_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-apt_packages=(postgresql-15 postgresql-15-pgtap postgresql-15-cron postgresql-15-plpgsql-check faketime python3-venv chromium)
+apt_packages=(postgresql-15 postgresql-15-pgtap postgresql-15-cron postgresql-15-plpgsql-check faketime python3-venv chromium poppler-utils)
 
 missing_apt() {
   local p out=()

@@ -9,6 +9,7 @@ with psql inside their own cloned database.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from fixed_clock import clock_problem, fixed_moment, server_env
 from pgtally import migrate, server
 
 TEMPLATE = "pgtally_template"
@@ -41,7 +43,13 @@ class _Harness:
     @property
     def server_dsn(self) -> str:
         if self._dsn is None:
-            dsn = self._stack.enter_context(server.database(settings=server.FAST_UNSAFE))
+            # Under a fixed clock the server gets this process's libfaketime settings: both clocks move together.
+            dsn = self._stack.enter_context(server.database(settings=server.FAST_UNSAFE, env=server_env()))
+            if fixed_moment() is not None:
+                with psycopg.connect(dsn) as conn:
+                    seen = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+                if problem := clock_problem("the server's now()", seen):
+                    raise RuntimeError(problem)
             _build_template(dsn)
             self._dsn = dsn
         return self._dsn
@@ -73,6 +81,20 @@ def _build_template(server_dsn: str) -> None:
 
 
 HARNESS = _Harness()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A fixed clock (docs/development.md, "Fixed clocks") must be this process's clock too, and the server's.
+    if fixed_moment() is not None:
+        if os.environ.get("DATABASE_URL"):
+            raise pytest.UsageError("PGTALLY_FAKETIME needs the throwaway server: unset DATABASE_URL")
+        if problem := clock_problem("this process's clock", dt.datetime.now(dt.timezone.utc)):
+            raise pytest.UsageError(problem)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    moment = fixed_moment()
+    return f"fixed clock (libfaketime): {moment:%Y-%m-%d %H:%M:%S} UTC and running" if moment else None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -171,9 +193,23 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     return None
 
 
+#: pgTAP files whose answers depend on the day they run (windows relative to now()), and the area about dates:
+#: the fixed-clock matrix runs them (marker date_sensitive).
+_DATE_SENSITIVE_PGTAP = (
+    "dates/",
+    "admin/cohorts.",
+    "admin/leaderboards.",
+    "admin/reliability.",
+    "admin/week_over_week.",
+)
+
+
 class PgTapFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        yield PgTapItem.from_parent(self, name=self.path.name.removesuffix(".test.sql"))
+        item = PgTapItem.from_parent(self, name=self.path.name.removesuffix(".test.sql"))
+        if f"{self.path.parent.name}/{self.path.name}".startswith(_DATE_SENSITIVE_PGTAP):
+            item.add_marker(pytest.mark.date_sensitive)
+        yield item
 
 
 class PgTapFailure(Exception):

@@ -22,8 +22,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-# Functions executable by a reader or an analyst that are not reads.
-NOT_READS = {"refresh_analytics"}
+# Functions executable by a reader or an analyst that are not reads (they write: refresh, e-mail subscriptions).
+NOT_READS = {"refresh_analytics", "subscribe_reports", "unsubscribe_reports"}
 
 
 def read_functions(conn: psycopg.Connection) -> list[tuple[str, list[tuple[str, str, bool]]]]:

@@ -67,6 +67,10 @@ def contribution(ev: Ev) -> dict[str, Any]:
         "failures": 1 if ev.status == "failed" else 0,
         "quantity": ev.quantity if counted else 0,
         "duration_ms": (ev.duration_ms or 0) if counted else 0,
+        # events whose duration is known (signed like events): none means the duration is unknown
+        "timed": 0
+        if ev.duration_ms is None or not counted
+        else (-1 if ev.status == "reversed" else 0 if correction else 1),
         "cost": Decimal(ev.cost) if counted else Decimal(0),
         "is_use": ev.status == "succeeded" and not correction,
         "billable": ev.billable and counted,
@@ -136,11 +140,18 @@ class Model:
     def lifetime(self, user_id: str, dimension: str) -> dict[str, dict[str, Any]]:
         keys = DEFAULT_DIMENSIONS[dimension]
         out: dict[str, dict[str, Any]] = defaultdict(self._empty)
+        timed: dict[str, int] = {}
         for ev in self.user_events(user_id):
             v = dimension_value(keys, ev)
             if v is not None:
-                self._add(out[v], ev, contribution(ev))
-        return dict(out)
+                c = contribution(ev)
+                self._add(out[v], ev, c)
+                timed[v] = timed.get(v, 0) + c["timed"]
+        # A lifetime duration is unknown (None) when no event behind it had one.
+        return {
+            v: {**acc, "duration_ms": acc["duration_ms"] if timed[v] or acc["duration_ms"] else None}
+            for v, acc in out.items()
+        }
 
     def daily(
         self, user_id: str, dimension: str, from_day: dt.date, to_day: dt.date

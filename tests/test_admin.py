@@ -15,7 +15,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import psycopg
 import pytest
@@ -225,9 +225,10 @@ def workload(dsn: str) -> Iterator[tuple[Client, list[UsageEvent], dict[str, str
         yield client, unique, zones
 
 
-def _local_day(e: UsageEvent, zones: dict[str, str]) -> dt.date:
+def _utc_day(e: UsageEvent) -> dt.date:
+    """Platform figures use UTC days, whatever the user's time zone (the workload's users live in many)."""
     assert e.occurred_at is not None
-    return e.occurred_at.astimezone(ZoneInfo(zones.get(e.user_id, "UTC"))).date()
+    return e.occurred_at.astimezone(UTC).date()
 
 
 def test_totals_leaderboards_and_error_codes_match_the_raw_events(
@@ -296,6 +297,7 @@ def _journeys(
     return counts
 
 
+@pytest.mark.date_sensitive  # relative to now: also runs at fixed clocks (tests/test_fixed_clocks.py)
 def test_funnel_matches_a_recomputation(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
     client, events, _ = workload
     last = max(e.occurred_at for e in events if e.occurred_at is not None)
@@ -342,9 +344,10 @@ def test_funnel_matches_a_recomputation(workload: tuple[Client, list[UsageEvent]
 
 def test_activity_and_cohorts_match_a_recomputation(workload: tuple[Client, list[UsageEvent], dict[str, str]]) -> None:
     client, events, zones = workload
+    assert len(set(zones.values())) > 3, "users in several time zones: their local days are not the platform's days"
     days: dict[dt.date, set[str]] = defaultdict(set)
     for e in events:
-        days[_local_day(e, zones)].add(e.user_id)
+        days[_utc_day(e)].add(e.user_id)
     to_day = max(days) - dt.timedelta(days=3)
     from_day = to_day - dt.timedelta(days=40)
     got = {a.day: a for a in client.admin.active_users(from_day, to_day)}
@@ -415,10 +418,13 @@ def test_paying_users_match_the_subscriptions(workload: tuple[Client, list[Usage
         paying(week_end - dt.timedelta(days=7), week_end),
         paying(week_end - dt.timedelta(days=14), week_end - dt.timedelta(days=7)),
     )
-    now = client.admin.overview()
-    assert now is not None and now.paying_users == len(
-        {u for u, plan, start, end in subs if plan == "pro" and (end is None or end > dt.datetime.now(UTC))}
-    )
+    # The overview's paying users are those of its window: the last 24 hours, or all time, ending at the refresh.
+    day = client.admin.overview("24h")
+    assert day is not None and day.window_start is not None and day.window_end is not None
+    assert day.paying_users == paying(day.window_start, day.window_end)
+    ever = client.admin.overview()
+    assert ever is not None and ever.window_start is None and ever.window_end == day.window_end
+    assert ever.paying_users == paying(dt.datetime.min.replace(tzinfo=UTC), day.window_end) > day.paying_users
 
 
 def test_reliability_percentiles_are_within_the_bucket_error(
@@ -443,6 +449,229 @@ def test_reliability_percentiles_are_within_the_bucket_error(
         for q, got in ((0.5, r.p50_duration_ms), (0.95, r.p95_duration_ms), (0.99, r.p99_duration_ms)):
             true = durations[math.ceil(q * len(durations)) - 1]
             assert got is not None and abs(got - true) <= 0.045 * true + 1, (r.kind, q, got, true)
+
+
+# ------------------------------------------------- date ranges, plans and weeks
+
+P_START, P_END = dt.datetime(2026, 5, 1, tzinfo=UTC), dt.datetime(2026, 8, 1, tzinfo=UTC)
+P_USERS, P_EVENTS, P_SEED = 60, 3000, 7
+#: Subscriptions (user index, plan, start, end): users 1-20 on pro (1-5 move to team on Jun 20, 6-8 stop on Jul 5 and
+#: fall back to the default free plan), users 21-23 on tiny (a plan of three users); everyone else on free.
+_MOVE, _STOP = dt.datetime(2026, 6, 20, 10, tzinfo=UTC), dt.datetime(2026, 7, 5, tzinfo=UTC)
+_BEFORE = P_START - dt.timedelta(days=10)
+
+
+def _subscriptions(users: list[str]) -> list[tuple[str, str, dt.datetime, dt.datetime | None]]:
+    subs: list[tuple[str, str, dt.datetime, dt.datetime | None]] = []
+    for i, u in enumerate(users, 1):
+        if i <= 5:
+            subs += [(u, "pro", _BEFORE, _MOVE), (u, "team", _MOVE, None)]
+        elif i <= 8:
+            subs.append((u, "pro", _BEFORE, _STOP))
+        elif i <= 20:
+            subs.append((u, "pro", _BEFORE, None))
+        elif i <= 23:
+            subs.append((u, "tiny", _BEFORE, None))
+    return subs
+
+
+class _Log:
+    """The generated events with the plan in force at each, recomputed from the subscriptions (not read back)."""
+
+    def __init__(self, events: list[UsageEvent], subs: list[tuple[str, str, dt.datetime, dt.datetime | None]]) -> None:
+        self.events = events
+        self.subs = subs
+
+    def plan_of(self, e: UsageEvent) -> str:
+        assert e.occurred_at is not None
+        for user, plan, start, end in self.subs:
+            if user == e.user_id and start <= e.occurred_at and (end is None or e.occurred_at < end):
+                return plan
+        return "free"  # the default plan
+
+    def select(self, lo: dt.datetime, hi: dt.datetime, plan: str | None) -> list[UsageEvent]:
+        return [
+            e
+            for e in self.events
+            if e.occurred_at is not None and lo <= e.occurred_at < hi and (plan is None or self.plan_of(e) == plan)
+        ]
+
+
+@pytest.fixture
+def planned(dsn: str) -> Iterator[tuple[Client, _Log]]:
+    events = list(generate_events(P_USERS, P_EVENTS, P_SEED, P_START, P_END))
+    unique = list({e.event_id: e for e in reversed(events)}.values())  # a retry counts once
+    users = sorted({e.user_id for e in unique})
+    subs = _subscriptions(users)
+    with Client.connect(dsn) as client:
+        client.upsert_plan("free", tier=0, monthly_price=Decimal(0), is_default=True)
+        client.upsert_plan("pro", tier=1, monthly_price=Decimal(10))
+        client.upsert_plan("team", tier=2, monthly_price=Decimal(30))
+        client.upsert_plan("tiny", tier=1, monthly_price=Decimal(5))
+        # Subscriptions first: an event keeps the plan in force when it occurred. Starting team ends pro.
+        for user, plan, start, end in subs:
+            client.start_subscription(user, plan, start)
+            if end == _STOP:
+                client.end_subscription(user, end)
+        client.record_many(events)
+        client.admin.refresh()
+        yield client, _Log(unique, subs)
+
+
+def _day(d: dt.date) -> dt.datetime:
+    return dt.datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+RANGES = (
+    (dt.date(2026, 5, 1), dt.date(2026, 8, 1)),
+    (dt.date(2026, 6, 10), dt.date(2026, 6, 24)),
+    (dt.date(2026, 7, 1), dt.date(2026, 7, 2)),
+)
+PLANS = (None, "free", "pro", "team", "tiny")
+
+
+def test_date_ranges_and_plans_match_the_raw_events(planned: tuple[Client, _Log]) -> None:
+    """Every windowed figure of [from_day, to_day) and a plan: only the events of those days and that plan count."""
+    client, log = planned
+    assert {log.plan_of(e) for e in log.events} == {"free", "pro", "team", "tiny"}
+    for (from_day, to_day), plan in itertools.product(RANGES, PLANS):
+        sel = log.select(_day(from_day), _day(to_day), plan)
+        where = (from_day, to_day, plan)
+        ok = [e for e in sel if e.status == "succeeded"]
+        failed = [e for e in sel if e.status == "failed"]
+        users = {e.user_id for e in ok + failed}
+        o = client.admin.overview(from_day=from_day, to_day=to_day, plan=plan)
+        if plan is not None and len(users) < MIN_USERS:
+            assert o is None, where  # a plan's figures are a group: hidden when too small
+        else:
+            assert o is not None, where
+            assert (o.users, o.events, o.succeeded, o.failures) == (len(users), len(ok), len(ok), len(failed)), where
+            assert (o.window_start, o.window_end) == (_day(from_day), _day(to_day))
+        kinds = {
+            k: (
+                sum(1 for e in ok if e.kind == k),
+                sum(1 for e in failed if e.kind == k),
+                sum(e.quantity for e in ok if e.kind == k),
+                len({e.user_id for e in ok + failed if e.kind == k}),
+            )
+            for k in {e.kind for e in sel}
+        }
+        got = client.admin.totals("kind", from_day=from_day, to_day=to_day, plan=plan)
+        assert {t.value: (t.events, t.failures, t.quantity, t.users) for t in got} == {
+            k: v for k, v in kinds.items() if v[3] >= MIN_USERS
+        }, where
+        voices: dict[str, set[str]] = defaultdict(set)
+        for e in ok + failed:
+            if "voice" in e.attributes:
+                voices[e.attributes["voice"]].add(e.user_id)
+        board = client.admin.leaderboard(
+            "voice", metric="users", limit=1000, from_day=from_day, to_day=to_day, plan=plan
+        )
+        assert {b.value: b.users for b in board} == {v: len(u) for v, u in voices.items() if len(u) >= MIN_USERS}, where
+        rel = {
+            r.kind: (r.succeeded, r.failed)
+            for r in client.admin.reliability(None, from_day=from_day, to_day=to_day, plan=plan)
+            if r.format == "*"
+        }
+        assert rel == {k: v[:2] for k, v in kinds.items() if v[3] >= MIN_USERS and (v[0] or v[1])}, where
+        codes = Counter((e.kind, e.error_code or "") for e in failed)
+        code_users = {key: len({e.user_id for e in failed if (e.kind, e.error_code or "") == key}) for key in codes}
+        got_codes = client.admin.error_codes(None, 100, from_day=from_day, to_day=to_day, plan=plan)
+        assert {(c.kind, c.error_code): c.failures for c in got_codes} == {
+            key: n for key, n in codes.items() if code_users[key] >= MIN_USERS
+        }, where
+    # The named window "all" of the views is the same as the whole period, plan by plan.
+    for plan in PLANS:
+        a, r = (
+            client.admin.totals("kind", "all", plan=plan),
+            client.admin.totals("kind", from_day=P_START.date(), to_day=P_END.date(), plan=plan),
+        )
+        assert [(t.value, t.events, t.users) for t in a] == [(t.value, t.events, t.users) for t in r], plan
+    assert client.admin.overview(plan="tiny") is None and client.admin.totals("kind", plan="tiny") == []
+    team = {e.user_id for e in log.events if log.plan_of(e) == "team" and e.status in ("succeeded", "failed")}
+    assert (client.admin.overview(plan="team") is None) == (len(team) < MIN_USERS)
+    pro, every = client.admin.overview(plan="pro"), client.admin.overview()
+    assert pro is not None and every is not None and 0 < pro.events < every.events, "the plan filter filters"
+    with pytest.raises(InvalidArgument, match="plan"):
+        client.admin.totals("kind", plan="platinum")
+    with pytest.raises(InvalidArgument, match="to_day"):
+        client.admin.overview(from_day=dt.date(2026, 6, 2), to_day=dt.date(2026, 6, 1))
+
+
+def _wow_oracle(
+    log: _Log, as_of: dt.date, weeks: int, plan: str | None, k: int
+) -> dict[tuple[str, str], tuple[Any, Any]]:
+    """Week-over-week cards straight from the events: (metric, value) -> (this, last)."""
+    n = 7 * weeks
+    this = (_day(as_of - dt.timedelta(days=n - 1)), _day(as_of + dt.timedelta(days=1)))
+    last = (_day(as_of - dt.timedelta(days=2 * n - 1)), this[0])
+    first_day: dict[str, dt.date] = {}
+    for e in log.select(P_START - dt.timedelta(days=365), P_END, plan):
+        if e.status in ("succeeded", "failed"):
+            d = _utc_day(e)
+            first_day[e.user_id] = min(first_day.get(e.user_id, d), d)
+    cards: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [None, None])
+
+    def rate(ok: int, bad: int) -> Decimal | None:
+        return None if ok + bad == 0 else round(Decimal(100) * ok / (ok + bad), 2)
+
+    for side, (lo, hi) in enumerate((this, last)):
+        sel = [e for e in log.select(lo, hi, plan) if e.status in ("succeeded", "failed")]
+        ok = [e for e in sel if e.status == "succeeded"]
+        active = {e.user_id for e in sel}
+        shown = plan is None or len(active) >= k
+        new = sum(1 for d in first_day.values() if lo.date() <= d < hi.date())
+        cards[("events", "*")][side] = len(ok) if shown else 0
+        cards[("active_users", "*")][side] = len(active) if shown else 0
+        cards[("new_users", "*")][side] = new if shown and (plan is None or new >= k) else 0
+        cards[("succeeded", "*")][side] = len(ok) if shown else 0
+        cards[("failures", "*")][side] = len(sel) - len(ok) if shown else 0
+        cards[("success_rate", "*")][side] = rate(len(ok), len(sel) - len(ok)) if shown else None
+        # Per kind: the days on which at least k users of the kind (and plan) were active.
+        per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        by_day: dict[tuple[str, dt.date], set[str]] = defaultdict(set)
+        for e in sel:
+            by_day[(e.kind, _utc_day(e))].add(e.user_id)
+        for e in sel:
+            if len(by_day[(e.kind, _utc_day(e))]) >= k:
+                per[e.kind][0 if e.status == "succeeded" else 1] += 1
+        for kind, (good, bad) in per.items():
+            cards[("success_rate", kind)][side] = rate(good, bad)
+            cards[("events", kind)][side] = good
+    # A kind shown on one side only: the other side had no such day (0 events, no rate).
+    return {key: (v[0], v[1]) if key[0] != "events" else (v[0] or 0, v[1] or 0) for key, v in cards.items()}
+
+
+def test_week_over_week_of_1_2_and_4_weeks_matches_the_raw_events(planned: tuple[Client, _Log]) -> None:
+    """Complete windows of 1, 2 and 4 weeks, with the success rate per kind, for every plan and minimum group size."""
+    client, log = planned
+    as_of = dt.date(2026, 7, 15)
+    checked = 0
+    for k in (MIN_USERS, 1):
+        client.admin.set_min_group_size(k)
+        for weeks, plan in itertools.product((1, 2, 4), (None, "pro", "team", "tiny")):
+            cards = client.admin.week_over_week(as_of, weeks=weeks, plan=plan)
+            assert {(c.week_start, c.week_end, c.previous_start, c.previous_end) for c in cards} == {
+                (
+                    as_of - dt.timedelta(days=7 * weeks - 1),
+                    as_of,
+                    as_of - dt.timedelta(days=14 * weeks - 1),
+                    as_of - dt.timedelta(days=7 * weeks),
+                )
+            }
+            got = {(c.metric, c.value): (c.this_week, c.last_week) for c in cards}
+            for key, (this, last) in _wow_oracle(log, as_of, weeks, plan, k).items():
+                if key[1] != "*" and (this, last) in ((0, 0), (None, None)) and key not in got:
+                    continue  # a kind with no day shown in either window has no card
+                assert got[key] == (this, last), (key, weeks, plan, k)
+                checked += 1
+            if plan == "tiny" and k == MIN_USERS:
+                assert got[("events", "*")] == (0, 0), "three users: their plan reads as unused"
+    assert checked > 150
+    assert any(
+        c.metric == "success_rate" and c.value == "export" and c.this_week is not None
+        for c in client.admin.week_over_week(as_of, weeks=4)
+    ), "the export success rate per kind is among the cards"
 
 
 # ------------------------------------------------------------------ the CLI
@@ -494,6 +723,43 @@ def test_pgtally_admin_prints_a_dashboard(workload: tuple[Client, list[UsageEven
         "Cohort retention",
     ):
         assert title in res.output, title
+
+
+def test_pgtally_admin_for_a_range_of_days_a_plan_and_weeks(planned: tuple[Client, _Log], dsn: str) -> None:
+    client, _ = planned
+    client.admin.set_min_group_size(1)  # a few users a day per kind: show every group to see the cards per kind
+    args = ["admin", "--dsn", dsn, "--from", "2026-05-01", "--to", "2026-08-01", "--plan", "pro", "--weeks", "2"]
+    res = CliRunner().invoke(main, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    expected = client.admin.overview(from_day=dt.date(2026, 5, 1), to_day=dt.date(2026, 8, 1), plan="pro")
+    assert expected is not None and data["overview"]["users"] == expected.users
+    assert (data["time_window"], data["plan"], data["weeks"]) == (None, "pro", 2)
+    assert (data["window_start"][:19], data["window_end"][:19]) == ("2026-05-01 00:00:00", "2026-08-01 00:00:00")
+    assert {(c["week_start"], c["previous_start"]) for c in data["week_over_week"]} == {
+        (str(c.week_start), str(c.previous_start))
+        for c in client.admin.week_over_week(dt.date(2026, 7, 31), weeks=2, plan="pro")
+    }
+    assert any(c["metric"] == "success_rate" and c["value"] != "*" for c in data["week_over_week"])
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    for label in ("UTC days 2026-05-01 to 2026-07-31", "plan: pro", "Platform (UTC days", "2 weeks over"):
+        assert label in res.output, label
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2026-06-10"], "--from and --to go together"),
+        (["--from", "2026-06-10", "--to", "2026-06-24", "--window", "7d"], "either --window or --from/--to"),
+        (["--plan", "platinum"], "plan 'platinum' is not a plan"),
+        (["--from", "2026-06-24", "--to", "2026-06-10"], "to_day (2026-06-10) must be after from_day"),
+    ],
+)
+def test_pgtally_admin_input_errors(dsn: str, args: list[str], message: str) -> None:
+    res = CliRunner().invoke(main, ["admin", "--dsn", dsn, *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
 def test_pgtally_refresh(dsn: str, conn: psycopg.Connection) -> None:

@@ -16,6 +16,9 @@ from pgtally.admin import AdminClient, AsyncAdminClient
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
+# Usage relative to now: also runs at fixed clocks (tests/test_fixed_clocks.py).
+pytestmark = pytest.mark.date_sensitive
+
 
 def test_every_public_method_has_an_async_twin() -> None:
     sync = {n for n in dir(Client) if not n.startswith("_") and callable(getattr(Client, n))}

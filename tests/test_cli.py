@@ -29,7 +29,7 @@ def test_migrate_installs_into_an_empty_database(databases) -> None:  # type: ig
     head = max(p.name[:4] for p in (Path(__file__).resolve().parents[1] / "migrations" / "versions").glob("[0-9]*.py"))
     assert f"revision {head}" in res.output  # type: ignore[attr-defined]
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("select count(*) from tally.dimensions").fetchone() == (3,)
+        assert conn.execute("select count(*) from tally.dimensions").fetchone() == (4,)  # kind, voice, model, plan
 
 
 def test_stats_prints_a_card_and_json(conn: psycopg.Connection, dsn: str) -> None:

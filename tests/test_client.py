@@ -64,11 +64,11 @@ def test_record_returns_true_then_false_for_duplicate(client: Client, conn: psyc
     assert client.record("job-1", "u1", "tts", 999, occurred_at=T0) is False
     assert client.record("job-1", "u2", "ocr", 5, occurred_at=T0) is False
     assert count_events(conn) == 1
-    assert kind_totals(client, "u1") == {"tts": (1, 120, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (1, 120, None, Decimal(0), 0)}
     assert client.lifetime_totals("u2") == []
     client.merge_pending()
     assert client.record("job-1", "u1", "tts", 999) is False  # the window is forever, also after a merge
-    assert kind_totals(client, "u1") == {"tts": (1, 120, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (1, 120, None, Decimal(0), 0)}
 
 
 def test_record_defaults(client: Client, conn: psycopg.Connection) -> None:
@@ -80,7 +80,7 @@ def test_record_defaults(client: Client, conn: psycopg.Connection) -> None:
         (before,),
     ).fetchone()
     assert row == (0, None, Decimal(0), "succeeded", True, {}, True, True)
-    assert kind_totals(client, "u1") == {"export": (1, 0, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"export": (1, 0, None, Decimal(0), 0)}
 
 
 # --------------------------------------------------------------------------- validation
@@ -147,7 +147,7 @@ def test_record_validation_error(
     assert info.value.sqlstate == exc.sqlstate
     assert isinstance(info.value.__cause__, psycopg.Error)
     assert count_events(conn) == 1
-    assert kind_totals(client, "u1") == {"tts": (1, 10, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (1, 10, None, Decimal(0), 0)}
 
 
 @pytest.mark.parametrize("overrides,exc,field", [b[1:] for b in BAD_EVENTS], ids=[b[0] for b in BAD_EVENTS])
@@ -161,10 +161,10 @@ def test_record_many_bad_row_raises_and_writes_nothing(
         client.record_many(batch)
     assert info.value.field == field
     assert count_events(conn) == 1
-    assert kind_totals(client, "u1") == {"tts": (1, 10, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (1, 10, None, Decimal(0), 0)}
     # The same batch without the bad row goes through completely.
     assert client.record_many(good) == 5
-    assert kind_totals(client, "u1") == {"tts": (6, 15, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (6, 15, None, Decimal(0), 0)}
 
 
 def test_attributes_must_be_an_object(conn: psycopg.Connection) -> None:
@@ -192,7 +192,7 @@ def test_corrections_are_validated(client: Client) -> None:
         client.reverse("ok-1", "ok-1:refund-again")  # a second, different reversal
     with pytest.raises(InvalidCorrection):
         client.reverse("ok-1:refund", "r-3")  # a reversal is not an original
-    assert kind_totals(client, "u1") == {"tts": (0, 0, 0, Decimal(0), 1)}
+    assert kind_totals(client, "u1") == {"tts": (0, 0, None, Decimal(0), 1)}
 
 
 def test_immutable_log_and_argument_errors(client: Client, conn: psycopg.Connection) -> None:
@@ -216,7 +216,7 @@ def test_immutable_log_and_argument_errors(client: Client, conn: psycopg.Connect
     with pytest.raises(InvalidArgument) as info:
         client.set_user_settings("u1", billing_anchor_day=29)
     assert info.value.field == "billing_anchor_day"
-    assert kind_totals(client, "u1") == {"tts": (1, 1, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (1, 1, None, Decimal(0), 0)}
 
 
 def test_unknown_dimension(client: Client) -> None:
@@ -247,8 +247,8 @@ def test_record_many_counts_new_events_across_chunks(client: Client, conn: psyco
     assert count_events(conn) == 26
     # job-003 keeps its first version (1000), job-007 its first occurrence (7).
     assert kind_totals(client, "u1") == {
-        "tts": (25, 1000 + sum(range(25)) - 3, 0, Decimal(0), 0),
-        "ocr": (1, 3, 0, Decimal(0), 0),
+        "tts": (25, 1000 + sum(range(25)) - 3, None, Decimal(0), 0),
+        "ocr": (1, 3, None, Decimal(0), 0),
     }
     assert client.record_many(events, chunk_size=10) == 0  # a full retry adds nothing
     assert client.record_many([]) == 0
@@ -257,7 +257,7 @@ def test_record_many_counts_new_events_across_chunks(client: Client, conn: psyco
         client.record_many((UsageEvent(f"gen-{i}", "u1", "ocr", 1, occurred_at=T0) for i in range(12)), chunk_size=5)
         == 12
     )
-    assert kind_totals(client, "u1")["ocr"] == (13, 15, 0, Decimal(0), 0)
+    assert kind_totals(client, "u1")["ocr"] == (13, 15, None, Decimal(0), 0)
     with pytest.raises(ValueError):
         client.record_many(events, chunk_size=0)
 
@@ -270,7 +270,7 @@ def test_record_many_first_occurrence_in_batch_wins(client: Client) -> None:
         UsageEvent("a", "u1", "tts", 1000, occurred_at=T0),
     ]
     assert client.record_many(batch) == 2
-    assert kind_totals(client, "u1") == {"tts": (2, 11, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (2, 11, None, Decimal(0), 0)}
 
 
 def test_record_many_bad_row_in_later_chunk_retry_is_exact(client: Client) -> None:
@@ -280,9 +280,9 @@ def test_record_many_bad_row_in_later_chunk_retry_is_exact(client: Client) -> No
     with pytest.raises(NegativeAmount):
         client.record_many(bad, chunk_size=4)
     # Chunks are job-00..03 (committed) and job-04..07 (rejected as a whole); job-08..09 never sent.
-    assert kind_totals(client, "u1") == {"tts": (4, 4, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (4, 4, None, Decimal(0), 0)}
     assert client.record_many(events, chunk_size=4) == 6
-    assert kind_totals(client, "u1") == {"tts": (10, 10, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (10, 10, None, Decimal(0), 0)}
 
 
 def test_record_many_correction_with_its_original_in_one_batch(client: Client) -> None:
@@ -310,8 +310,8 @@ def test_record_many_correction_with_its_original_in_one_batch(client: Client) -
         )
         == 2
     )
-    assert kind_totals(client, "u1") == {"tts": (1, 6, 0, Decimal(0), 0)}
-    assert kind_totals(client, "u2") == {"tts": (1, 6, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (1, 6, None, Decimal(0), 0)}
+    assert kind_totals(client, "u2") == {"tts": (1, 6, None, Decimal(0), 0)}
 
 
 # --------------------------------------------------------------------------- reads on a hand-built data set
@@ -439,7 +439,7 @@ LIFETIME = {
             "bm_lewis",
             events=0,
             quantity=0,
-            duration_ms=0,
+            duration_ms=None,  # its one timed event was reversed: no duration is known
             cost=Decimal(0),
             first_at=at(2024, 3, 30, 23, 30),
             last_at=at(2024, 3, 30, 23, 30),
@@ -566,7 +566,7 @@ def test_client_on_a_connection_pool(dsn: str) -> None:
         with pytest.raises(NegativeAmount):
             client.record("p-bad", "u1", "tts", -1)
         assert client.record("p-9", "u1", "tts", 1, occurred_at=T0) is True  # the pool survived the error
-        assert kind_totals(client, "u1") == {"tts": (2, 16, 0, Decimal(0), 0), "ocr": (6, 12, 0, Decimal(0), 0)}
+        assert kind_totals(client, "u1") == {"tts": (2, 16, None, Decimal(0), 0), "ocr": (6, 12, None, Decimal(0), 0)}
         # 2024-03-10 10:00 UTC is 03-10 02:00 in Los Angeles.
         assert [
             (d.day, d.value, d.quantity)
@@ -585,7 +585,7 @@ def test_record_rolls_back_with_the_callers_transaction(dsn: str, client: Client
             tx_conn.execute("create table public.orders (id int)")
             assert tx_client.record("r-1", "u1", "tts", 10, occurred_at=T0) is True
             assert tx_client.record_many([UsageEvent("r-2", "u1", "tts", 5, occurred_at=T0)]) == 1
-            assert kind_totals(tx_client, "u1") == {"tts": (2, 15, 0, Decimal(0), 0)}  # own writes visible
+            assert kind_totals(tx_client, "u1") == {"tts": (2, 15, None, Decimal(0), 0)}  # own writes visible
             assert client.lifetime_totals("u1") == []  # others do not see them yet
             raise RuntimeError("the caller's work failed")
         assert kind_totals(tx_client, "u1") == {}
@@ -594,7 +594,7 @@ def test_record_rolls_back_with_the_callers_transaction(dsn: str, client: Client
         with tx_conn.transaction():
             assert tx_client.record("r-1", "u1", "tts", 10, occurred_at=T0) is True
             assert tx_client.record_many([UsageEvent("r-2", "u1", "tts", 5, occurred_at=T0)]) == 1
-    assert kind_totals(client, "u1") == {"tts": (2, 15, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (2, 15, None, Decimal(0), 0)}
 
 
 def test_validation_error_inside_callers_transaction_keeps_it_usable(dsn: str, client: Client) -> None:
@@ -611,6 +611,6 @@ def test_validation_error_inside_callers_transaction_keeps_it_usable(dsn: str, c
                     ]
                 )
             assert tx_client.record("k-4", "u1", "tts", 1, occurred_at=T0)
-    assert kind_totals(client, "u1") == {"tts": (2, 2, 0, Decimal(0), 0)}
+    assert kind_totals(client, "u1") == {"tts": (2, 2, None, Decimal(0), 0)}
     with psycopg.connect(dsn, autocommit=True) as other:
         assert count_events(other) == 2

@@ -146,12 +146,12 @@ def test_the_largest_accepted_amounts_flow_through_every_merge_and_read(conn: ps
         assert sum(r["quantity"] for r in reads["daily_totals"]) == tts_quantity + SESSIONS * MAX_QUANTITY
         assert {r["kind"]: r["quantity"] for r in reads["period_totals"]}["tts"] == tts_quantity
         total = next(r for r in reads["summary_card"] if r["section"] == "total")
-        assert total["quantity"] == tts_quantity + SESSIONS * MAX_QUANTITY
-        assert sum(r["quantity"] for r in reads["hour_of_week_heatmap"]) == tts_quantity + SESSIONS * MAX_QUANTITY
-        assert sum(r["quantity"] for r in reads["usage_history"]) == tts_quantity + SESSIONS * MAX_QUANTITY
-        assert sum(r["quantity"] for r in reads["calendar_heatmap"]) == tts_quantity + SESSIONS * MAX_QUANTITY
-        assert sum(r["quantity"] for r in reads["monthly_summaries"]) == tts_quantity + SESSIONS * MAX_QUANTITY
-        assert sum(r["quantity"] for r in reads["weekday_distribution"]) == tts_quantity + SESSIONS * MAX_QUANTITY
+        # characters of tts and the undeclared kind session (a unit of its own) add up to no number
+        assert total["quantity"] is None
+        card_kinds = {r["value"]: r for r in reads["summary_card"] if r["section"] == "kind"}
+        assert card_kinds["tts"]["quantity"] == tts_quantity and card_kinds["tts"]["unit"] == "characters"
+        for mixed in ("hour_of_week_heatmap", "calendar_heatmap", "monthly_summaries", "weekday_distribution"):
+            assert {r["quantity"] for r in reads[mixed]} == {None}, mixed
         forecast = {r["kind"]: r for r in reads["quota_forecast"]}["tts"]
         assert forecast["used"] == tts_quantity and forecast["status"] == "reached"
         profile = reads["engagement_profile"][0]
@@ -204,9 +204,9 @@ def test_the_largest_accepted_amounts_flow_through_every_merge_and_read(conn: ps
         "calendar_heatmap": client.calendar_heatmap("heavy", 2025, **kw),
         "monthly_summaries": client.monthly_summaries("heavy", **kw),
         "quota_forecast": client.quota_forecast("heavy", **kw),
-        "compare_usage": client.compare_usage("heavy", **kw),
-        "usage_peak": client.usage_peak("heavy", **kw),
-        "usage_anomalies": client.usage_anomalies("heavy", **kw),
+        "compare_usage": client.compare_usage("heavy", kind="tts", **kw),
+        "usage_peak": client.usage_peak("heavy", kind="tts", **kw),
+        "usage_anomalies": client.usage_anomalies("heavy", kind="tts", **kw),
         "usage_insights": client.usage_insights("heavy", **kw),
         "subscription_summary": client.subscription_summary("heavy", **kw),
         "recommended_plan": client.recommended_plan("heavy", **kw),
@@ -218,7 +218,8 @@ def test_the_largest_accepted_amounts_flow_through_every_merge_and_read(conn: ps
     }
     assert int_fields_hold_ints(results) == []
     assert results["lifetime_totals"][0].quantity == tts_quantity
-    assert results["summary_card"].total.quantity == tts_quantity + SESSIONS * MAX_QUANTITY
+    assert results["summary_card"].total.quantity is None  # characters and sessions: two units
+    assert results["summary_card"].kinds[0].quantity == tts_quantity
     assert results["engagement_profile"].longest_session_ms == SESSIONS * MAX_DURATION
     assert conn.execute("select tally.check_quota('peer-0', 'tts', %s, %s)", (MAX_QUANTITY, AT)).fetchone() == (
         999_999_999_999_999_999 - 2 * MAX_QUANTITY,

@@ -5,6 +5,11 @@ A refresh is made long by holding an ACCESS EXCLUSIVE lock on one of the rollups
 it reads (tally.user_daily_ops, read by the second view): it then sits inside
 its transaction, holding the EXCLUSIVE locks of REFRESH ... CONCURRENTLY, until
 the test lets it go.
+
+The tests wait on conditions, never on wall time (no sleeps, timeouts or latencies
+to measure), so they hold at any clock, a fixed one included: a session that would
+be blocked is seen waiting on a lock in pg_stat_activity, where it stays until the
+test releases the lock that holds the refresh.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from pgtally.client import Client
 from pgtally.models import UsageEvent
 
 UTC = dt.timezone.utc
+
+# The analytics' windows (24h, 7d, 30d) are relative to the moment of the refresh: run at fixed clocks too.
+pytestmark = pytest.mark.date_sensitive
 
 
 def _events(prefix: str, users: int, per_user: int) -> list[UsageEvent]:
@@ -52,17 +60,28 @@ def loaded(dsn: str) -> Iterator[str]:
     yield dsn
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.02)
+def _wait_until(predicate: Callable[[], bool], polls: int = 3000) -> None:
+    """Polls a condition (a bounded number of times, a short pause apart: a safety net, not a timing)."""
+    for _ in range(polls):
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the condition did not hold after {polls} polls")
 
 
 def _waiting_on_lock(conn: psycopg.Connection, pid: int) -> bool:
     row = conn.execute("select wait_event_type from pg_stat_activity where pid = %s", (pid,)).fetchone()
     return bool(row and row[0] == "Lock")
+
+
+def _waiting(conn: psycopg.Connection, pid: int) -> str | None:
+    """What the session ``pid`` waits for when it waits on something other than its client: a lock, a sleep."""
+    row = conn.execute(
+        "select wait_event_type || ': ' || wait_event from pg_stat_activity"
+        " where pid = %s and state = 'active' and wait_event_type in ('Lock', 'Timeout')",
+        (pid,),
+    ).fetchone()
+    return row[0] if row else None
 
 
 class _Background(threading.Thread):
@@ -75,7 +94,6 @@ class _Background(threading.Thread):
         self.fn = fn
         self.result: Any = None
         self.error: BaseException | None = None
-        self.finished_at: float | None = None
 
     def run(self) -> None:
         try:
@@ -83,7 +101,6 @@ class _Background(threading.Thread):
         except BaseException as exc:
             self.error = exc
         finally:
-            self.finished_at = time.monotonic()
             self.conn.close()
 
 
@@ -108,27 +125,34 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
             _wait_until(lambda: _waiting_on_lock(conn, refresher.pid))
 
             # The refresh is stuck mid-way: admin_totals_mv is refreshed (uncommitted) and it waits on the
-            # next view. A reader polls every analytics answer meanwhile.
-            reader = psycopg.connect(dsn, autocommit=True)
-            reader.execute("set lock_timeout = '2s'")
-            latencies: list[float] = []
-            answers = set()
-            deadline = time.monotonic() + 1.5
-            while time.monotonic() < deadline:
-                for sql in (
-                    "select users, events from tally.admin_overview()",
-                    "select sum(events)::bigint, count(*) from tally.admin_totals('kind')",
-                    "select count(*) from tally.admin_leaderboard('voice', 'all')",
-                    "select count(*) from tally.admin_active_users('2026-11-01', '2026-11-30')",
-                ):
-                    t0 = time.perf_counter()
-                    answers.add((sql, reader.execute(sql).fetchone()))
-                    latencies.append(time.perf_counter() - t0)
-            reader.close()
+            # next view. A reader reads every analytics answer ten times meanwhile; were it blocked, it would
+            # wait on a lock for as long as the refresh is held, where pg_stat_activity shows it.
+            queries = (
+                "select users, events from tally.admin_overview()",
+                "select sum(events)::bigint, count(*) from tally.admin_totals('kind')",
+                "select count(*) from tally.admin_leaderboard('voice', 'all')",
+                "select count(*) from tally.admin_active_users('2026-11-01', '2026-11-30')",
+            )
+            reader = _Background(
+                dsn, lambda c: [(sql, c.execute(sql).fetchone()) for _ in range(10) for sql in queries]
+            )
+            reader.start()
+            blocked: list[str] = []
+
+            def reader_done_or_blocked() -> bool:
+                if (why := _waiting(conn, reader.pid)) is not None:
+                    blocked.append(why)
+                return not reader.is_alive() or bool(blocked)
+
+            _wait_until(reader_done_or_blocked)
+            assert not blocked, f"a reader waited ({blocked[0]}) during the refresh"
+            reader.join()
+            assert reader.error is None
             assert refresher.is_alive(), "the refresh must still be running while the reader reads"
-            assert len(latencies) >= 40
-            assert max(latencies) < 0.5, f"a reader waited {max(latencies):.3f} s during the refresh"
+            assert _waiting_on_lock(conn, refresher.pid)
+            assert len(reader.result) == 40
             # Readers keep seeing the previous contents, consistently.
+            answers = set(reader.result)
             assert ("select users, events from tally.admin_overview()", (20, 200)) in answers
             assert len(answers) == 4
         finally:
@@ -144,12 +168,15 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
 
 def test_a_plain_refresh_would_block_them(loaded: str) -> None:
     """The control: without CONCURRENTLY a refresh locks readers out, which the test above would catch."""
-    with psycopg.connect(loaded) as blocker, psycopg.connect(loaded, autocommit=True) as reader:
+    with psycopg.connect(loaded) as blocker, psycopg.connect(loaded, autocommit=True) as conn:
         blocker.execute("refresh materialized view tally.admin_overview_mv")
-        reader.execute("set lock_timeout = '300ms'")
-        with pytest.raises(psycopg.errors.LockNotAvailable):
-            reader.execute("select * from tally.admin_overview()")
+        reader = _Background(loaded, lambda c: c.execute("select users from tally.admin_overview()").fetchone())
+        reader.start()
+        _wait_until(lambda: _waiting_on_lock(conn, reader.pid) or not reader.is_alive())
+        assert reader.is_alive() and _waiting_on_lock(conn, reader.pid), "the reader was not blocked"
         blocker.rollback()
+        reader.join()
+        assert reader.error is None and reader.result == (20,)
 
 
 def test_two_concurrent_refreshes_do_not_both_run(loaded: str) -> None:
@@ -162,14 +189,22 @@ def test_two_concurrent_refreshes_do_not_both_run(loaded: str) -> None:
             first = _Background(dsn, _refresh)
             first.start()
             _wait_until(lambda: _waiting_on_lock(conn, first.pid))
-            # A second caller does not queue behind the first: it returns at once, saying so.
-            t0 = time.monotonic()
+            # A second caller does not queue behind the first (on a lock, or sleeping and retrying): it
+            # returns at once, saying so, while the first is still held.
             second = _Background(dsn, _refresh)
             second.start()
-            second.join(5)
-            assert second.finished_at is not None and second.finished_at - t0 < 2.0
+            waited: list[str] = []
+
+            def second_done_or_waiting() -> bool:
+                if (why := _waiting(conn, second.pid)) is not None:
+                    waited.append(why)
+                return not second.is_alive() or bool(waited)
+
+            _wait_until(second_done_or_waiting)
+            assert not waited, f"the second refresh waited ({waited[0]})"
+            second.join()
             assert second.error is None and second.result == [(None, "skipped")]
-            assert first.is_alive()
+            assert first.is_alive() and _waiting_on_lock(conn, first.pid)
         finally:
             locker.rollback()
             locker.close()

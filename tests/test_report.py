@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from pgtally import Client, human_duration
-from pgtally.demo.report import render_report
 from pgtally.demo.workload import generate_events, user_time_zones
+from pgtally.reports.html import render_report
 
 USERS, EVENTS, SEED = 40, 4000, 5
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -104,8 +104,20 @@ def dataset(request: pytest.FixtureRequest, client: Client) -> Client:
 def test_summary_card(dataset: Client) -> None:
     card = dataset.summary_card("u", top_n=1, at=NOW)
     assert isinstance(card, SummaryCard)
-    assert (card.total.events, card.total.quantity, card.total.cost) == (5, 7012, Decimal("0.082"))
-    assert [(k.value, k.quantity) for k in card.kinds] == [("tts", 7000), ("ocr", 12)]
+    # 7000 characters and 12 pages add up to no number: the total has no quantity and no unit.
+    assert (card.total.events, card.total.quantity, card.total.unit, card.total.cost) == (
+        5,
+        None,
+        None,
+        Decimal("0.082"),
+    )
+    assert [(k.value, k.quantity, k.unit, k.display_name) for k in card.kinds] == [
+        ("tts", 7000, "characters", "Text to speech"),
+        ("ocr", 12, "pages", "OCR"),
+    ]
+    # Listening time counts the audio kinds only; OCR's duration is unknown (none recorded), not 0.
+    assert card.total.duration_ms == sum(k.duration_ms or 0 for k in card.kinds if k.value == "tts")
+    assert [k.duration_ms for k in card.kinds if k.value == "ocr"] == [None]
     assert [(v.value, v.duration_ms, v.duration_text) for v in card.voices] == [("af_bella", 3_900_000, "1 h 05 min")]
     assert [m.value for m in card.models] == ["kokoro"]
     assert (card.plan, card.period_start, card.period_end) == ("free", dt.date(2026, 11, 1), dt.date(2026, 12, 1))
@@ -186,8 +198,10 @@ def test_history_comparison_and_peak(dataset: Client) -> None:
         )
     ]
     assert [c.comparison for c in dataset.compare_usage("u", at=NOW)] == ["week", "month", "year"]
-    assert dataset.usage_peak("u", "12m", "month", at=NOW) == Peak(
-        dt.date(2026, 11, 1), dt.date(2026, 12, 1), Decimal(6512)
+    # Over all kinds the quantity would add characters and pages: no peak; per kind, in its unit.
+    assert dataset.usage_peak("u", "12m", "month", at=NOW) is None
+    assert dataset.usage_peak("u", "12m", "month", kind="tts", at=NOW) == Peak(
+        dt.date(2026, 11, 1), dt.date(2026, 12, 1), Decimal(6500)
     )
     assert dataset.usage_peak("nobody", at=NOW) is None
 
@@ -208,16 +222,19 @@ def test_patterns(dataset: Client) -> None:
     assert [c.failures for c in cells if c.failures] == [1]
     year = dataset.calendar_heatmap("u", 2026, at=NOW)
     assert len(year) == 365 and isinstance(year[0], CalendarDay)
+    # u's kinds count in characters and pages, so the levels rank the days by events (1, 1, 2, 1), not by
+    # a quantity that would add the two; and no day has a quantity.
     assert {d.day.isoformat(): d.level for d in year if d.level} == {
-        "2026-10-20": 2,
-        "2026-11-02": 1,
+        "2026-10-20": 3,
+        "2026-11-02": 3,
         "2026-11-19": 4,
         "2026-11-21": 3,
     }
+    assert {d.quantity for d in year} == {None}
     months = dataset.monthly_summaries("u", 2, at=NOW)
     assert months == [
-        MonthlySummary(dt.date(2026, 10, 1), dt.date(2026, 11, 1), 1, 500, 300_000, Decimal("0.005"), 0, 1, "tts"),
-        MonthlySummary(dt.date(2026, 11, 1), dt.date(2026, 12, 1), 4, 6512, 6_600_000, Decimal("0.077"), 1, 3, "tts"),
+        MonthlySummary(dt.date(2026, 10, 1), dt.date(2026, 11, 1), 1, None, 300_000, Decimal("0.005"), 0, 1, "tts"),
+        MonthlySummary(dt.date(2026, 11, 1), dt.date(2026, 12, 1), 4, None, 6_600_000, Decimal("0.077"), 1, 3, "tts"),
     ]
 
 
@@ -225,7 +242,8 @@ def test_limits_forecast_and_plans(dataset: Client) -> None:
     forecast = {f.kind: f for f in dataset.quota_forecast("u", at=NOW)}
     assert all(isinstance(f, QuotaForecast) for f in forecast.values())
     tts = forecast["tts"]
-    # Run rate: 6500 chars over the last 7 days (700 failed chars count nothing) = 928.57/day; 9 full days left.
+    # Run rate: 6500 chars over the last 7 days (700 failed chars count nothing) = 928.57/day; left: the rest of
+    # today (13:00 in Berlin: 11/24 of a day) and 9 full days: 6500 + 928.57 * 9.4583 = 15283.
     assert (tts.used, tts.quota, tts.remaining, tts.utilization_pct, tts.run_rate) == (
         6500,
         10_000,
@@ -233,7 +251,7 @@ def test_limits_forecast_and_plans(dataset: Client) -> None:
         Decimal("65.0"),
         Decimal("928.57"),
     )
-    assert (tts.projected, tts.reaches_limit_on, tts.status) == (14857, dt.date(2026, 11, 25), "will_reach")
+    assert (tts.projected, tts.reaches_limit_on, tts.status) == (15283, dt.date(2026, 11, 25), "will_reach")
     assert forecast["ocr"].status == "ok"
     rec = dataset.recommended_plan("u", at=NOW)
     assert rec == RecommendedPlan("pro", 1, Decimal("9.99"), "free", False)
@@ -249,7 +267,9 @@ def test_limits_forecast_and_plans(dataset: Client) -> None:
 
 
 def test_insights(dataset: Client) -> None:
-    anomalies = dataset.usage_anomalies("u", dt.date(2026, 11, 20), dt.date(2026, 11, 21), at=NOW)
+    with pytest.raises(InvalidArgument, match="different units"):
+        dataset.usage_anomalies("u", dt.date(2026, 11, 20), dt.date(2026, 11, 21), at=NOW)
+    anomalies = dataset.usage_anomalies("u", dt.date(2026, 11, 20), dt.date(2026, 11, 21), kind="tts", at=NOW)
     assert [(a.day, a.value, a.is_anomaly) for a in anomalies] == [
         (dt.date(2026, 11, 20), Decimal(0), False),
         (dt.date(2026, 11, 21), Decimal(2500), False),
@@ -260,7 +280,7 @@ def test_insights(dataset: Client) -> None:
     insights = dataset.usage_insights("u", at=NOW)
     assert all(isinstance(i, Insight) for i in insights)
     assert [i.message for i in insights] == [
-        "tts usage is up 1200.0% this month so far (6,500 vs 500 by this day last month)",
+        "tts usage is up 1200.0% this month so far (6,500 vs 500 characters by this day last month)",
         "Your favourite voice is af_bella: 1 h 05 min listened",
         "At your current pace you will reach your tts limit on 2026-11-25 (65.0% used so far)",
     ]
@@ -323,7 +343,8 @@ def test_csv_exports(dataset: Client) -> None:
         "2026-11-19,voice,alloy,2,0,4000,3000000,0.04",
     ]
     everything = io.BytesIO()
-    assert dataset.export_rollups_csv("u", dt.date(2026, 11, 19), dt.date(2026, 11, 19), everything) == 3
+    # kind, voice, model and plan (the plan in force is a dimension like any other)
+    assert dataset.export_rollups_csv("u", dt.date(2026, 11, 19), dt.date(2026, 11, 19), everything) == 4
 
 
 BULK = """

@@ -75,9 +75,10 @@ def expected_totals(
     return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in out.items()}
 
 
+# (a lifetime duration is None when no event had one; the expected sums here count those as 0)
 def totals(client: Client, user: str) -> dict[str, tuple[int, int, int, Decimal, int]]:
     return {
-        t.value: (t.events, int(t.quantity), int(t.duration_ms), t.cost, t.failures)
+        t.value: (t.events, int(t.quantity), int(t.duration_ms or 0), t.cost, t.failures)
         for t in client.lifetime_totals(user)
     }
 

@@ -25,7 +25,7 @@ from .errors import (
 )
 from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent, human_duration
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AsyncClient",

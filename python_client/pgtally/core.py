@@ -147,6 +147,27 @@ class CoreApi:
         (yield from scalar("select tally.declare_dimension(%s, %s, %s)", (name, list(keys), description)))
 
     @api_method
+    def declare_kind(
+        self,
+        kind: str,
+        unit: str,
+        display_name: str | None = None,
+        *,
+        audio: bool = False,
+        featured_dimension: str | None = None,
+    ) -> Call[None]:
+        """Declare a kind: the unit its quantity counts in, a display name, whether its duration is
+        audio, and the dimension its summary card features. Quantities of different units are
+        never added. Example: ``tally.declare_kind("tts", "characters", "Text to speech", audio=True,
+        featured_dimension="voice")``
+        """
+        (
+            yield from scalar(
+                "select tally.declare_kind(%s, %s, %s, %s, %s)", (kind, unit, display_name, audio, featured_dimension)
+            )
+        )
+
+    @api_method
     def merge_pending(self, max_rows: int = 100_000) -> Call[int]:
         """Fold pending deltas into the rollups; returns how many merged (0 when another merge runs)."""
         return int((yield from scalar("select tally.merge_pending(%s)", (max_rows,))) or 0)

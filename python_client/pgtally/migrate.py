@@ -20,7 +20,14 @@ from .errors import PgTallyError
 #: Tables whose rows are not data a downgrade could lose: rows the install writes itself, and lock rows
 #: (tally.user_locks holds one row per user and scope that quota checks and subscription changes lock).
 INSTALL_TABLES = frozenset(
-    {"tally.dimensions", "tally.locks", "tally.analytics_settings", "tally.user_locks", "tally.batch_tokens"}
+    {
+        "tally.dimensions",
+        "tally.kinds",
+        "tally.locks",
+        "tally.analytics_settings",
+        "tally.user_locks",
+        "tally.batch_tokens",
+    }
 )
 
 

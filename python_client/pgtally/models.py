@@ -88,7 +88,7 @@ class DimensionTotal:
     value: str
     events: int
     quantity: int
-    duration_ms: int
+    duration_ms: int | None
     cost: Decimal
     first_at: dt.datetime | None
     last_at: dt.datetime | None

@@ -75,15 +75,22 @@ class EngagementProfile:
 
 @dataclass(frozen=True)
 class SummaryLine:
-    """Lifetime totals of one kind, voice or model (or of everything) on the summary card."""
+    """Lifetime totals of one kind, voice or model (or of everything) on the summary card.
+
+    ``quantity`` is in ``unit``; it is None where kinds of different units would add up
+    (the total of a user of several kinds). ``duration_ms`` is None when unknown (no event
+    behind it had a duration); on the total line it is the audio duration only.
+    """
 
     value: str | None
     events: int
-    quantity: int
-    duration_ms: int
+    quantity: int | None
+    duration_ms: int | None
     cost: Decimal
     first_at: dt.datetime | None
     last_at: dt.datetime | None
+    unit: str | None = None
+    display_name: str | None = None
 
     @property
     def duration_text(self) -> str:
@@ -102,37 +109,57 @@ class PeriodUsage:
     cost: Decimal
     quota: int | None
     utilization_pct: Decimal | None
+    unit: str | None = None
+    display_name: str | None = None
 
 
 @dataclass(frozen=True)
 class SummaryCard:
-    """The summary card (``tally.summary_card``): totals, per kind, top voices and models, period vs. limits."""
+    """The summary card (``tally.summary_card``): totals, per kind, the top values of each kind's
+    featured dimension (voices, models), period vs. limits (``period_end`` exclusive)."""
 
     total: SummaryLine
     kinds: tuple[SummaryLine, ...]
-    voices: tuple[SummaryLine, ...]
-    models: tuple[SummaryLine, ...]
+    featured: tuple[tuple[str, tuple[SummaryLine, ...]], ...]
     period: tuple[PeriodUsage, ...]
     plan: str | None
     period_start: dt.date
     period_end: dt.date
 
+    def top(self, dimension: str) -> tuple[SummaryLine, ...]:
+        """The top values of a featured dimension (empty when no kind used features it)."""
+        return dict(self.featured).get(dimension, ())
+
+    @property
+    def voices(self) -> tuple[SummaryLine, ...]:
+        """Top voices by listened duration (the dimension text to speech features)."""
+        return self.top("voice")
+
+    @property
+    def models(self) -> tuple[SummaryLine, ...]:
+        """Top models by duration (the dimension OCR, transcription and LLM calls feature)."""
+        return self.top("model")
+
+    @property
+    def period_last_day(self) -> dt.date:
+        """The last day included in the billing period (``period_end`` is the first day after it)."""
+        return self.period_end - dt.timedelta(days=1)
+
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> SummaryCard:
         rows = list(rows)
-        lines: dict[str, list[SummaryLine]] = {"total": [], "kind": [], "voice": [], "model": []}
+        lines: dict[str, list[SummaryLine]] = {"total": [], "kind": []}
         period: list[PeriodUsage] = []
         for r in rows:
             if r["section"] == "period":
                 period.append(_build(PeriodUsage, {**r, "kind": r["value"]}))
             else:
-                lines[r["section"]].append(_build(SummaryLine, r))
+                lines.setdefault(r["section"], []).append(_build(SummaryLine, r))
         first = rows[0]
         return cls(
             lines["total"][0],
             tuple(lines["kind"]),
-            tuple(lines["voice"]),
-            tuple(lines["model"]),
+            tuple((name, tuple(v)) for name, v in lines.items() if name not in ("total", "kind")),
             tuple(period),
             first["plan"],
             first["period_start"],
@@ -151,10 +178,11 @@ class HistoryBucket:
     bucket_end: dt.date
     value: str | None
     events: int
-    quantity: int
+    quantity: int | None
     duration_ms: int
     cost: Decimal
     failures: int
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +221,7 @@ class WeekdayUsage:
     day_name: str
     active_days: int
     events: int
-    quantity: int
+    quantity: int | None  # None when the user's kinds count in several units
     duration_ms: int
     cost: Decimal
     share_pct: Decimal
@@ -208,7 +236,7 @@ class HourOfWeek:
     hour: int
     events: int
     failures: int
-    quantity: int
+    quantity: int | None  # None when the user's kinds count in several units
     duration_ms: int
     cost: Decimal
 
@@ -220,7 +248,7 @@ class CalendarDay:
     day: dt.date
     weekday: int
     events: int
-    quantity: int
+    quantity: int | None  # None when the user's kinds count in several units
     duration_ms: int
     cost: Decimal
     level: int
@@ -233,7 +261,7 @@ class MonthlySummary:
     month_start: dt.date
     month_end: dt.date
     events: int
-    quantity: int
+    quantity: int | None  # None when the user's kinds count in several units
     duration_ms: int
     cost: Decimal
     failures: int

@@ -117,7 +117,7 @@ class UserReadsMixin:
         Exact at commit. Example::
 
             p = tally.engagement_profile("user-42")
-            print(f"{p.current_streak}-day streak, {p.sessions} sessions of {p.avg_session_text}")
+            print(f"{p.current_streak}-day streak, {p.sessions} sessions")
         """
         return (
             yield from rows(f"select * from tally.engagement_profile(%s, {_NOW})", (user_id, at), EngagementProfile)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from typing import Any
 import click
 import psycopg
 from rich.console import Console
+
+from ..errors import PgTallyError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -59,3 +62,30 @@ def connect(dsn: str | None) -> Iterator[psycopg.Connection]:
 
 dsn_option = click.option("--dsn", envvar="DATABASE_URL", help="libpq DSN or URL (default: $DATABASE_URL).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+class InputError(click.ClickException):
+    """A value the user gave is wrong (the database said so): one line on stderr, exit code 2 like click's usage errors."""
+
+    exit_code = 2
+
+
+def input_error(exc: Exception) -> click.ClickException:
+    """The ClickException for a pgtally error: exit 2 for a refused argument or field, 1 otherwise."""
+    if isinstance(exc, PgTallyError):
+        field = f" (field {exc.field})" if exc.field else ""
+        return InputError(f"{exc}{field}")
+    if isinstance(exc, psycopg.Error):
+        return click.ClickException(str(exc).splitlines()[0])
+    return click.ClickException(str(exc))
+
+
+#: Moments on the command line: an ISO date-time (with or without a UTC offset; naive is UTC) or a day.
+MOMENT = click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"])
+
+
+def utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A naive datetime from the command line is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment

@@ -161,6 +161,53 @@ def bench_reads(
     )
 
 
+@bench.command("http")
+@click.option("--events", default=50_000, show_default=True, help="Events to load (10000000 for the full figure).")
+@click.option(
+    "--users", type=int, default=None, help="Distinct users (default: 100,000 per 10M events, at least 1,000)."
+)
+@click.option("--clients", default=8, show_default=True, type=click.IntRange(1, 64), help="Concurrent clients.")
+@click.option("--calls", default=300, show_default=True, type=click.IntRange(1), help="Timed calls per user endpoint.")
+@click.option(
+    "--admin-calls", default=20, show_default=True, type=click.IntRange(1), help="Timed admin analytics calls."
+)
+@click.option("--ingest-batches", default=24, show_default=True, type=click.IntRange(1), help="Ingest batches sent.")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10_000), help="Events per batch.")
+@click.option("--seed", default=7, show_default=True, help="Workload seed (the load is deterministic).")
+@click.option("--dsn", envvar="PGTALLY_BENCH_DSN", help="An empty pgtally database to load instead of a throwaway one.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
+def bench_http(
+    events: int,
+    users: int | None,
+    clients: int,
+    calls: int,
+    admin_calls: int,
+    ingest_batches: int,
+    batch_size: int,
+    seed: int,
+    dsn: str | None,
+    output: str | None,
+) -> None:
+    """The HTTP API under concurrent clients: user endpoints p50/p99, the admin analytics, ingest events/s."""
+    from ..bench.http import run_http_bench
+
+    if events < 1000:
+        raise click.BadParameter("at least 1000 events", param_hint="--events")
+    run_http_bench(
+        events=events,
+        users=users,
+        clients=clients,
+        calls=calls,
+        admin_calls=admin_calls,
+        ingest_batches=ingest_batches,
+        batch_size=batch_size,
+        seed=seed,
+        dsn=dsn,
+        output=output,
+        console=console,
+    )
+
+
 @bench.command("all")
 @_read_options
 @click.option("--seconds", default=10.0, show_default=True, help="Ingest: duration of each timed single-row run.")

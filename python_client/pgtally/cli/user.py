@@ -7,11 +7,11 @@ import sys
 from decimal import Decimal, InvalidOperation
 
 import click
-from rich.table import Table
 
 from ..client import Client
 from ..errors import PgTallyError
 from ..models import human_duration
+from ..terminal import Col, fitted_table
 from ._common import connect, console, dsn_option, emit_json, json_option
 
 _BARS = "▏▎▍▌▋▊▉█"
@@ -27,6 +27,11 @@ def _bar(value: float, top: float, width: int = 24) -> str:
     return "█" * full + (_BARS[rest - 1] if rest else "")
 
 
+def _days(start: dt.date, end: dt.date) -> str:
+    """A span of days for people: the first and the last day, both included (``end`` is the exclusive end the SQL returns)."""
+    return f"{start} – {end - dt.timedelta(days=1)}"
+
+
 def _metric_text(metric: str, value: int | Decimal) -> str:
     if metric == "duration_ms":
         return human_duration(int(value))
@@ -37,28 +42,33 @@ def _metric_text(metric: str, value: int | Decimal) -> str:
 
 def print_lifetime(client: Client, user_id: str, dimension: str, title: str | None = None) -> None:
     rows = client.lifetime_totals(user_id, dimension)
-    table = Table(title=title or f"{user_id}: lifetime by {dimension}")
-    for col, justify in (
-        ("value", "left"),
-        ("events", "right"),
-        ("quantity", "right"),
-        ("duration", "right"),
-        ("cost", "right"),
-        ("first", "left"),
-        ("last", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        table.add_row(
-            r.value,
-            f"{r.events:,}",
-            f"{r.quantity:,}",
-            r.duration_text,
-            f"{r.cost:.4f}",
-            r.first_at.strftime("%Y-%m-%d") if r.first_at else "-",
-            r.last_at.strftime("%Y-%m-%d") if r.last_at else "-",
+    console.print(
+        fitted_table(
+            console,
+            title or f"{user_id}: lifetime by {dimension}",
+            [
+                "value",
+                Col("events"),
+                Col("quantity"),
+                Col("duration"),
+                Col("cost", drop=1),
+                Col("first", "left", drop=2),
+                Col("last", "left", drop=2),
+            ],
+            [
+                [
+                    r.value,
+                    f"{r.events:,}",
+                    f"{r.quantity:,}",
+                    r.duration_text,
+                    f"{r.cost:.4f}",
+                    r.first_at.strftime("%Y-%m-%d") if r.first_at else "-",
+                    r.last_at.strftime("%Y-%m-%d") if r.last_at else "-",
+                ]
+                for r in rows
+            ],
         )
-    console.print(table)
+    )
 
 
 def _decimal(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -103,14 +113,31 @@ def stats(dsn: str | None, as_json: bool, user_id: str, dimension: tuple[str, ..
                 return
             for d in dims:
                 print_lifetime(client, user_id, d)
-            period = Table(title=f"{user_id}: current billing period")
-            for col in ("kind", "from", "to", "events", "quantity", "cost"):
-                period.add_column(col)
-            for p in client.period_totals(user_id):
-                period.add_row(
-                    p.kind, str(p.period_start), str(p.period_end), f"{p.events:,}", f"{p.quantity:,}", f"{p.cost:.4f}"
+            console.print(
+                fitted_table(
+                    console,
+                    f"{user_id}: current billing period",
+                    [
+                        "kind",
+                        Col("first day", "left"),
+                        Col("last day", "left"),
+                        Col("events"),
+                        Col("quantity"),
+                        Col("cost", drop=1),
+                    ],
+                    [
+                        [
+                            p.kind,
+                            str(p.period_start),
+                            str(p.period_end - dt.timedelta(days=1)),
+                            f"{p.events:,}",
+                            f"{p.quantity:,}",
+                            f"{p.cost:.4f}",
+                        ]
+                        for p in client.period_totals(user_id)
+                    ],
                 )
-            console.print(period)
+            )
         except PgTallyError as exc:
             raise click.ClickException(str(exc)) from exc
 
@@ -124,9 +151,9 @@ def stats(dsn: str | None, as_json: bool, user_id: str, dimension: tuple[str, ..
 @click.option(
     "--metric",
     type=click.Choice(["events", "quantity", "duration_ms", "cost"]),
-    default="quantity",
+    default="events",
     show_default=True,
-    help="Metric to chart.",
+    help="Metric to chart (quantity only for a user whose kinds count in one unit, or stacked by kind).",
 )
 @click.option("--dimension", "-d", default=None, help="Stack by this dimension (e.g. voice).")
 @click.option(
@@ -166,32 +193,45 @@ def history(
         return
     values = [getattr(r, metric) for r in rows]
     top = float(max(values, default=0) or 0)
-    table = Table(title=f"{user_id}: {metric} per {bucket}", title_justify="left")
-    table.add_column("from")
-    if dimension:
-        table.add_column(dimension)
-    table.add_column(metric, justify="right")
-    table.add_column("")
-    for r, v in zip(rows, values):
-        cells = (
-            [str(r.bucket_start)]
-            + ([r.value or "-"] if dimension else [])
-            + [_metric_text(metric, v), _bar(float(v), top)]
+    columns: list[Col | str] = [
+        "from",
+        *([Col(dimension, "left")] if dimension else []),
+        Col(metric),
+        Col("", "left", drop=1),
+    ]
+    console.print(
+        fitted_table(
+            console,
+            f"{user_id}: {metric} per {bucket}",
+            columns,
+            [
+                [
+                    str(r.bucket_start),
+                    *([r.value or "-"] if dimension else []),
+                    _metric_text(metric, v),
+                    _bar(float(v), top),
+                ]
+                for r, v in zip(rows, values)
+            ],
         )
-        table.add_row(*cells)
-    console.print(table)
-    comp = Table(title="comparisons (to date)", title_justify="left")
-    for col in ("period", "current", "previous", "change", "trend"):
-        comp.add_column(col, justify="left" if col in ("period", "trend") else "right")
-    for c in comparisons:
-        comp.add_row(
-            c.comparison,
-            _metric_text(metric, c.current_value),
-            _metric_text(metric, c.previous_value),
-            "-" if c.delta_pct is None else f"{c.delta_pct:+.1f}%",
-            c.trend,
+    )
+    console.print(
+        fitted_table(
+            console,
+            "comparisons (to date)",
+            ["period", Col("current"), Col("previous"), Col("change"), Col("trend", "left")],
+            [
+                [
+                    c.comparison,
+                    _metric_text(metric, c.current_value),
+                    _metric_text(metric, c.previous_value),
+                    "-" if c.delta_pct is None else f"{c.delta_pct:+.1f}%",
+                    c.trend,
+                ]
+                for c in comparisons
+            ],
         )
-    console.print(comp)
+    )
 
 
 @click.command()
@@ -213,36 +253,48 @@ def card(dsn: str | None, as_json: bool, user_id: str) -> None:
     if as_json:
         emit_json({"summary": summary, "engagement": profile, "insights": insights})
         return
-    table = Table(title=f"{user_id}: lifetime", title_justify="left")
-    for col in ("", "events", "quantity", "duration", "cost"):
-        table.add_column(col, justify="left" if not col else "right")
-    for label, lines in (("kind", summary.kinds), ("voice", summary.voices), ("model", summary.models)):
-        for line in lines:
-            table.add_row(
-                f"{label} {line.value}",
-                f"{line.events:,}",
-                f"{line.quantity:,}",
-                line.duration_text,
-                f"{line.cost:,.4f}",
-            )
-    console.print(table)
-    period = Table(
-        title=f"period {summary.period_start} .. {summary.period_end} (plan {summary.plan or '-'})",
-        title_justify="left",
-    )
-    for col in ("kind", "used", "quota", "used %"):
-        period.add_column(col, justify="left" if col == "kind" else "right")
-    for p in summary.period:
-        period.add_row(
-            p.kind,
-            f"{p.quantity:,}",
-            "unlimited" if p.quota is None else f"{p.quota:,}",
-            "-" if p.utilization_pct is None else f"{p.utilization_pct}%",
+    console.print(
+        fitted_table(
+            console,
+            f"{user_id}: lifetime",
+            ["", Col("events"), Col("quantity"), Col("duration"), Col("cost", drop=1)],
+            [
+                [
+                    f"{label} {line.value}",
+                    f"{line.events:,}",
+                    "-" if line.quantity is None else f"{line.quantity:,} {line.unit or ''}".rstrip(),
+                    "-" if line.duration_ms is None else line.duration_text,  # None: no event had a duration
+                    f"{line.cost:,.4f}",
+                ]
+                for label, lines in (("kind", summary.kinds), *summary.featured)
+                for line in lines
+            ],
         )
-    console.print(period)
+    )
+    console.print(
+        fitted_table(
+            console,
+            f"period {_days(summary.period_start, summary.period_end)} (plan {summary.plan or '-'})",
+            ["kind", Col("used"), Col("quota"), Col("used %")],
+            [
+                [
+                    p.kind,
+                    f"{p.quantity:,}",
+                    "unlimited" if p.quota is None else f"{p.quota:,}",
+                    "-" if p.utilization_pct is None else f"{p.utilization_pct}%",
+                ]
+                for p in summary.period
+            ],
+        )
+    )
+    sessions = (
+        f"{profile.sessions} sessions of {profile.avg_session_text} on average"
+        if profile.sessions and profile.avg_session_ms is not None
+        else "no sessions yet"
+    )
     console.print(
         f"active days {profile.days_active}, streak {profile.current_streak} (longest {profile.longest_streak}), "
-        f"{profile.sessions} sessions of {profile.avg_session_text} on average"
+        f"{sessions}"
     )
     for i in insights:
         console.print(f"• {i.message}")

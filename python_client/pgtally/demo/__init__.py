@@ -1,6 +1,6 @@
-"""The demo (``pgtally demo``), its realistic workload generator and the HTML report.
+"""The demo (``pgtally demo``) and its realistic workload generator.
 
-Modules: :mod:`pgtally.demo.run` (load, print, report), :mod:`pgtally.demo.workload`
-(deterministic events, also used by the tests and benchmarks) and
-:mod:`pgtally.demo.report` (self-contained HTML page). Needs ``pgtally[demo]``.
+Modules: :mod:`pgtally.demo.run` (load, print, report) and :mod:`pgtally.demo.workload`
+(deterministic events, also used by the tests and benchmarks); the HTML report it
+writes is :mod:`pgtally.reports.html`. Needs ``pgtally[demo]``.
 """

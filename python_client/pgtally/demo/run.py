@@ -39,13 +39,12 @@ from rich.table import Table
 from .. import migrate, schema, server
 from ..client import Client
 from ..models import UsageEvent, human_duration
+from ..reports.html import render_report
 from ..terminal import print_dashboard
 from . import workload
-from .report import render_report
 from .workload import generate_events, user_time_zones
 
 #: Unit of ``quantity`` per kind, for the per-kind table.
-UNITS = {"tts": "chars", "ocr": "pages", "export": "files"}
 #: How far back the demo's events go.
 HISTORY = dt.timedelta(days=365)
 #: Where the demo keeps its PostgreSQL cluster (relative to the current directory).
@@ -376,20 +375,22 @@ def _voice_card(client: Client, user_id: str, zone: ZoneInfo) -> Table:
             _local_day(r.first_at, zone),
             _local_day(r.last_at, zone),
         )
-    card.caption = f"{human_duration(sum(r.duration_ms for r in rows))} of audio in all; days in {zone.key}"
+    card.caption = f"{human_duration(sum(r.duration_ms or 0 for r in rows))} of audio in all; days in {zone.key}"
     return card
 
 
 def _kind_table(client: Client, user_id: str) -> Table:
     """The user's lifetime totals per kind, quantities with their unit (product events have none)."""
     table = _table(f"{user_id}: lifetime by kind", "kind", "events>", "quantity>", "duration>", "cost>", "failed>")
+    # Units come from the kinds registry (tally.kinds); product events count no quantity.
+    units = {k.value: k.unit for k in client.summary_card(user_id).kinds}
     for r in client.lifetime_totals(user_id, "kind"):
-        unit = UNITS.get(r.value)
+        unit = units.get(r.value)
         table.add_row(
             r.value,
             f"{r.events:,}",
-            f"{r.quantity:,} {unit}" if unit else "-",
-            r.duration_text if r.duration_ms else "-",
+            f"{r.quantity:,} {unit}" if r.quantity else "-",
+            r.duration_text if r.duration_ms is not None else "-",
             f"{r.cost:.4f}",
             f"{r.failures:,}",
         )
@@ -449,7 +450,9 @@ def _load_all(
         refreshed = client.admin.refresh()
     seconds = time.perf_counter() - began
     console.print(
-        f"[bold]{events:,}[/bold] events sent for {users:,} users: [bold]{added:,}[/bold] recorded, "
+        f"[bold]{events:,}[/bold] events sent by [bold]{len(sent):,}[/bold] active users "
+        f"(a pool of {users:,}: the others never used the product, so the dashboard counts {len(sent):,}): "
+        f"[bold]{added:,}[/bold] recorded, "
         f"{events - added:,} duplicates skipped, {merged:,} deltas merged, {subscriptions:,} subscriptions, "
         f"{len(refreshed)} analytics views refreshed; load {load_seconds:.1f} s "
         f"({events / max(load_seconds, 1e-9):,.0f} events/s), total {seconds:.1f} s."

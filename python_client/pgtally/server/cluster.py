@@ -99,7 +99,9 @@ class LocalCluster:
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.superuser}@/{dbname}?host={self.socket_dir}&port={self.port}"
 
-    def _run(self, args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, args: list[str], extra_env: dict[str, str] | None = None, **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
         user = _unprivileged_user()
 
         def demote() -> None:
@@ -107,7 +109,7 @@ class LocalCluster:
                 os.setgid(user.pw_gid)
                 os.setuid(user.pw_uid)
 
-        env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
+        env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", **(extra_env or {})}
         if user is not None:
             env["HOME"] = str(self.directory)
         return subprocess.run(args, preexec_fn=demote, env=env, text=True, capture_output=True, **kw)
@@ -144,7 +146,8 @@ class LocalCluster:
         if res.returncode != 0:
             raise ServerError(f"initdb failed:\n{res.stdout}\n{res.stderr}")
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Start the server; ``env`` adds variables to its environment (the tests' fixed clocks: LD_PRELOAD, FAKETIME)."""
         if not self.initialized():
             self.init()
         if not self.port:
@@ -172,7 +175,8 @@ class LocalCluster:
                 "-t",
                 "60",
                 "start",
-            ]
+            ],
+            extra_env=env,
         )
         if res.returncode != 0:
             log = self.logfile.read_text()[-3000:] if self.logfile.exists() else ""
@@ -212,13 +216,17 @@ def wait_ready(dsn: str, timeout: float = 30.0) -> None:
 
 @contextlib.contextmanager
 def database(
-    backend: str | None = None, settings: dict[str, str] | None = None, keep_dir: Path | None = None
+    backend: str | None = None,
+    settings: dict[str, str] | None = None,
+    keep_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Yield a superuser DSN of a PostgreSQL server for the duration of the block.
 
     ``backend``: ``None``/"auto" (DATABASE_URL, else a local cluster), "local",
     "url" or "testcontainers". ``keep_dir`` keeps the local cluster's files in
     that directory (reused by the next call) instead of a temporary one.
+    ``env`` adds variables to a local server's environment.
     """
     backend = backend or os.environ.get("PGTALLY_BACKEND", "auto")
     url = os.environ.get("DATABASE_URL")
@@ -239,7 +247,7 @@ def database(
         return
     if keep_dir is not None:
         cluster = LocalCluster(Path(keep_dir).resolve(), settings=dict(settings or {}))
-        cluster.start()
+        cluster.start(env)
         try:
             wait_ready(cluster.dsn())
             yield cluster.dsn()
@@ -250,7 +258,7 @@ def database(
     os.chmod(tmp, 0o755)
     cluster = LocalCluster(tmp, settings=dict(settings or {}))
     try:
-        cluster.start()
+        cluster.start(env)
         wait_ready(cluster.dsn())
         yield cluster.dsn()
     finally:

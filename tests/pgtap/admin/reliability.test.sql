@@ -7,9 +7,10 @@ select plan(10);
 -- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
-create function tests.days_ago(days integer)
+-- The instant `hours` before the start of the transaction (the windows end at the refresh, a little later).
+create function tests.hours_ago(hours integer)
 returns timestamptz language sql as $$
-  select (date_trunc('day', now() at time zone 'UTC') - make_interval(days => days) + interval '12 hours') at time zone 'UTC'
+  select now() - make_interval(hours => hours)
 $$;
 create function tests.export(event_id text, user_id text, at timestamptz, ms bigint, fmt text,
                              status text default 'succeeded', error_code text default null)
@@ -31,21 +32,21 @@ returns text language sql as $$
     from tally.admin_error_codes(time_window, 10, by_format) e
 $$;
 
--- Two days ago: ten mp3 exports of 1..10 s, two wav exports of 5 and 6 s, a wav and two mp3 failures.
--- Today: one more mp3 failure. Yesterday: three 7 s TTS blocks. 40 days ago: a 40 s TTS block and a TTS failure.
-select ok((select bool_and(tests.export('m' || i, 'u' || (i % 2 + 1), tests.days_ago(2), i * 1000, 'mp3'))
+-- 48 hours ago: ten mp3 exports of 1..10 s, two wav exports of 5 and 6 s, a wav and two mp3 failures.
+-- An hour ago: one more mp3 failure. 20 hours ago: three 7 s TTS blocks. 40 days ago: a 40 s TTS block and a TTS failure.
+select ok((select bool_and(tests.export('m' || i, 'u' || (i % 2 + 1), tests.hours_ago(48), i * 1000, 'mp3'))
              from generate_series(1, 10) i)
-      and tests.export('w1', 'u3', tests.days_ago(2), 5000, 'wav') and tests.export('w2', 'u3', tests.days_ago(2), 6000, 'wav')
-      and tests.export('wf', 'u3', tests.days_ago(2), null, 'wav', 'failed', 'encoder_timeout')
-      and tests.export('mf1', 'u1', tests.days_ago(2), null, 'mp3', 'failed', 'storage_unavailable')
-      and tests.export('mf2', 'u2', tests.days_ago(2), null, 'mp3', 'failed', 'storage_unavailable')
-      and tests.export('mf3', 'u1', tests.days_ago(0), null, 'mp3', 'failed', 'storage_unavailable')
-      and tests.tts('t1', 'u1', tests.days_ago(1), 100) and tests.tts('t2', 'u1', tests.days_ago(1), 100)
-      and tests.tts('t3', 'u2', tests.days_ago(1), 100)
-      and tests.tts('t4', 'u2', tests.days_ago(40), 500, duration_ms => 40000)
-      and tests.tts('t5', 'u2', tests.days_ago(40), 500, status => 'failed'),
+      and tests.export('w1', 'u3', tests.hours_ago(48), 5000, 'wav') and tests.export('w2', 'u3', tests.hours_ago(48), 6000, 'wav')
+      and tests.export('wf', 'u3', tests.hours_ago(48), null, 'wav', 'failed', 'encoder_timeout')
+      and tests.export('mf1', 'u1', tests.hours_ago(48), null, 'mp3', 'failed', 'storage_unavailable')
+      and tests.export('mf2', 'u2', tests.hours_ago(48), null, 'mp3', 'failed', 'storage_unavailable')
+      and tests.export('mf3', 'u1', tests.hours_ago(1), null, 'mp3', 'failed', 'storage_unavailable')
+      and tests.tts('t1', 'u1', tests.hours_ago(20), 100) and tests.tts('t2', 'u1', tests.hours_ago(20), 100)
+      and tests.tts('t3', 'u2', tests.hours_ago(20), 100)
+      and tests.tts('t4', 'u2', tests.hours_ago(40 * 24), 500, duration_ms => 40000)
+      and tests.tts('t5', 'u2', tests.hours_ago(40 * 24), 500, status => 'failed'),
    'exports and TTS blocks recorded');
-select ok(tally.record_usage('t5e', 'u2', 'tts', 1, tests.days_ago(40), status => 'failed', error_code => 'provider_timeout'),
+select ok(tally.record_usage('t5e', 'u2', 'tts', 1, tests.hours_ago(40 * 24), status => 'failed', error_code => 'provider_timeout'),
           'and a TTS failure with an error code');
 select ok(tally.merge_pending() = 22 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 

@@ -1,7 +1,7 @@
 -- Platform totals per dimension (kind, a declared provider, model), averages, cost shares and the overview card,
 -- from a hand-built data set with a failure, a reversal and a non-billable event; the views read merged rollups only.
 begin;
-select plan(14);
+select plan(17);
 
 -- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
@@ -12,6 +12,12 @@ returns text language sql as $$
   select coalesce(string_agg(format('%s e%s f%s q%s d%s c%s u%s', t.value, t.events, t.failures, t.quantity,
                                     t.duration_ms, trim_scale(t.cost), t.users), ' | '), '')
     from tally.admin_totals(dimension) t
+$$;
+create function tests.totals_of_range(dimension text, from_day date, to_day date)
+returns text language sql as $$
+  select coalesce(string_agg(format('%s e%s f%s q%s d%s c%s u%s', t.value, t.events, t.failures, t.quantity,
+                                    t.duration_ms, trim_scale(t.cost), t.users), ' | '), '')
+    from tally.admin_totals(dimension, from_day => from_day, to_day => to_day) t
 $$;
 create function tests.averages_of(dimension text)
 returns text language sql as $$
@@ -68,8 +74,8 @@ select is(tests.totals_of('model'),
           'totals by model (TTS and OCR models alike)');
 
 -- 4 users; 5 events; 6 succeeded attempts (t5 counts: it ran) and 1 failure; billable cost 0.012 - 0.008 + 0.008;
--- Paying users now: those whose subscription at a price above zero is in force at this moment, whatever they used:
--- u1 (pro since Nov 1, running); not u2 (pro Nov 1-3, ended), not u3 (free), not u4 (no subscription).
+-- Paying users of a window: those whose subscription at a price above zero is in force at some moment of it, whatever
+-- they used. All time: u1 (pro since Nov 1, running) and u2 (pro Nov 1-3); not u3 (free), not u4 (no subscription).
 select lives_ok($$
   select tally.upsert_plan('free', 0, 0, '{}', true), tally.upsert_plan('pro', 1, 10),
          tally.start_subscription('u1', 'pro', '2026-11-01 00:00+00'),
@@ -82,8 +88,21 @@ select is((select format('users=%s events=%s ok=%s failed=%s rate=%s dur=%s cost
                          trim_scale(o.avg_cost_per_event), to_char(o.first_at at time zone 'UTC', 'MM-DD HH24:MI'),
                          to_char(o.last_at at time zone 'UTC', 'MM-DD HH24:MI'))
              from tally.admin_overview() o),
-          'users=4 events=5 ok=6 failed=1 rate=85.71 dur=51000 cost=0.012 billable=0.012 paying=1 e/u=1.25 c/u=0.003 c/e=0.0024 11-01 10:00..11-05 09:00',
-          'the overview card');
+          'users=4 events=5 ok=6 failed=1 rate=85.71 dur=51000 cost=0.012 billable=0.012 paying=2 e/u=1.25 c/u=0.003 c/e=0.0024 11-01 10:00..11-05 09:00',
+          'the overview card (all time, the default)');
+-- The UTC days Nov 4 and 5: u3's failure t4 and the reversed t5 (both Nov 4), u4's export (Nov 5); u1 pays.
+select is((select format('users=%s events=%s ok=%s failed=%s rate=%s dur=%s cost=%s paying=%s %s..%s', o.users, o.events,
+                         o.succeeded, o.failures, o.success_rate, o.duration_ms, trim_scale(o.cost), o.paying_users,
+                         o.window_start at time zone 'UTC', o.window_end at time zone 'UTC')
+             from tally.admin_overview(from_day => '2026-11-04', to_day => '2026-11-06') o),
+          'users=2 events=1 ok=2 failed=1 rate=66.67 dur=5000 cost=0 paying=1 2026-11-04 00:00:00..2026-11-06 00:00:00',
+          'the overview of a range of UTC days [from_day, to_day) leaves out the events before and after it');
+select is(tests.totals_of_range('kind', '2026-11-02', '2026-11-04'),
+          'tts e2 f0 q500 d35000 c0.008 u2 | ocr e1 f0 q3 d4000 c0.003 u1',
+          'totals by kind for Nov 2 and 3: t2, t3 and o1 only');
+select is(tests.result_of($$(select count(*) from tally.admin_totals('kind', from_day => '2026-11-04'))$$),
+          'error PT011: from_day and to_day go together: the range is the UTC days [from_day, to_day) (got 2026-11-04 to null)',
+          'a range needs both ends');
 select throws_ok($$select * from tally.admin_totals('colour')$$, 'PT010', 'dimension ''colour'' is not declared',
                  'an undeclared dimension is a clear error');
 

@@ -1,5 +1,5 @@
--- Daily trend series per kind (zero-filled) and DAU, WAU, MAU, new users per day, in users' local days, from a
--- hand-built October: a failure-only day, a Tokyo user whose UTC evening is the next local day, a reversed payment;
+-- Daily trend series per kind (zero-filled) and DAU, WAU, MAU, new users per UTC day, from a hand-built October: a
+-- failure-only day, a Tokyo user whose UTC evening is the next local day (platform figures keep the UTC day), a reversed payment;
 -- paying users per UTC day and 7 and 30 days from hand-built subscriptions (paid, free, ended at midnight, a plan change).
 begin;
 select plan(12);
@@ -24,7 +24,8 @@ $$;
 
 select lives_ok($$select tally.set_user_settings('u3', 'Asia/Tokyo')$$, 'u3 lives in Tokyo');
 -- u1 pays on Oct 1, 3 and 20. u2 fails on Oct 2, then OCRs a free page on Oct 9.
--- u3 pays at 20:00 UTC on Oct 4 = Oct 5 in Tokyo. u4 pays on Oct 5, refunded (reversed) the same day.
+-- u3 pays at 20:00 UTC on Oct 4 (Oct 5 in Tokyo: still Oct 4 for the platform). u4 pays on Oct 5, refunded (reversed)
+-- the same day.
 select ok(tests.tts('a1', 'u1', '2026-10-01 10:00+00', 100)
       and tests.tts('a2', 'u1', '2026-10-03 10:00+00', 200)
       and tests.tts('a3', 'u1', '2026-10-20 10:00+00', 50)
@@ -52,15 +53,15 @@ $$, 'subscriptions of five users');
 
 select is(tests.trend_of('kind', '{tts,ocr}', '2026-10-01', '2026-10-05'),
           'ocr 10-01 e0 f0 q0 u0 | ocr 10-02 e0 f0 q0 u0 | ocr 10-03 e0 f0 q0 u0 | ocr 10-04 e0 f0 q0 u0 | ocr 10-05 e0 f0 q0 u0 | '
-          'tts 10-01 e1 f0 q100 u1 | tts 10-02 e0 f1 q0 u1 | tts 10-03 e1 f0 q200 u1 | tts 10-04 e0 f0 q0 u0 | tts 10-05 e1 f0 q300 u2',
-          'events per day of chosen kinds, zero-filled; u3 on Oct 5 (Tokyo); u4''s reversed block nets to 0 but u4 was active');
+          'tts 10-01 e1 f0 q100 u1 | tts 10-02 e0 f1 q0 u1 | tts 10-03 e1 f0 q200 u1 | tts 10-04 e1 f0 q300 u1 | tts 10-05 e0 f0 q0 u1',
+          'events per UTC day of chosen kinds, zero-filled; u3 on Oct 4 (UTC, though Oct 5 in Tokyo); u4''s reversed block nets to 0 but u4 was active');
 select is(tests.trend_of('kind', null, '2026-10-08', '2026-10-10'),
           'ocr 10-08 e0 f0 q0 u0 | ocr 10-09 e1 f0 q1 u1 | ocr 10-10 e0 f0 q0 u0',
           'without only_values: every value active in the range');
 select is(tests.activity_on('{2026-10-01,2026-10-02,2026-10-03,2026-10-04,2026-10-05}'),
           '10-01 dau1 wau1 mau1 new1 pay2/2/2 ok1 fail0 | 10-02 dau1 wau2 mau2 new1 pay2/2/2 ok0 fail1 | '
-          '10-03 dau1 wau2 mau2 new0 pay0/2/2 ok1 fail0 | 10-04 dau0 wau2 mau2 new0 pay1/3/3 ok0 fail0 | '
-          '10-05 dau2 wau4 mau4 new2 pay1/3/3 ok2 fail0',
+          '10-03 dau1 wau2 mau2 new0 pay0/2/2 ok1 fail0 | 10-04 dau1 wau3 mau3 new1 pay1/3/3 ok1 fail0 | '
+          '10-05 dau1 wau4 mau4 new1 pay1/3/3 ok1 fail0',
           'first week: a failure makes u2 active; paying: u1 and u5 (no usage) on Oct 1-2, u1''s end at midnight leaves Oct 3, '
           'u3''s night counts on Oct 4 and 5');
 select is(tests.activity_on('{2026-10-08,2026-10-09,2026-10-10,2026-10-12,2026-10-20}'),

@@ -24,7 +24,7 @@ select is(tests.period_of('u2', '2026-11-15 00:00:00+00'), '', 'u2''s new period
 select is(tests.period_of('la', '2026-11-15 06:00:00+00') || ' / ' || tests.period_of('la', '2026-11-15 09:00:00+00'),
           '2026-10-15..2026-11-15 tts e1 q60 d7000 c0.0006 / ',
           'la: 22:00 PST on Nov 14 is the old period, 01:00 PST on Nov 15 a new empty one (pending)');
-select is(tests.lifetime_of('u1', 'kind'), 'ocr e1 q3 d0 c0.03 f0 | tts e5 q6000 d28000 c0.01 f0',
+select is(tests.lifetime_of('u1', 'kind'), 'ocr e1 q3 d c0.03 f0 | tts e5 q6000 d28000 c0.01 f0',
           'lifetime counts the non-billable usage (pending)');
 
 select is(tally.merge_pending(), 8, 'merge folds the eight deltas');

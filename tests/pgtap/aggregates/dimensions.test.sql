@@ -20,13 +20,13 @@ select ok(tally.record_usage('e6', 'u1', 'tts', 7, '2026-11-11 14:00:00+00', att
           'e6: piper / af_alloy, 7');
 
 select is(tests.lifetime_of('u1', 'voice_model'),
-          'kokoro/af_alloy e1 q100 d7000 c0.001 f0 | kokoro/af_bella e1 q50 d7000 c0.0005 f0 | piper/af_alloy e1 q7 d0 c0 f0',
+          'kokoro/af_alloy e1 q100 d7000 c0.001 f0 | kokoro/af_bella e1 q50 d7000 c0.0005 f0 | piper/af_alloy e1 q7 d c0 f0',
           'voice_model: values are model/voice; events missing a key are left out (pending)');
 select is(tests.lifetime_of('u1', 'kind_model'),
-          'tts/kokoro e4 q190 d14000 c0.0015 f0 | tts/piper e1 q7 d0 c0 f0', 'kind_model uses the kind column (pending)');
+          'tts/kokoro e4 q190 d14000 c0.0015 f0 | tts/piper e1 q7 d c0 f0', 'kind_model uses the kind column (pending)');
 select is(tests.lifetime_of('u1', 'voice'),
           'af_alloy e2 q107 d7000 c0.001 f0 | af_bella e1 q50 d7000 c0.0005 f0', 'voice: no value for a missing or empty voice (pending)');
-select is(tests.lifetime_of('u1', 'kind'), 'ocr e1 q5 d0 c0 f0 | tts e5 q197 d14000 c0.0015 f0',
+select is(tests.lifetime_of('u1', 'kind'), 'ocr e1 q5 d c0 f0 | tts e5 q197 d14000 c0.0015 f0',
           'kind counts every event (pending)');
 select is(tests.daily_of('u1', 'voice_model', '2026-11-01', '2026-11-30'),
           '2026-11-10 kokoro/af_alloy e1 q100 f0 | 2026-11-11 kokoro/af_bella e1 q50 f0 | 2026-11-11 piper/af_alloy e1 q7 f0',
@@ -34,10 +34,10 @@ select is(tests.daily_of('u1', 'voice_model', '2026-11-01', '2026-11-30'),
 
 select is(tally.merge_pending(), 6, 'merge folds the six deltas');
 select is(tests.lifetime_of('u1', 'voice_model'),
-          'kokoro/af_alloy e1 q100 d7000 c0.001 f0 | kokoro/af_bella e1 q50 d7000 c0.0005 f0 | piper/af_alloy e1 q7 d0 c0 f0',
+          'kokoro/af_alloy e1 q100 d7000 c0.001 f0 | kokoro/af_bella e1 q50 d7000 c0.0005 f0 | piper/af_alloy e1 q7 d c0 f0',
           'voice_model is the same after the merge');
 select is(tests.lifetime_of('u1', 'kind_model'),
-          'tts/kokoro e4 q190 d14000 c0.0015 f0 | tts/piper e1 q7 d0 c0 f0', 'kind_model is the same after the merge');
+          'tts/kokoro e4 q190 d14000 c0.0015 f0 | tts/piper e1 q7 d c0 f0', 'kind_model is the same after the merge');
 select is(tests.lifetime_of('u1', 'voice'),
           'af_alloy e2 q107 d7000 c0.001 f0 | af_bella e1 q50 d7000 c0.0005 f0', 'voice is the same after the merge');
 select is(tests.daily_of('u1', 'voice_model', '2026-11-01', '2026-11-30'),

@@ -5,7 +5,7 @@ select plan(17);
 select has_table('tally', 'usage_events', 'the usage log exists');
 select columns_are('tally', 'usage_events', array[
   'event_id', 'user_id', 'kind', 'occurred_at', 'recorded_at', 'quantity', 'duration_ms', 'cost',
-  'status', 'error_code', 'billable', 'attributes', 'corrects_event_id'], 'the log has exactly the contract columns');
+  'status', 'error_code', 'billable', 'attributes', 'corrects_event_id', 'plan'], 'the log has exactly the contract columns');
 select col_type_is('tally', 'usage_events', 'event_id', 'text', 'event_id is text');
 select col_type_is('tally', 'usage_events', 'user_id', 'text', 'user_id is text');
 select col_type_is('tally', 'usage_events', 'occurred_at', 'timestamp with time zone', 'occurred_at is timestamptz');

@@ -6,7 +6,7 @@ select plan(40);
 -- The expected answers, hand-computed once (psql variables), checked in every state below.
 -- u1 (UTC): m1 tts 100 af_alloy; m2 tts 200 af_bella, reversed by m5; m3 ocr 5 (1200 ms, 0.05); m4 tts failed.
 \set u1_kind 'ocr e1 q5 d1200 c0.05 f0 | tts e1 q100 d7000 c0.001 f1'
-\set u1_voice 'af_alloy e1 q100 d7000 c0.001 f1 | af_bella e0 q0 d0 c0 f0'
+\set u1_voice 'af_alloy e1 q100 d7000 c0.001 f1 | af_bella e0 q0 d c0 f0'
 \set u1_span 'ocr 2026-11-11 09:00..2026-11-11 09:00 | tts 2026-11-10 10:00..2026-11-10 12:00'
 \set u1_daily '2026-11-10 af_alloy e1 q100 f0 | 2026-11-10 af_bella e0 q0 f0 | 2026-11-11 af_alloy e0 q0 f1'
 \set u1_period '2026-11-01..2026-12-01 ocr e1 q5 d1200 c0.05 | 2026-11-01..2026-12-01 tts e1 q100 d7000 c0.001'

@@ -78,8 +78,8 @@ select lives_ok($$select tally.upsert_plan('free', 0, 0, '{"tts": 1500}', true)$
 select ok(tests.tts('i0', 'i', '2026-10-05 10:00+00', 1000) and tests.tts('i1', 'i', '2026-11-19 10:00+00', 400)
       and tests.tts('i2', 'i', '2026-11-20 10:00+00', 500) and tests.tts('i3', 'i', '2026-11-21 10:00+00', 500), 'i: 1000 chars in October, 1400 in November');
 select is(tests.insights('i') || ' # ' || tests.insights('a') || ' # ' || tests.insights('p11'),
-          '[month_trend] tts usage is up 40.0% this month so far (1,400 vs 1,000 by this day last month) [streak] You are on a 3-day streak (your longest is 3 days) [top_voice] Your favourite voice is af_alloy: 28 s listened [quota] At your current pace you will reach your tts limit on 2026-11-22 (93.3% used so far)'
-          || ' # [streak] You are on a 29-day streak (your longest is 29 days) [top_voice] Your favourite voice is af_alloy: 3 min 23 s listened [quota] You have used your whole tts allowance for this period (3,000 of 1,500) [anomaly] Today''s usage (1,000) was far above your usual (median 100 a day)'
+          '[month_trend] tts usage is up 40.0% this month so far (1,400 vs 1,000 characters by this day last month) [streak] You are on a 3-day streak (your longest is 3 days) [top_voice] Your favourite voice is af_alloy: 28 s listened [quota] At your current pace you will reach your tts limit on 2026-11-22 (93.3% used so far)'
+          || ' # [streak] You are on a 29-day streak (your longest is 29 days) [top_voice] Your favourite voice is af_alloy: 3 min 23 s listened [quota] You have used your whole tts allowance for this period (3,000 of 1,500) [anomaly] Today''s tts usage (1,000 characters) was far above your usual (median 100 a day)'
           || ' # [peer] You used more llm than 50% of users this period',
           'insights of i (trend, streak, voice, pace), a (streak, voice, quota, anomaly; too few tts peers) and p11 (13 llm peers)');
 

@@ -38,9 +38,9 @@ select ok(tests.tts('f0', 'f', '2026-11-02 10:00+00', 300)
       and tally.record_usage('fn', 'f', 'tts', 2000, '2026-11-20 11:00+00', billable => false),
    'f: 1000 billable chars this period, a failure and non-billable usage');
 select is(tests.fc('f'),
-          'ocr free 2026-11-01..2026-12-01 used=0 quota=10 left=10 util=0.0 rate=0.00 proj=0 on=- ok | tts free 2026-11-01..2026-12-01 used=1000 quota=1500 left=500 util=66.7 rate=385.71 proj=4471 on=2026-11-23 will_reach',
+          'ocr free 2026-11-01..2026-12-01 used=0 quota=10 left=10 util=0.0 rate=0.00 proj=0 on=- ok | tts free 2026-11-01..2026-12-01 used=1000 quota=1500 left=500 util=66.7 rate=385.71 proj=4664 on=2026-11-22 will_reach',
           'f: the run rate counts all succeeded usage of the last 7 days, the period only billable usage (pending)');
-select is(tests.rec('f'), 'basic tier 1 at 5 (now free, current f)', 'f: basic is the cheapest plan covering 4471 chars');
+select is(tests.rec('f'), 'basic tier 1 at 5 (now free, current f)', 'f: basic is the cheapest plan covering 4664 chars');
 
 select is(tally.check_quota('f', 'tts', 500, '2026-11-21 12:00+00'), 0::numeric, 'f: 500 more chars fit exactly');
 select is((select count(*)::int from pg_locks l
@@ -63,22 +63,22 @@ select is(tally.check_quota('b', 'tts', 500, '2026-11-21 12:00+00') || ' ' || ta
 
 select is(tally.merge_pending(), 12, 'merge folds the twelve deltas');
 select is(tests.fc('f'),
-          'ocr free 2026-11-01..2026-12-01 used=0 quota=10 left=10 util=0.0 rate=0.00 proj=0 on=- ok | tts free 2026-11-01..2026-12-01 used=1000 quota=1500 left=500 util=66.7 rate=385.71 proj=4471 on=2026-11-23 will_reach',
+          'ocr free 2026-11-01..2026-12-01 used=0 quota=10 left=10 util=0.0 rate=0.00 proj=0 on=- ok | tts free 2026-11-01..2026-12-01 used=1000 quota=1500 left=500 util=66.7 rate=385.71 proj=4664 on=2026-11-22 will_reach',
           'f: the same forecast after the merge');
 select ok(tests.tts('f8', 'f', '2026-11-21 11:00+00', 500), 'f: 500 more chars (pending on top of the merged period)');
 select is(tests.fc('f'),
-          'ocr free 2026-11-01..2026-12-01 used=0 quota=10 left=10 util=0.0 rate=0.00 proj=0 on=- ok | tts free 2026-11-01..2026-12-01 used=1500 quota=1500 left=0 util=100.0 rate=457.14 proj=5614 on=2026-11-21 reached',
+          'ocr free 2026-11-01..2026-12-01 used=0 quota=10 left=10 util=0.0 rate=0.00 proj=0 on=- ok | tts free 2026-11-01..2026-12-01 used=1500 quota=1500 left=0 util=100.0 rate=457.14 proj=5843 on=2026-11-21 reached',
           'f: the limit is reached today');
 select throws_ok($$select tally.check_quota('f', 'tts', 1, '2026-11-21 12:00+00')$$, 'PT012', null, 'f: not one more char');
 
 -- Subscribing mid-month: pro from Nov 10 has no tts limit, and billing periods now start on the
 -- 10th; before it the free limit applied to the period Oct 10..Nov 10 (300 chars used on Nov 2).
--- The forecast projects 1200 used + 457.14 a day for the 18 days after Nov 21 up to Dec 10.
+-- The forecast projects 1200 used + 457.14 a day for the rest of Nov 21 and the 18 days after it up to Dec 10.
 select lives_ok($$select tally.start_subscription('f', 'pro', '2026-11-10 00:00+00')$$, 'f upgrades to pro on Nov 10');
 select is(tally.check_quota('f', 'tts', 100000, '2026-11-21 12:00+00') is null
           and tally.check_quota('f', 'tts', 1200, '2026-11-09 12:00+00') = 0
           and tests.error_of($$select tally.check_quota('f', 'tts', 1201, '2026-11-09 12:00+00')$$) like 'PT012: %'
-          and tests.fc('f') = 'ocr pro 2026-11-10..2026-12-10 used=0 quota=1000 left=1000 util=0.0 rate=0.00 proj=0 on=- ok | tts pro 2026-11-10..2026-12-10 used=1200 quota=- left=- util=- rate=457.14 proj=9429 on=- unlimited',
+          and tests.fc('f') = 'ocr pro 2026-11-10..2026-12-10 used=0 quota=1000 left=1000 util=0.0 rate=0.00 proj=0 on=- ok | tts pro 2026-11-10..2026-12-10 used=1200 quota=- left=- util=- rate=457.14 proj=9657 on=- unlimited',
           true, 'f on pro: tts unlimited in the period from Nov 10 (1200 used); at Nov 9 the free limit applied to Oct 10..Nov 10');
 
 select * from finish();

@@ -37,14 +37,14 @@ select ok(tests.tts('t1', 'u', '2026-11-02 10:00+00', 3000, 'alloy', 'openai', 2
       and tests.tts('t5', 'u', '2026-11-06 10:00+00', 700, 'af_bella', 'kokoro', 60000, 'failed'),
    'u: four tts events, a failed one and twelve OCR pages');
 select is(tests.card_of('u', 2, '2026-11-21 12:00+00'),
-          'total * e5 q9012 d8700000 c0.102 | kind tts e4 q9000 d8700000 c0.09 | kind ocr e1 q12 d0 c0.012 | voice alloy e2 q6000 d4800000 c0.06 | voice af_bella e1 q2500 d3600000 c0.025 | model openai e2 q6000 d4800000 c0.06 | model kokoro e2 q3000 d3900000 c0.03 | period ocr e1 q12 d0 c0.012 /20 60.0% | period tts e3 q8500 d8400000 c0.085 /10000 85.0%',
+          'total * e5 q d8700000 c0.102 | kind tts e4 q9000 d8700000 c0.09 | kind ocr e1 q12 d c0.012 | model openai e2 q6000 d4800000 c0.06 | model kokoro e2 q3000 d3900000 c0.03 | voice alloy e2 q6000 d4800000 c0.06 | voice af_bella e1 q2500 d3600000 c0.025 | period ocr e1 q12 d0 c0.012 /20 60.0% | period tts e3 q8500 d8400000 c0.085 /10000 85.0%',
           'u: totals, kinds by quantity, top 2 voices and models by duration, November against the free plan (pending)');
 select is(tests.card_plan('u', '2026-11-21 12:00+00'), 'free 2026-11-01..2026-12-01', 'u: free plan, November period');
 -- Subscribing mid-month: billing periods now start on the subscription's day (the 10th), so the
 -- new period starts empty under the pro limits; the earlier usage stays in the period before it.
 select lives_ok($$select tally.start_subscription('u', 'pro', '2026-11-10 00:00+00')$$, 'u upgrades to pro on Nov 10');
 select is(tests.card_of('u', 1, '2026-11-21 12:00+00'),
-          'total * e5 q9012 d8700000 c0.102 | kind tts e4 q9000 d8700000 c0.09 | kind ocr e1 q12 d0 c0.012 | voice alloy e2 q6000 d4800000 c0.06 | model openai e2 q6000 d4800000 c0.06 | period tts e0 q0 d0 c0 /100000 0.0%',
+          'total * e5 q d8700000 c0.102 | kind tts e4 q9000 d8700000 c0.09 | kind ocr e1 q12 d c0.012 | model openai e2 q6000 d4800000 c0.06 | voice alloy e2 q6000 d4800000 c0.06 | period tts e0 q0 d0 c0 /100000 0.0%',
           'u after subscribing on Nov 10: a new, empty period under the pro limits (top 1)');
 select is(tests.card_plan('u', '2026-11-21 12:00+00') || ' / ' || tests.card_plan('u', '2026-11-09 12:00+00') || ' / '
           || tests.card_plan('u', '2026-10-25 12:00+00'),
@@ -52,7 +52,7 @@ select is(tests.card_plan('u', '2026-11-21 12:00+00') || ' / ' || tests.card_pla
           'periods run from the 10th; before the subscription the free plan was in force');
 select is(tally.merge_pending(), 6, 'merge folds the six deltas');
 select is(tests.card_of('u', 1, '2026-11-21 12:00+00'),
-          'total * e5 q9012 d8700000 c0.102 | kind tts e4 q9000 d8700000 c0.09 | kind ocr e1 q12 d0 c0.012 | voice alloy e2 q6000 d4800000 c0.06 | model openai e2 q6000 d4800000 c0.06 | period tts e0 q0 d0 c0 /100000 0.0%',
+          'total * e5 q d8700000 c0.102 | kind tts e4 q9000 d8700000 c0.09 | kind ocr e1 q12 d c0.012 | model openai e2 q6000 d4800000 c0.06 | voice alloy e2 q6000 d4800000 c0.06 | period tts e0 q0 d0 c0 /100000 0.0%',
           'u: the same card after the merge');
 
 select * from finish();

@@ -1,11 +1,14 @@
-"""A printable, self-contained HTML report of one user and of the platform.
+"""The printable, self-contained HTML usage report of one user (and, for the demo, of the platform).
 
-``render_report(client, user_id)`` reads the user analytics and the admin
-analytics through the client and returns one HTML document: inline CSS, charts
-drawn here as inline SVG (tooltips are SVG ``<title>`` elements, so there is no
-script at all), no fonts, images or scripts fetched from anywhere, and a print
-stylesheet so that "print to PDF" gives one page for the user and one for the
-platform. Every text that comes from the database is escaped.
+``render_html(conn, user_id, end=...)`` is the report a person receives: one
+page of the user's usage, for any user of any pgtally database (a user with a
+single event gets the same page with "no data yet" in the empty charts).
+``render_report(client, user_id)`` adds the platform's admin page (the demo
+writes it). Both return one HTML document: inline CSS, charts drawn here as
+inline SVG (tooltips are SVG ``<title>`` elements, so there is no script at
+all), no fonts, images or scripts fetched from anywhere, and a print stylesheet
+so that "print to PDF" (and :func:`pgtally.reports.render_pdf`) gives a clean
+A4 page per section. Every text that comes from the database is escaped.
 
 The SVG helpers below take plain numbers and labels, so each chart is one small
 function and the page functions only pick the data.
@@ -19,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from html import escape
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -379,7 +383,7 @@ def _stats(items: Iterable[tuple[str, str]]) -> str:
     )
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int = 1) -> str:
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int = 1, cls: str = "") -> str:
     """An HTML table; cells are trusted HTML (escape before), columns from ``numeric_from`` right-aligned."""
     head = "".join(f"<th{' class=num' if i >= numeric_from else ''}>{_e(h)}</th>" for i, h in enumerate(header))
     body = "".join(
@@ -388,7 +392,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: i
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    css = f' class="{cls}"' if cls else ""
+    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _metric(metric: str, value: Number | None) -> str:
@@ -407,8 +412,10 @@ def _trend_arrow(delta_pct: Number | None, trend: str | None) -> str:
 # -------------------------------------------------------------------- user page
 
 
-def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.datetime) -> str:
-    """The user's page: lifetime card, voices, 12 months, kinds, hour-of-week, limits, calendar, insights."""
+def _user_page(
+    client: Client, user_id: str, at: dt.datetime | None, now: dt.datetime, through: dt.date | None = None
+) -> str:
+    """The user's page: lifetime card, kinds, voices, 12 months, hour-of-week, limits, calendar, insights."""
     card = client.summary_card(user_id, top_n=ALL_VOICES, at=at)
     profile = client.engagement_profile(user_id, at=at)
     subscription = client.subscription_summary(user_id, at=at)
@@ -420,10 +427,10 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
     lifetime = _stats(
         [
             ("events", _n(total.events)),
-            ("listened", human_duration(sum(v.duration_ms for v in card.voices))),
+            ("listened", human_duration(total.duration_ms)),  # audio kinds only
             ("cost", _n(total.cost, 2)),
             ("days active", _n(profile.days_active)),
-            ("longest streak", f"{profile.longest_streak} days"),
+            ("longest streak", f"{profile.longest_streak} day{'' if profile.longest_streak == 1 else 's'}"),
             ("sessions", _n(profile.sessions)),
             ("average session", profile.avg_session_text),
         ]
@@ -439,8 +446,28 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
     else:
         lifetime_note += ", never subscribed."
 
+    units = kind_units(client)
+    kinds = (
+        _table(
+            ["kind", "events", "quantity", "duration", "cost"],
+            (
+                [
+                    _e(units.get(k.value or "", (k.value, ""))[0] if k.value else "-"),
+                    _n(k.events),
+                    _e(f"{k.quantity:,} {units.get(k.value or '', ('', ''))[1]}".strip()),
+                    _e(human_duration(k.duration_ms)),
+                    _n(k.cost, 2),
+                ]
+                for k in card.kinds
+            ),
+            cls="kinds",
+        )
+        if card.kinds
+        else '<p class="muted">No usage yet.</p>'
+    )
+
     voices = hbar_chart(
-        [(v.value or "-", v.duration_ms / 3_600_000, v.duration_text) for v in card.voices[:8]],
+        [(v.value or "-", (v.duration_ms or 0) / 3_600_000, v.duration_text) for v in card.voices[:8]],
         "Listening time per voice",
     )
 
@@ -482,13 +509,13 @@ def _user_page(client: Client, user_id: str, at: dt.datetime | None, now: dt.dat
     gauges = _limits(client, user_id, at)
     insights = "".join(f"<li>{_e(i.message)}</li>" for i in client.usage_insights(user_id, at=at))
 
+    as_of = f"through {through:%Y-%m-%d}" if through else f"as of {now:%Y-%m-%d %H:%M %Z}"
     return f"""
 <section class="page" id="user">
-  <header><h1>{_e(user_id)}</h1><p>Usage report · days in {_e(zone)} · as of {
-        _e(f"{now:%Y-%m-%d %H:%M %Z}")
-    }</p></header>
+  <header><h1>{_e(user_id)}</h1><p>Usage report · days in {_e(zone)} · {_e(as_of)}</p></header>
   <div class="grid">
     {_card("Lifetime", lifetime, note=lifetime_note)}
+    {_card("Usage by kind, lifetime", kinds)}
     {_card("Listening per voice", voices)}
     {_card("Listening hours per month", line)}
     {_card("Events per month by kind", bars)}
@@ -538,7 +565,8 @@ def _limits(client: Client, user_id: str, at: dt.datetime | None) -> str:
         return '<p class="muted">No limits apply to this plan.</p>'
     recommended = client.recommended_plan(user_id, at=at)
     first = limited[0]
-    note = f"Plan {_e(first.plan)}, period {_e(first.period_start)} to {_e(first.period_end)} (end excluded)."
+    last_day = first.period_end - dt.timedelta(days=1)
+    note = f"Plan {_e(first.plan)}, period {_e(first.period_start)} – {_e(last_day)} (last day included)."
     if recommended and not recommended.is_current:
         note += f" Recommended plan: <b>{_e(recommended.plan)}</b> ({_n(recommended.monthly_price, 2)} a month)."
     return f'<div class="gauges">{"".join(parts)}</div><p class="note">{note}</p>'
@@ -730,6 +758,7 @@ table { border-collapse: collapse; width: 100%; font-size: 13px; margin-bottom: 
 th { text-align: left; color: var(--muted); font-weight: 600; border-bottom: 1px solid var(--line); padding: 4px 6px; }
 td { border-bottom: 1px solid var(--line); padding: 4px 6px; white-space: nowrap; }
 .num { text-align: right; }
+table.kinds td { white-space: normal; }
 .heat { display: inline-block; min-width: 42px; padding: 1px 4px; border-radius: 3px; text-align: center; }
 @media print {
   @page { size: A4; margin: 10mm; }
@@ -743,12 +772,33 @@ td { border-bottom: 1px solid var(--line); padding: 4px 6px; white-space: nowrap
   .stats b { font-size: 15px; }
   table { font-size: 10px; }
   .heat { min-width: 30px; }
+  .gauges { flex-wrap: nowrap; gap: 8px; }
+  figure.gauge { width: auto; flex: 1 1 0; min-width: 0; }
 }
 """
 
 
+def _document(title: str, nav: Sequence[tuple[str, str]], body: str) -> str:
+    """The HTML document around the pages: head, inline stylesheet, a navigation bar (hidden in print)."""
+    links = "".join(f'<a href="#{_e(anchor)}">{_e(name)}</a>' for anchor, name in nav)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<nav>{links}</nav>
+{body}
+</body>
+</html>
+"""
+
+
 def render_report(client: Client, user_id: str, *, at: dt.datetime | None = None) -> str:
-    """One self-contained HTML document: ``user_id``'s usage page and the platform's admin page.
+    """One self-contained HTML document: ``user_id``'s usage page and the platform's admin page (the demo's report).
 
     ``at`` asks the user reads "as of" a moment (default now); the admin page
     shows the analytics views as last refreshed (its "data as of" line says
@@ -759,18 +809,63 @@ def render_report(client: Client, user_id: str, *, at: dt.datetime | None = None
         Path("report.html").write_text(render_report(client, "user-42"), encoding="utf-8")
     """
     now = at or dt.datetime.now(dt.timezone.utc)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>pgtally report: {_e(user_id)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<nav><a href="#user">User: {_e(user_id)}</a><a href="#admin">Platform</a></nav>
-{_user_page(client, user_id, at, now)}
-{_admin_page(client, now)}
-</body>
-</html>
-"""
+    return _document(
+        f"pgtally report: {user_id}",
+        [("user", f"User: {user_id}"), ("admin", "Platform")],
+        _user_page(client, user_id, at, now) + _admin_page(client, now),
+    )
+
+
+class UnknownUser(LookupError):
+    """Nothing is recorded for the user (no usage, no subscription), or the session may not see it."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"no usage recorded for user {user_id!r} (or it is not visible to this role)")
+        self.user_id = user_id
+
+
+def kind_units(client: Client) -> dict[str, tuple[str, str]]:
+    """Display name and unit of every declared kind (tally.kinds), empty where the registry is missing or hidden."""
+    with client.connection() as conn:
+        present = conn.execute("select to_regclass('tally.kinds') is not null").fetchone()
+        if not present or not present[0]:
+            return {}
+        readable = conn.execute("select has_table_privilege('tally.kinds', 'select')").fetchone()
+        if not readable or not readable[0]:
+            return {}
+        rows = conn.execute("select kind, display_name, unit from tally.kinds").fetchall()
+    return {str(kind): (str(name), str(unit)) for kind, name, unit in rows}
+
+
+def ensure_known(client: Client, user_id: str) -> None:
+    """Raises :class:`UnknownUser` unless the user has recorded usage (merged or pending) or a subscription."""
+    if not client.lifetime_totals(user_id, "kind") and not client.subscription_summary(user_id).subscriptions:
+        raise UnknownUser(user_id)
+
+
+def end_moment(client: Client, user_id: str, end: dt.date | None) -> dt.datetime | None:
+    """The last moment of local day ``end`` in the user's time zone (None: now)."""
+    if end is None:
+        return None
+    zone = ZoneInfo(client.engagement_profile(user_id).time_zone)
+    return dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone) - dt.timedelta(microseconds=1)
+
+
+def render_html(conn: psycopg.Connection[Any], user_id: str, *, end: dt.date | None = None) -> str:
+    """The usage report of one user as a self-contained HTML document (the page a person receives).
+
+    ``end`` is the report's last local day (default: now). Works on an owner
+    connection and on a tally_reader connection scoped to the user (row-level
+    security: another user is unknown). Raises :class:`UnknownUser` when
+    nothing is recorded for the user. Example::
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            Path("report.html").write_text(render_html(conn, "user-42"), encoding="utf-8")
+    """
+    client = Client(conn)
+    ensure_known(client, user_id)
+    at = end_moment(client, user_id, end)
+    now = at or dt.datetime.now(dt.timezone.utc)
+    return _document(
+        f"Usage report: {user_id}", [("user", f"Usage of {user_id}")], _user_page(client, user_id, at, now, end)
+    )
