@@ -450,12 +450,14 @@ def _load_all(
         refreshed = client.admin.refresh()
     seconds = time.perf_counter() - began
     console.print(
-        f"[bold]{events:,}[/bold] events sent by [bold]{len(sent):,}[/bold] active users "
-        f"(a pool of {users:,}: the others never used the product, so the dashboard counts {len(sent):,}): "
-        f"[bold]{added:,}[/bold] recorded, "
+        f"[bold]{events:,}[/bold] events sent for {users:,} users: [bold]{added:,}[/bold] recorded, "
         f"{events - added:,} duplicates skipped, {merged:,} deltas merged, {subscriptions:,} subscriptions, "
         f"{len(refreshed)} analytics views refreshed; load {load_seconds:.1f} s "
         f"({events / max(load_seconds, 1e-9):,.0f} events/s), total {seconds:.1f} s."
+    )
+    console.print(
+        f"{len(sent):,} of the {users:,} users were active (the others never used the product), "
+        "so the dashboard counts those."
     )
     return LoadMark(
         users,
