@@ -1,7 +1,7 @@
 -- Comparisons: week/month/year over the previous one, to date (same dates one period earlier) or complete
 -- periods; deltas, % (NULL when previous is 0), trend with the 5% stable band; leap day; peak bucket of a range.
 begin;
-select plan(17);
+select plan(18);
 set local timezone = 'UTC';
 
 -- Comparisons as 'name cs..ce vs ps..pe: cur/prev d<delta> p<pct> trend' joined by ' | '.
@@ -32,6 +32,13 @@ select ok(tests.tts('w1', 'c', '2026-11-17 10:00+00', 100) and tests.tts('w0', '
       and tests.tts('m9', 'c', '2026-10-25 10:00+00', 1000) and tests.tts('y0', 'c', '2025-06-01 10:00+00', 1850)
       and tests.tts('y9', 'c', '2025-12-01 10:00+00', 5000),
    'c: usage this and last week, month and year');
+-- c used tts (characters) and ocr (pages): their quantities add up to no number, so the
+-- comparison of the quantity of all kinds is refused.
+select is(tests.error_of($$select tests.cmp('c', null)$$) like 'PT011:%units%', true,
+          'c, all kinds of two units: the quantity comparison is refused');
+-- The checks below are about the comparison's dates and arithmetic over several kinds: count OCR
+-- in characters here so that all kinds share one unit (mixed units: tests/pgtap/user/kinds.test.sql).
+select tally.declare_kind('ocr', 'characters', 'OCR');
 select is(tests.cmp('c', null),
           'week 2026-11-16..2026-11-22 vs 2026-11-09..2026-11-15: 105/80 d25 p31.3 up | month 2026-11-01..2026-11-22 vs 2026-10-01..2026-10-22: 485/400 d85 p21.3 up | year 2026-01-01..2026-11-22 vs 2025-01-01..2025-11-22: 1885/1850 d35 p1.9 stable',
           'c, all kinds: +31.3% week, +21.3% month, +1.9% year is stable (pending)');
@@ -44,7 +51,7 @@ select is(tests.cmp('c', null, 'quantity', null, true),
           'week 2026-11-09..2026-11-16 vs 2026-11-02..2026-11-09: 80/300 d-220 p-73.3 down | month 2026-10-01..2026-11-01 vs 2026-09-01..2026-10-01: 1400/0 d1400 p- up | year 2025-01-01..2026-01-01 vs 2024-01-01..2025-01-01: 6850/0 d6850 p- up',
           'c, complete periods: last week down 73.3%, October up from nothing (no %)');
 select is(tests.peak('c', '12m', 'month') || ' / ' || tests.peak('c', '30d', 'day') || ' / ' || tests.peak('c', '12m', 'week', 'ocr'),
-          'none / none / 2026-11-16..2026-11-23 5',
+          '2025-12-01..2026-01-01 5000 / 2026-10-25..2026-10-26 1000 / 2026-11-16..2026-11-23 5',
           'c: peak month, day and week (ocr only)');
 select is(tally.merge_pending(), 8, 'merge folds the eight deltas');
 select is(tests.cmp('c', null),
@@ -54,7 +61,7 @@ select is(tests.cmp('c', null),
 select ok(tests.tts('w9', 'c', '2026-11-09 10:00+00', 20), 'c: a late event on Monday Nov 9');
 select is(tests.cmp('c', 'week', 'quantity', null, true),
           'week 2026-11-09..2026-11-16 vs 2026-11-02..2026-11-09: 100/300 d-200 p-66.7 down', 'c: merged + pending');
-select is(tests.peak('c', '7d', 'day', null, '2026-11-21 12:00+00'), 'none', 'c: peak day of the last 7');
+select is(tests.peak('c', '7d', 'day', null, '2026-11-21 12:00+00'), '2026-11-17..2026-11-18 100', 'c: peak day of the last 7');
 
 -- Leap day: Feb 29, 2024 against Feb 28, 2023 (the same date one year earlier, clamped), and month ends.
 select ok(tests.tts('l0', 'leap', '2024-02-29 12:00+00', 10) and tests.tts('l1', 'leap', '2023-02-28 12:00+00', 10)
