@@ -197,7 +197,19 @@ def test_history_comparison_and_peak(dataset: Client) -> None:
             "up",
         )
     ]
-    assert [c.comparison for c in dataset.compare_usage("u", at=NOW)] == ["week", "month", "year"]
+    assert [c.comparison for c in dataset.compare_usage("u", kind="tts", at=NOW)] == [
+        "week",
+        "month",
+        "year",
+    ]
+    assert [c.comparison for c in dataset.compare_usage("u", metric="events", at=NOW)] == [
+        "week",
+        "month",
+        "year",
+    ]
+    # Characters and pages do not add up: the quantity over all kinds is refused, not summed.
+    with pytest.raises(InvalidArgument, match="different units"):
+        dataset.compare_usage("u", at=NOW)
     # Over all kinds the quantity would add characters and pages: no peak; per kind, in its unit.
     assert dataset.usage_peak("u", "12m", "month", at=NOW) is None
     assert dataset.usage_peak("u", "12m", "month", kind="tts", at=NOW) == Peak(
