@@ -1,4 +1,4 @@
--- Row trigger on tally.usage_events: validates, deduplicates by event_id and appends the pending delta.
+-- Row trigger on tally.usage_events: validates, deduplicates by (user_id, event_id) and appends the pending delta.
 -- Fires for every INSERT/COPY row that does not come through tally.record_usage_batch (which does this set-wise).
 create or replace function tally._trg_usage_events_before_insert_record()
 returns trigger
@@ -43,13 +43,12 @@ begin
   end if;
 
   if is_correction then
-    select k.user_id, k.correctable into original from tally.event_keys k where k.event_id = new.corrects_event_id;
+    -- The original is looked up under this event's user: an event_id names an event of one user.
+    select k.correctable into original from tally.event_keys k
+     where k.user_id = new.user_id and k.event_id = new.corrects_event_id;
     if not found or new.corrects_event_id = new.event_id then
       raise exception using errcode = 'PT008', column = 'corrects_event_id',
-        message = format('corrects_event_id %L names no recorded event', new.corrects_event_id);
-    elsif original.user_id <> new.user_id then
-      raise exception using errcode = 'PT008', column = 'corrects_event_id',
-        message = format('corrects_event_id %L belongs to another user', new.corrects_event_id);
+        message = format('corrects_event_id %L names no recorded event of user %L', new.corrects_event_id, new.user_id);
     elsif not original.correctable then
       raise exception using errcode = 'PT008', column = 'corrects_event_id',
         message = format('corrects_event_id %L is not a succeeded original event; only those can be corrected', new.corrects_event_id);
@@ -67,8 +66,8 @@ begin
 
   -- Exactly-once: the first committed insert of a key wins; a concurrent retry waits
   -- for it and then skips silently, so the producer's transaction goes on.
-  insert into tally.event_keys (event_id, user_id, occurred_at, correctable)
-  values (new.event_id, new.user_id, new.occurred_at, new.status = 'succeeded' and not is_correction)
+  insert into tally.event_keys (user_id, event_id, occurred_at, correctable)
+  values (new.user_id, new.event_id, new.occurred_at, new.status = 'succeeded' and not is_correction)
   on conflict do nothing;
   if not found then
     return null;
@@ -76,7 +75,8 @@ begin
 
   if new.status = 'reversed' then
     -- A concurrent reversal of the same original waits here, then fails.
-    insert into tally.reversals (original_event_id, event_id) values (new.corrects_event_id, new.event_id)
+    insert into tally.reversals (user_id, original_event_id, event_id)
+    values (new.user_id, new.corrects_event_id, new.event_id)
     on conflict do nothing;
     if not found then
       raise exception using errcode = 'PT008', column = 'corrects_event_id',
@@ -105,4 +105,4 @@ end
 $$;
 
 comment on function tally._trg_usage_events_before_insert_record() is
-  'Validates a new usage event (SQLSTATE class PT, message naming the field), checks a correction''s original, records the plan in force, skips a duplicate event_id silently and appends the event''s signed contribution to tally.pending_deltas.';
+  'Validates a new usage event (SQLSTATE class PT, message naming the field), checks a correction''s original, records the plan in force, skips a duplicate (user_id, event_id) silently and appends the event''s signed contribution to tally.pending_deltas.';

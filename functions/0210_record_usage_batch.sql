@@ -48,16 +48,18 @@ begin
                                 error_code, attributes, corrects_event_id, ord)
   ), checked as (
     select b.*,
-           coalesce(k.user_id, o.user_id) as original_user,
+           coalesce(k.event_id, o.event_id) is not null as original_found,
            coalesce(k.correctable, o.status = 'succeeded' and o.corrects_event_id is null) as original_correctable
       from input b
-      -- index probes for corrections only: never a scan of the (large) key table
-      left join lateral (select k.event_id, k.user_id, k.correctable from tally.event_keys k
-                          where b.corrects_event_id is not null and k.event_id = b.corrects_event_id) k on true
+      -- index probes for corrections only: never a scan of the (large) key table;
+      -- an original is looked up under the correction's user (the key is per user)
+      left join lateral (select k.event_id, k.correctable from tally.event_keys k
+                          where b.corrects_event_id is not null
+                            and k.user_id = b.user_id and k.event_id = b.corrects_event_id) k on true
       -- an original may also come in the same batch, before or after its correction
-      left join (select distinct on (i.event_id) i.event_id, i.user_id, i.status, i.corrects_event_id
-                   from input i order by i.event_id, i.ord) o
-        on o.event_id = b.corrects_event_id and k.event_id is null
+      left join (select distinct on (i.user_id, i.event_id) i.user_id, i.event_id, i.status, i.corrects_event_id
+                   from input i order by i.user_id, i.event_id, i.ord) o
+        on o.user_id = b.user_id and o.event_id = b.corrects_event_id and k.event_id is null
   )
   select p.ord, p.event_id, p.problem
     into bad
@@ -68,10 +70,9 @@ begin
                                     b.cost, b.status, b.error_code, b.attributes, b.corrects_event_id),
                case
                  when b.corrects_event_id is null then null
-                 when b.original_user is null or b.corrects_event_id = b.event_id
-                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L names no recorded event', b.corrects_event_id)]
-                 when b.original_user <> b.user_id
-                   then array['PT008', 'corrects_event_id', format('corrects_event_id %L belongs to another user', b.corrects_event_id)]
+                 when not b.original_found or b.corrects_event_id = b.event_id
+                   then array['PT008', 'corrects_event_id',
+                              format('corrects_event_id %L names no recorded event of user %L', b.corrects_event_id, b.user_id)]
                  when not b.original_correctable
                    then array['PT008', 'corrects_event_id', format('corrects_event_id %L is not a succeeded original event; only those can be corrected', b.corrects_event_id)]
                end) as problem
@@ -93,10 +94,10 @@ begin
   insert into tally.batch_tokens (token) values (issued);
   perform set_config('tally.batch_token', issued, true);
 
-  -- Exactly-once, in event_id order so two overlapping batches cannot deadlock;
-  -- a key repeated inside the batch counts once (its first occurrence wins).
+  -- Exactly-once per (user_id, event_id), in key order so two overlapping batches cannot
+  -- deadlock; a key repeated inside the batch counts once (its first occurrence wins).
   with firsts as (
-    select distinct on (u.event_id)
+    select distinct on (u.user_id, u.event_id)
            u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0) as quantity, coalesce(u.occurred_at, now()) as occurred_at,
            u.duration_ms, coalesce(u.cost, 0) as cost, coalesce(u.status, 'succeeded') as status, u.error_code,
            coalesce(u.billable, true) as billable, coalesce(u.attributes, '{}') as attributes, u.corrects_event_id
@@ -104,13 +105,13 @@ begin
                   error_codes, billables, attributes_list, corrects_event_ids)
            with ordinality as u(event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status,
                                 error_code, billable, attributes, corrects_event_id, ord)
-     order by u.event_id, u.ord
+     order by u.user_id, u.event_id, u.ord
   ), fresh as (
-    insert into tally.event_keys (event_id, user_id, occurred_at, correctable)
-    select f.event_id, f.user_id, f.occurred_at, f.status = 'succeeded' and f.corrects_event_id is null
-      from firsts f order by f.event_id
+    insert into tally.event_keys (user_id, event_id, occurred_at, correctable)
+    select f.user_id, f.event_id, f.occurred_at, f.status = 'succeeded' and f.corrects_event_id is null
+      from firsts f order by f.user_id, f.event_id
     on conflict do nothing
-    returning event_id
+    returning user_id, event_id
   ), new_events as (
     -- The plan in force when the usage happened, as the row trigger records it.
     select f.*,
@@ -120,7 +121,7 @@ begin
                  and (s.ended_at is null or s.ended_at > f.occurred_at)
                order by s.started_at desc limit 1),
              (select p.plan from tally.plans p where p.is_default)) as plan
-      from firsts f join fresh using (event_id)
+      from firsts f join fresh using (user_id, event_id)
   ), logged as (
     insert into tally.usage_events
       (event_id, user_id, kind, occurred_at, recorded_at, quantity, duration_ms, cost, status, error_code,
@@ -146,22 +147,23 @@ begin
       from new_events b
   ), reversed as (
     -- One reversal per original (tally.reversals); a concurrent one waits, then conflicts.
-    insert into tally.reversals (original_event_id, event_id)
-    select b.corrects_event_id, b.event_id from new_events b where b.status = 'reversed'
-     order by b.corrects_event_id
+    insert into tally.reversals (user_id, original_event_id, event_id)
+    select b.user_id, b.corrects_event_id, b.event_id from new_events b where b.status = 'reversed'
+     order by b.user_id, b.corrects_event_id
     on conflict do nothing
-    returning event_id
+    returning user_id, event_id
   )
   select (select count(*) from logged),
          (select b.corrects_event_id from new_events b
-           where b.status = 'reversed' and b.event_id not in (select r.event_id from reversed r) limit 1),
+           where b.status = 'reversed'
+             and (b.user_id, b.event_id) not in (select r.user_id, r.event_id from reversed r) limit 1),
          -- A correction validated against an original of this batch is only valid if that original
          -- was recorded here: a concurrent transaction may have committed the same event_id first
-         -- (for any user), and then this batch's original was skipped as a duplicate.
+         -- for the same user, and then this batch's original was skipped as a duplicate.
          (select b.corrects_event_id from new_events b
            where b.corrects_event_id is not null
-             and b.corrects_event_id in (select f.event_id from firsts f)
-             and b.corrects_event_id not in (select n.event_id from new_events n) limit 1)
+             and (b.user_id, b.corrects_event_id) in (select f.user_id, f.event_id from firsts f)
+             and (b.user_id, b.corrects_event_id) not in (select n.user_id, n.event_id from new_events n) limit 1)
     into added, twice_reversed, lost_original;
   -- Every later insert of this transaction goes through the row trigger again.
   perform set_config('tally.batch_token', '', true);
@@ -180,4 +182,4 @@ end
 $$;
 
 comment on function tally.record_usage_batch(text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]) is
-  'Records a batch of usage events given as parallel arrays, set-wise: all-or-nothing validation, exactly-once by event_id. Returns the number of new events.';
+  'Records a batch of usage events given as parallel arrays, set-wise: all-or-nothing validation, exactly-once by (user_id, event_id). Returns the number of new events.';

@@ -1,6 +1,6 @@
--- The retained log row of an event, found through its exactly-once key; PT008 when unknown or dropped.
+-- The retained log row of a user's event, found through its exactly-once key; PT008 when unknown or dropped.
 -- Called by tally.reverse_usage and tally.amend_usage, which book corrections in the original's buckets.
-create or replace function tally._original_event(original_event_id text)
+create or replace function tally._original_event(user_id text, original_event_id text)
 returns tally.usage_events
 language plpgsql
 stable
@@ -11,10 +11,11 @@ declare
   key  record;
   orig tally.usage_events;
 begin
-  select k.user_id, k.occurred_at into key from tally.event_keys k where k.event_id = original_event_id;
+  select k.user_id, k.occurred_at into key from tally.event_keys k
+   where k.user_id = _original_event.user_id and k.event_id = original_event_id;
   if not found then
     raise exception using errcode = 'PT008', column = 'corrects_event_id',
-      message = format('corrects_event_id %L names no recorded event', original_event_id);
+      message = format('corrects_event_id %L names no recorded event of user %L', original_event_id, _original_event.user_id);
   end if;
   -- The key's user and time lead the log index straight to the row (and prune partitions).
   select e.* into orig from tally.usage_events e
@@ -28,5 +29,5 @@ begin
 end
 $$;
 
-comment on function tally._original_event(text) is
-  'The retained log row of an event (located through tally.event_keys); raises PT008 when the id is unknown or its partition was dropped (internal).';
+comment on function tally._original_event(text, text) is
+  'The retained log row of a user''s event (located through tally.event_keys); raises PT008 when the id is unknown or its partition was dropped (internal).';

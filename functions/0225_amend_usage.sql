@@ -1,6 +1,7 @@
 -- Amends a recorded event by signed deltas, booked in the original's buckets (same user, kind, attributes, time).
 -- Called by producers that re-measure usage (e.g. a provider's final character count).
 create or replace function tally.amend_usage(
+  user_id           text,
   original_event_id text,
   event_id          text,
   quantity_delta    bigint  default 0,
@@ -13,7 +14,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  orig tally.usage_events := tally._original_event(original_event_id);
+  orig tally.usage_events := tally._original_event(amend_usage.user_id, original_event_id);
 begin
   return tally.record_usage(
     event_id => amend_usage.event_id, user_id => orig.user_id, kind => orig.kind,
@@ -23,5 +24,5 @@ begin
 end
 $$;
 
-comment on function tally.amend_usage(text, text, bigint, bigint, numeric) is
-  'Records an amendment of an event by signed deltas (quantity, duration_ms, cost) booked in the original''s buckets; the event count is unchanged.';
+comment on function tally.amend_usage(text, text, text, bigint, bigint, numeric) is
+  'Records an amendment of a user''s event by signed deltas (quantity, duration_ms, cost) booked in the original''s buckets; the event count is unchanged.';

@@ -388,27 +388,29 @@ begin
   -- ==========================================================================
   return query
   with log_rows as materialized (
-    select e.event_id, k.event_id is not null as keyed,
-           coalesce(k.user_id = e.user_id and k.occurred_at = e.occurred_at, false) as named, k.occurred_at as key_at
+    select e.user_id, e.event_id, k.event_id is not null as keyed,
+           coalesce(k.occurred_at = e.occurred_at, false) as named, k.occurred_at as key_at
       from tally.usage_events e
-      left join tally.event_keys k on k.event_id = e.event_id
+      left join tally.event_keys k on k.user_id = e.user_id and k.event_id = e.event_id
   ), per_key as (
-    select r.event_id, count(*) filter (where r.named) as named, count(*) filter (where not r.named) as others,
-           min(r.key_at) as key_at
+    select r.user_id, r.event_id, count(*) filter (where r.named) as named,
+           count(*) filter (where not r.named) as others, min(r.key_at) as key_at
       from log_rows r
      where r.keyed
-     group by r.event_id
+     group by r.user_id, r.event_id
   ), repeated as (
     -- Rows the write path would have skipped as duplicates (they were written past the
     -- insert trigger): more than one row named by a key, and rows under a key that names
-    -- another user or time, unless that key's own row is gone from the retained log
-    -- (then a rebuild re-keys the first of them).
+    -- another time, unless that key's own row is gone from the retained log (then a
+    -- rebuild re-keys the first of them).
     select p.event_id,
            case when p.named = 0 and p.key_at >= since then greatest(p.others - 1, 0)
                 else p.others + greatest(p.named - 1, 0) end as extra
       from per_key p
   ), orphans as (
-    select k.event_id, not exists (select from per_key p where p.event_id = k.event_id and p.named > 0) as gone
+    select k.event_id,
+           not exists (select from per_key p
+                        where p.user_id = k.user_id and p.event_id = k.event_id and p.named > 0) as gone
       from tally.event_keys k
      where k.occurred_at >= since
   )
@@ -422,7 +424,7 @@ begin
          (array_agg(o.event_id::text order by o.event_id) filter (where o.gone))[1:sample_size]
     from orphans o
   union all
-  -- No event_id is in the log twice.
+  -- No user's event_id is in the log twice.
   select 'duplicate log rows', count(*), coalesce(sum(x.extra), 0)::bigint,
          (array_agg(x.event_id order by x.event_id) filter (where x.extra > 0))[1:sample_size]
     from repeated x;

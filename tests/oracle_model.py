@@ -1,7 +1,7 @@
 """An independent, plain-Python model of pgtally's aggregates.
 
-The model is fed the events that were *accepted* (first occurrence of an
-event_id wins) and recomputes lifetime, daily and billing-period totals from
+The model is fed the events that were *accepted* (first occurrence of a
+user's event_id wins: the key is per user) and recomputes lifetime, daily and billing-period totals from
 the documented contribution rules; it never looks at the database. The
 check_* helpers at the end compare one read of the client with the model.
 """
@@ -90,7 +90,7 @@ def add_month(d: dt.date) -> dt.date:
 
 class Model:
     def __init__(self) -> None:
-        self.events: dict[str, Ev] = {}  # accepted, in acceptance order
+        self.events: dict[tuple[str, str], Ev] = {}  # (user_id, event_id) -> accepted, in acceptance order
         self.settings: dict[str, tuple[str, int]] = {}
 
     # -------------------------------------------------------------- inputs
@@ -98,10 +98,10 @@ class Model:
         self.settings[user_id] = (time_zone, anchor)
 
     def offer(self, ev: Ev) -> bool:
-        """Record ev unless its event_id is known; True when it was new."""
-        if ev.event_id in self.events:
+        """Record ev unless its user's event_id is known; True when it was new."""
+        if (ev.user_id, ev.event_id) in self.events:
             return False
-        self.events[ev.event_id] = ev
+        self.events[(ev.user_id, ev.event_id)] = ev
         return True
 
     def tz(self, user_id: str) -> ZoneInfo:

@@ -60,12 +60,15 @@ def kind_totals(client: Client, user: str) -> dict[str, tuple[int, int, int, Dec
 
 def test_record_returns_true_then_false_for_duplicate(client: Client, conn: psycopg.Connection) -> None:
     assert client.record("job-1", "u1", "tts", 120, occurred_at=T0, attributes={"voice": "af_alloy"}) is True
-    # Same key, different payload (even another user): skipped, the first version stays.
+    # Same key, different payload: skipped, the first version stays.
     assert client.record("job-1", "u1", "tts", 999, occurred_at=T0) is False
-    assert client.record("job-1", "u2", "ocr", 5, occurred_at=T0) is False
     assert count_events(conn) == 1
     assert kind_totals(client, "u1") == {"tts": (1, 120, None, Decimal(0), 0)}
-    assert client.lifetime_totals("u2") == []
+    # The key is per user: another user's job-1 is that user's own event, counted once.
+    assert client.record("job-1", "u2", "ocr", 5, occurred_at=T0) is True
+    assert client.record("job-1", "u2", "ocr", 7, occurred_at=T0) is False
+    assert count_events(conn) == 2
+    assert kind_totals(client, "u2") == {"ocr": (1, 5, None, Decimal(0), 0)}
     client.merge_pending()
     assert client.record("job-1", "u1", "tts", 999) is False  # the window is forever, also after a merge
     assert kind_totals(client, "u1") == {"tts": (1, 120, None, Decimal(0), 0)}
@@ -178,20 +181,22 @@ def test_corrections_are_validated(client: Client) -> None:
     assert client.record("ok-1", "u1", "tts", 10, occurred_at=T0)
     assert client.record("fail-1", "u1", "tts", 10, occurred_at=T0, status="failed")
     for call in (
-        lambda: client.reverse("missing", "r-1"),
-        lambda: client.amend("missing", "a-1", quantity_delta=1),
-        lambda: client.reverse("fail-1", "r-2"),
-        lambda: client.amend("fail-1", "a-2", quantity_delta=1),
+        lambda: client.reverse("u1", "missing", "r-1"),
+        lambda: client.amend("u1", "missing", "a-1", quantity_delta=1),
+        lambda: client.reverse("u1", "fail-1", "r-2"),
+        lambda: client.amend("u1", "fail-1", "a-2", quantity_delta=1),
+        # The key is per user: another user's event of that id is not an original of u2.
+        lambda: client.reverse("u2", "ok-1", "r-4"),
     ):
         with pytest.raises(InvalidCorrection) as info:
             call()
         assert info.value.field == "corrects_event_id"
-    assert client.reverse("ok-1", "ok-1:refund") is True
-    assert client.reverse("ok-1", "ok-1:refund") is False  # a retry of the same reversal
+    assert client.reverse("u1", "ok-1", "ok-1:refund") is True
+    assert client.reverse("u1", "ok-1", "ok-1:refund") is False  # a retry of the same reversal
     with pytest.raises(InvalidCorrection):
-        client.reverse("ok-1", "ok-1:refund-again")  # a second, different reversal
+        client.reverse("u1", "ok-1", "ok-1:refund-again")  # a second, different reversal
     with pytest.raises(InvalidCorrection):
-        client.reverse("ok-1:refund", "r-3")  # a reversal is not an original
+        client.reverse("u1", "ok-1:refund", "r-3")  # a reversal is not an original
     assert kind_totals(client, "u1") == {"tts": (0, 0, None, Decimal(0), 1)}
 
 
@@ -393,8 +398,10 @@ def dataset(client: Client) -> Client:
         )
         == 4
     )
-    assert client.amend("e1", "e1:recount", quantity_delta=100, duration_ms_delta=500, cost_delta="0.001") is True
-    assert client.reverse("e2", "e2:refund") is True
+    assert (
+        client.amend("alice", "e1", "e1:recount", quantity_delta=100, duration_ms_delta=500, cost_delta="0.001") is True
+    )
+    assert client.reverse("alice", "e2", "e2:refund") is True
     assert client.record("e1", "alice", "tts", 7777, occurred_at=at(2024, 3, 10, 10)) is False
     # Another user's activity never shows up in alice's numbers.
     assert client.record("x1", "bob", "tts", 42, occurred_at=at(2024, 3, 10, 10), attributes=kokoro)
@@ -562,7 +569,7 @@ def test_client_on_a_connection_pool(dsn: str) -> None:
             )
             == 6
         )
-        assert client.amend("p-1", "p-1:fix", quantity_delta=5) is True
+        assert client.amend("u1", "p-1", "p-1:fix", quantity_delta=5) is True
         with pytest.raises(NegativeAmount):
             client.record("p-bad", "u1", "tts", -1)
         assert client.record("p-9", "u1", "tts", 1, occurred_at=T0) is True  # the pool survived the error

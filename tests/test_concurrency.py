@@ -388,7 +388,9 @@ def test_concurrent_reversals_of_one_event_count_once(dsn: str) -> None:
                 for r in range(rounds):
                     barrier.wait()
                     try:
-                        outcomes[r].append("new" if client.reverse(f"orig-{r}", f"orig-{r}:refund-{t}") else "dup")
+                        outcomes[r].append(
+                            "new" if client.reverse("payer", f"orig-{r}", f"orig-{r}:refund-{t}") else "dup"
+                        )
                     except InvalidCorrection:
                         outcomes[r].append("refused")
         except BaseException as exc:
@@ -424,7 +426,7 @@ def test_concurrent_retries_of_one_reversal_id(dsn: str) -> None:
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 barrier.wait()
-                results.append(Client(conn).reverse("o-1", "o-1:refund"))
+                results.append(Client(conn).reverse("payer", "o-1", "o-1:refund"))
         except BaseException as exc:
             errors.append(exc)
 

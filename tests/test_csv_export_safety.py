@@ -57,7 +57,7 @@ def victim(conn: psycopg.Connection) -> psycopg.Connection:
             ),
         )
     # An amendment: negative numbers (which must stay numbers) and a corrects_event_id starting with '-'.
-    conn.execute("select tally.amend_usage(%s, 'amend-1', -15, -400, -0.75)", (_hostile(2, "-")["event_id"],))
+    conn.execute("select tally.amend_usage('victim', %s, 'amend-1', -15, -400, -0.75)", (_hostile(2, "-")["event_id"],))
     conn.execute("""select tally.record_usage('plain-1', 'victim', 'tts', 3, '2025-03-10 12:00+00', 20, 0.25,
                                               attributes => '{"voice": "af_alloy", "model": "kokoro"}')""")
     return conn

@@ -102,7 +102,7 @@ def test_amounts_beyond_the_bounds_are_refused_on_every_write_path(conn: psycopg
     assert raised.value.sqlstate == "PT011" and raised.value.diag.column_name == "amount"
     # Exactly at the bounds is accepted; nothing of the refused attempts was written.
     assert client.record("max", "u", "tts", MAX_QUANTITY, duration_ms=MAX_DURATION, occurred_at=OCCURRED)
-    assert client.amend("max", "max:fix", quantity_delta=-MAX_QUANTITY, duration_ms_delta=-MAX_DURATION)
+    assert client.amend("u", "max", "max:fix", quantity_delta=-MAX_QUANTITY, duration_ms_delta=-MAX_DURATION)
     assert conn.execute("select count(*) from tally.usage_events where event_id = 'x'").fetchone() == (0,)
     assert conn.execute("select count(*) from tally.event_keys where event_id = 'x'").fetchone() == (0,)
     assert [(t.quantity, t.duration_ms) for t in client.lifetime_totals("u")] == [(5, 0)]
@@ -129,7 +129,12 @@ def test_the_largest_accepted_amounts_flow_through_every_merge_and_read(conn: ps
     )
     # One correction at the largest negative amounts (it amends, so the event count stays).
     assert client.amend(
-        ids[0], "heavy-fix", quantity_delta=-MAX_QUANTITY, duration_ms_delta=-MAX_DURATION, cost_delta=-MAX_COST
+        "heavy",
+        ids[0],
+        "heavy-fix",
+        quantity_delta=-MAX_QUANTITY,
+        duration_ms_delta=-MAX_DURATION,
+        cost_delta=-MAX_COST,
     )
 
     tts_quantity = (HEAVY - 1) * MAX_QUANTITY

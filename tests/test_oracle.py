@@ -155,8 +155,8 @@ class Replay:
     chunk_size: int
     sent: list[Ev] = field(default_factory=list)  # every new/dup event in stream order (originals: index)
     batch: list[Ev] = field(default_factory=list)
-    reversals: dict[str, str] = field(default_factory=dict)  # original -> reversal id
-    amendments: list[tuple[str, str, AmendOp]] = field(default_factory=list)
+    reversals: dict[tuple[str, str], str] = field(default_factory=dict)  # (user, original) -> reversal id
+    amendments: list[tuple[str, str, str, AmendOp]] = field(default_factory=list)
     merged: int = 0
     seq: int = 0
 
@@ -259,7 +259,8 @@ class Replay:
             user = first.user_id
             if op.other_user:
                 user = USERS[(USERS.index(user) + 1) % len(USERS)]
-            # Same key, different payload: whichever reached the database first must win.
+            # Same key, different payload: whichever reached the database first must win. The key is
+            # per user, so the same event_id sent for another user is a new event of that user.
             ev = Ev(
                 first.event_id,
                 user,
@@ -276,9 +277,10 @@ class Replay:
         elif isinstance(op, AmendOp):
             self.flush()
             if op.retry and self.amendments:
-                orig, amend_id, prev = self.amendments[op.pick % len(self.amendments)]
+                orig_user, orig, amend_id, prev = self.amendments[op.pick % len(self.amendments)]
                 assert (
                     self.client.amend(
+                        orig_user,
                         orig,
                         amend_id,
                         quantity_delta=prev.quantity_delta,
@@ -296,6 +298,7 @@ class Replay:
             cost_delta = Decimal(op.cost_delta_units) / 10_000
             assert (
                 self.client.amend(
+                    orig.user_id,
                     orig.event_id,
                     amend_id,
                     quantity_delta=op.quantity_delta,
@@ -319,19 +322,19 @@ class Replay:
                     orig.event_id,
                 )
             )
-            self.amendments.append((orig.event_id, amend_id, op))
+            self.amendments.append((orig.user_id, orig.event_id, amend_id, op))
         elif isinstance(op, ReverseOp):
             self.flush()
             if op.retry and self.reversals:
-                orig_id = sorted(self.reversals)[op.pick % len(self.reversals)]
-                assert self.client.reverse(orig_id, self.reversals[orig_id]) is False
+                orig_key = sorted(self.reversals)[op.pick % len(self.reversals)]
+                assert self.client.reverse(*orig_key, self.reversals[orig_key]) is False
                 return
             candidates = self.originals(exclude_reversed=True)
             if not candidates:
                 return
             orig = candidates[op.pick % len(candidates)]
             rev_id = self.next_id(f"{orig.event_id}:reverse")
-            assert self.client.reverse(orig.event_id, rev_id) is True
+            assert self.client.reverse(orig.user_id, orig.event_id, rev_id) is True
             assert self.model.offer(
                 Ev(
                     rev_id,
@@ -347,7 +350,7 @@ class Replay:
                     orig.event_id,
                 )
             )
-            self.reversals[orig.event_id] = rev_id
+            self.reversals[(orig.user_id, orig.event_id)] = rev_id
         elif isinstance(op, MergeOp):
             self.flush()
             n = self.client.merge_pending(op.max_rows)
@@ -365,7 +368,7 @@ class Replay:
             for e in self.model.events.values()
             if e.corrects_event_id is None
             and e.status == "succeeded"
-            and not (exclude_reversed and e.event_id in self.reversals)
+            and not (exclude_reversed and (e.user_id, e.event_id) in self.reversals)
         ]
 
     # ----------------------------------------------------------- checks

@@ -126,8 +126,8 @@ def scenario(conn: psycopg.Connection) -> None:
     )
     c.record("b4", "u-lax", "tts", 10, occurred_at=BASE - 26 * h, duration_ms=90_000, cost="0.01",
              attributes={"voice": "bm_lewis", "format": "mp3"})  # fmt: skip
-    c.amend("b1", "b1-fix", quantity_delta=-10, cost_delta=Decimal("-0.005"))
-    c.reverse("a2", "a2-rev")
+    c.amend("u-lax", "b1", "b1-fix", quantity_delta=-10, cost_delta=Decimal("-0.005"))
+    c.reverse("u-akl", "a2", "a2-rev")
     c.record("c1", "u-utc", "export", 1, occurred_at=BASE - 240 * h, billable=False, attributes={"format": "pdf"})
     while c.merge_pending():
         pass
@@ -256,7 +256,7 @@ def test_a_rebuild_with_pending_deltas_leaves_them_for_the_next_merge(conn: psyc
     c.record("p1", "u-akl", "tts", 5, occurred_at=BASE - dt.timedelta(hours=29), duration_ms=700,
              attributes={"voice": "af_alloy", "session_id": "s1", "format": "mp3"})  # fmt: skip
     c.record("p2", "u-lax", "session", 0, occurred_at=BASE - dt.timedelta(hours=5), duration_ms=60_000)
-    c.reverse("a1", "a1-rev")
+    c.reverse("u-akl", "a1", "a1-rev")
     hand_edit(conn, "user_sessions", "update", "u-akl")
     hand_edit(conn, "user_daily_ops", "delete", "u-akl")
     assert set(drift(conn)) == {"user_sessions vs log", "user_daily_ops vs log"}
@@ -335,13 +335,13 @@ def test_an_event_id_twice_in_the_log_counts_once_and_the_advice_removes_the_cop
 ) -> None:
     scenario(conn)
     merged = snapshot(conn)
-    # Written past the insert trigger: an exact copy of b1 (a restore run twice), and a row of another user
-    # under a1's event id with other amounts.
+    # Written past the insert trigger: an exact copy of b1 (a restore run twice), and a row of a1's user
+    # under a1's event id at another time with other amounts.
     replica(conn, "insert into tally.usage_events select * from tally.usage_events where event_id = 'b1'")
     replica(
         conn,
         """insert into tally.usage_events (event_id, user_id, kind, occurred_at, recorded_at, quantity)
-           values ('a1', 'u-lax', 'tts', %s, now(), 999)""",
+           values ('a1', 'u-akl', 'tts', %s, now(), 999)""",
         (BASE - dt.timedelta(hours=1),),
     )
     assert drift(conn) == {"duplicate log rows": ["a1", "b1"]}, "the copies are found and counted nowhere"
@@ -435,8 +435,8 @@ def play(conn: psycopg.Connection, stream: list[Any], zones: tuple[str, str]) ->
     conn.execute("set jit = off")
     c.set_user_settings(USERS[0], time_zone=zones[0], billing_anchor_day=9)
     c.set_user_settings(USERS[1], time_zone=zones[1])
-    originals: list[str] = []
-    fixed: set[str] = set()
+    originals: list[tuple[str, str]] = []
+    fixed: set[tuple[str, str]] = set()
     for n, op in enumerate(stream):
         if isinstance(op, Ev):
             attrs: dict[str, Any] = {}
@@ -448,17 +448,17 @@ def play(conn: psycopg.Connection, stream: list[Any], zones: tuple[str, str]) ->
                      duration_ms=op.duration_ms, cost=Decimal(op.cost_units) / 100, status=op.status,
                      billable=op.billable, attributes=attrs)  # fmt: skip
             if op.status == "succeeded":
-                originals.append(event_id)
+                originals.append((USERS[op.user], event_id))
         elif isinstance(op, Fix):
             candidates = [e for e in originals if e not in fixed]
             if not candidates:
                 continue
-            target = candidates[op.pick % len(candidates)]
+            target_user, target = candidates[op.pick % len(candidates)]
             if op.reverse:
-                assert c.reverse(target, f"{target}-rev")
-                fixed.add(target)
+                assert c.reverse(target_user, target, f"{target}-rev")
+                fixed.add((target_user, target))
             else:
-                assert c.amend(target, f"{target}-amend{n}", quantity_delta=op.delta, duration_ms_delta=op.delta * 10,
+                assert c.amend(target_user, target, f"{target}-amend{n}", quantity_delta=op.delta, duration_ms_delta=op.delta * 10,
                                cost_delta=Decimal(op.delta) / 100)  # fmt: skip
         elif isinstance(op, Merge):
             c.merge_pending(op.max_rows)

@@ -106,16 +106,20 @@ class CoreApi:
         return bool((yield from scalar(RECORD_SQL, params)))
 
     @api_method
-    def reverse(self, original_event_id: str, event_id: str) -> Call[bool]:
-        """Reverse a succeeded event (booked in its own buckets); True when the reversal is new.
+    def reverse(self, user_id: str, original_event_id: str, event_id: str) -> Call[bool]:
+        """Reverse a user's succeeded event (booked in its own buckets); True when the reversal is new.
 
-        Example: ``tally.reverse("tts-job-1", "tts-job-1:refund")``
+        Event ids are keys per user, so the user is named. Example:
+        ``tally.reverse("u1", "tts-job-1", "tts-job-1:refund")``
         """
-        return bool((yield from scalar("select tally.reverse_usage(%s, %s)", (original_event_id, event_id))))
+        return bool(
+            (yield from scalar("select tally.reverse_usage(%s, %s, %s)", (user_id, original_event_id, event_id)))
+        )
 
     @api_method
     def amend(
         self,
+        user_id: str,
         original_event_id: str,
         event_id: str,
         *,
@@ -123,15 +127,15 @@ class CoreApi:
         duration_ms_delta: int | None = None,
         cost_delta: Decimal | int | str = 0,
     ) -> Call[bool]:
-        """Amend an event by signed deltas booked in its own buckets; True when the amendment is new.
+        """Amend a user's event by signed deltas booked in its own buckets; True when the amendment is new.
 
-        Example: ``tally.amend("tts-job-1", "tts-job-1:recount", quantity_delta=-12)``
+        Example: ``tally.amend("u1", "tts-job-1", "tts-job-1:recount", quantity_delta=-12)``
         """
         return bool(
             (
                 yield from scalar(
-                    "select tally.amend_usage(%s, %s, %s, %s, %s::numeric)",
-                    (original_event_id, event_id, quantity_delta, duration_ms_delta, str(cost_delta)),
+                    "select tally.amend_usage(%s, %s, %s, %s, %s, %s::numeric)",
+                    (user_id, original_event_id, event_id, quantity_delta, duration_ms_delta, str(cost_delta)),
                 )
             )
         )
@@ -224,7 +228,7 @@ class CoreApi:
 
         Each chunk of ``chunk_size`` events is COPYed into the session's
         staging table and recorded set-wise by ``tally.record_usage_staged``
-        (validation all-or-nothing per chunk, keys inserted in event_id order
+        (validation all-or-nothing per chunk, keys inserted in (user_id, event_id) order
         so concurrent overlapping batches cannot deadlock; a sequence is
         sorted as a whole). Each chunk is its own transaction in autocommit
         mode, a savepoint inside the caller's transaction. ``progress`` is called with
@@ -236,11 +240,11 @@ class CoreApi:
             raise ValueError("chunk_size must be positive")
         iterator: Iterator[UsageEvent | Mapping[str, Any]] = iter(events)
         if isinstance(events, Sequence):
-            ordered = sorted((UsageEvent.from_mapping(e) for e in events), key=lambda e: e.event_id)
+            ordered = sorted((UsageEvent.from_mapping(e) for e in events), key=lambda e: (e.user_id, e.event_id))
             iterator = iter(ordered)
         added = 0
         while chunk := [UsageEvent.from_mapping(e) for e in itertools.islice(iterator, chunk_size)]:
-            chunk.sort(key=lambda e: e.event_id)
+            chunk.sort(key=lambda e: (e.user_id, e.event_id))
             new = yield from copy_in(
                 "select tally.begin_staging()",
                 STAGING_COPY,

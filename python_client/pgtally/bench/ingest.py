@@ -9,7 +9,7 @@ same server, alternating the two sides so drift in a noisy machine hits both:
 
 The bare table has the same columns, partitions and index as
 ``tally.usage_events`` and no triggers; a second baseline adds a unique key on
-event_id (the cheapest way to get idempotent inserts without pgtally) for
+(user_id, event_id) (the cheapest way to get idempotent inserts without pgtally) for
 context.
 """
 
@@ -49,7 +49,7 @@ create table bench.bare_log_default partition of bench.bare_log default;
 create index on bench.bare_log (user_id, occurred_at);
 create table bench.bare_keyed (like tally.usage_events including defaults);
 alter table bench.bare_keyed alter column recorded_at set default now();
-alter table bench.bare_keyed add primary key (event_id);
+alter table bench.bare_keyed add primary key (user_id, event_id);
 create index on bench.bare_keyed (user_id, occurred_at);
 """
 

@@ -1,12 +1,12 @@
 """``POST /api/usage/events``: a batch of usage events from a producer in any language, as tally_writer.
 
-The answer says, per event, ``recorded``, ``duplicate`` (its event_id was recorded before, or earlier in the
-batch) or ``rejected`` with the database's SQLSTATE, field and message; the valid events of a batch are
+The answer says, per event, ``recorded``, ``duplicate`` (its user's event_id was recorded before, or earlier in
+the batch) or ``rejected`` with the database's SQLSTATE, field and message; the valid events of a batch are
 recorded even when others are rejected.
 
 How: the whole batch goes through the library's set-wise path (``record_many``: COPY into the staging table,
 ``tally.record_usage_staged``) inside a savepoint. It returns how many events were new; when that is every
-distinct event_id (or none), each event's outcome follows. Otherwise (a mix of new and already recorded
+distinct (user_id, event_id) (or none), each event's outcome follows. Otherwise (a mix of new and already recorded
 events, or a rejection, which fails the set-wise path as a whole) the savepoint is rolled back and each
 event is recorded alone with ``tally.record_usage`` in its own savepoint: originals first, then corrections,
 each group in batch order. Everything commits together at the end.
@@ -87,15 +87,15 @@ async def record_batch(conn: psycopg.AsyncConnection[Any], events: list[UsageEve
     if not events:
         return []
     tally = AsyncClient(conn, retries=0)
-    first: dict[str, int] = {}
+    first: dict[tuple[str, str], int] = {}
     for i, e in enumerate(events):
-        first.setdefault(e.event_id, i)
+        first.setdefault((e.user_id, e.event_id), i)
     try:
         async with conn.transaction():
             added = await tally.record_many(events, chunk_size=len(events))
             if added not in (0, len(first)):
                 raise _Mixed
-        return [RECORDED if first[e.event_id] == i and added else DUPLICATE for i, e in enumerate(events)]
+        return [RECORDED if first[(e.user_id, e.event_id)] == i and added else DUPLICATE for i, e in enumerate(events)]
     except _Mixed:
         pass
     except Exception as exc:
@@ -147,7 +147,7 @@ def build(api: "PgTallyAPI") -> APIRouter:
         ],
     ) -> IngestResponse:
         """Record usage events for any users (a writer token: a producer service). Each event is recorded once
-        by its event_id whatever how often it is sent: a retried batch answers ``duplicate``. Values the
+        by its user and event_id (the key is per user) however often it is sent: a retried batch answers ``duplicate``. Values the
         database refuses reject that event only, with its SQLSTATE (PT001-PT008), field and message; an event
         that does not match the schema (a missing event_id, an attributes value that is not an object) fails
         the whole request with 422."""

@@ -25,8 +25,8 @@ select is(tally.merge_pending(), 2, 'first merge');
 select ok(tests.tts('a0', 'u1', '2026-11-09 10:00+00', 70, duration_ms => null)             -- late, earlier, no duration
       and tests.tts('a3', 'u1', '2026-11-11 10:00+00', 10, status => 'failed')
       and tests.tts('a4', 'u1', '2026-11-11 11:00+00', 10, status => 'cancelled')
-      and tally.amend_usage('a1', 'a1-fix', 20, null, 0.0002)                                 -- booked on Nov 10
-      and tally.reverse_usage('a2', 'a2-refund')
+      and tally.amend_usage('u1', 'a1', 'a1-fix', 20, null, 0.0002)                                 -- booked on Nov 10
+      and tally.reverse_usage('u1', 'a2', 'a2-refund')
       and tally.record_usage('x1', 'u1', 'export', 1, '2026-11-11 12:00+00', duration_ms => 3000,
                              attributes => '{"format": "wav"}'),
    'a late earlier event, a failure, a cancellation, an amendment, a reversal and an export');

@@ -44,7 +44,7 @@ select ok(tally.record_usage('t1', 'u1', 'tts', 100, '2026-11-01 10:00+00', dura
             attributes => '{"voice": "alloy", "model": "gpt-4o-mini-tts", "provider": "openai"}')
       and tally.record_usage('t5', 'u3', 'tts', 400, '2026-11-04 11:00+00', duration_ms => 28000, cost => 0.008,
             attributes => '{"voice": "alloy", "model": "gpt-4o-mini-tts", "provider": "openai"}')
-      and tally.reverse_usage('t5', 'r5')
+      and tally.reverse_usage('u3', 't5', 'r5')
       and tally.record_usage('e1', 'u4', 'export', 1, '2026-11-05 09:00+00', duration_ms => 5000, billable => false,
             attributes => '{"format": "mp3"}'),
    'eight events recorded');

@@ -33,7 +33,7 @@ select ok(tests.tts('a1', 'u1', '2026-10-01 10:00+00', 100)
       and tally.record_usage('o1', 'u2', 'ocr', 1, '2026-10-09 10:00+00', duration_ms => 2000)
       and tests.tts('j1', 'u3', '2026-10-04 20:00+00', 300)
       and tests.tts('r1', 'u4', '2026-10-05 09:00+00', 100)
-      and tally.reverse_usage('r1', 'r1-refund'), 'eight events recorded');
+      and tally.reverse_usage('u4', 'r1', 'r1-refund'), 'eight events recorded');
 select ok(tally.merge_pending() = 8 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
 
 -- Paying users come from the subscriptions, not from usage (UTC days; a subscription runs over [started_at, ended_at)):

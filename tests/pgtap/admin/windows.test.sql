@@ -43,7 +43,7 @@ select ok(tests.tts('d0', 'u10', '2026-11-03 09:00+00', voice => 'week')       -
 select ok(tally.merge_pending() = 4, 'merged');
 select ok(tests.tts('d3', 'u9', '2026-11-06 12:00+00', voice => 'week')        -- a whole day, pending
       and tests.tts('d4', 'u9', '2026-11-03 12:00+00', voice => 'week', status => 'failed')  -- head, pending
-      and tally.reverse_usage('d2', 'd2-refund'),                              -- a whole day: nets d2 to 0
+      and tally.reverse_usage('u7', 'd2', 'd2-refund'),                              -- a whole day: nets d2 to 0
    'pending events and a reversal, not merged');
 select is(tests.window_of('2026-11-03 10:00+00', '2026-11-10 10:00+00'),
           'at_start e1 u1 | in23 e2 u2 | out25 e1 u1 | week e2 u3',
@@ -66,7 +66,7 @@ select ok(tests.tts('m1', 'm', '2026-11-20 10:00+00', 100, duration_ms => 5000)
       and tests.tts('m2', 'm', '2026-11-20 10:05+00', 100, duration_ms => null)
       and tests.tts('m3', 'm', '2026-11-20 10:10+00', 100, status => 'failed')
       and tests.tts('m4', 'm', '2026-11-20 10:15+00', 100, status => 'cancelled')
-      and tally.reverse_usage('m1', 'm1-refund') and tally.amend_usage('m2', 'm2-fix', 20, 300, 0.5),
+      and tally.reverse_usage('m', 'm1', 'm1-refund') and tally.amend_usage('m', 'm2', 'm2-fix', 20, 300, 0.5),
    'succeeded, untimed, failed, cancelled, reversed and amended events');
 select results_eq(
   $$select sum(d.events)::bigint, sum(d.failures)::bigint, sum(d.quantity)::numeric, sum(d.duration_ms)::numeric,

@@ -39,7 +39,7 @@ select is((select tableoid::regclass::text from tally.usage_events where event_i
 select throws_ok($$insert into tally.usage_events_default (event_id, user_id, kind, quantity, occurred_at)
                    values ('f2', 'u1', 'tts', -1, '2025-02-02 00:00:00+00')$$, 'PT002', null,
                  'the default partition still validates inserts');
-select is(tally.reverse_usage('j1', 'rj1'), true, 'a moved event can be reversed');
+select is(tally.reverse_usage('u1', 'j1', 'rj1'), true, 'a moved event can be reversed');
 
 -- j1 reversed, j2, f1, j3: 3 events, 1400 chars.
 select is(tests.lifetime_of('u1', 'kind'), 'tts e3 q1400 d21000 c0.014 f0', 'lifetime after the late event and the reversal (pending)');

@@ -6,7 +6,7 @@ select plan(26);
 select is(tests.result_of($$select tally.ensure_partitions('2025-06-01', '2025-06-01')$$), '1', 'a partition for June 2025 is created');
 select ok(tests.tts('o1', 'u1', '2025-06-10 10:00:00+00', 100), 'o1: 100 chars on 2025-06-10');
 select ok(tests.tts('o2', 'u1', '2025-06-30 23:00:00+00', 50, status => 'failed'), 'o2: a failure on 2025-06-30');
-select ok(tally.amend_usage('o1', 'am1', 10), 'am1: o1 amended by +10 chars');
+select ok(tally.amend_usage('u1', 'o1', 'am1', 10), 'am1: o1 amended by +10 chars');
 select ok(tests.tts('x1', 'u2', '2025-06-15 10:00:00+00', 1000), 'x1: an event of u2 in June 2025');
 select ok(tests.tts('n1', 'u1', '2026-11-10 10:00:00+00', 200), 'n1: a recent event of u1');
 select is((select count(*)::int from tally.usage_events_2025_06), 4, 'four rows sit in the June 2025 partition');
@@ -38,7 +38,7 @@ select is(tests.tts('o1', 'u1', '2026-11-11 10:00:00+00', 100), false, 're-recor
 select is(tests.lifetime_of('u1', 'kind'), 'tts e2 q310 d14000 c0.003 f1', 'the re-recorded duplicates changed nothing');
 
 -- Corrections of a dropped event need explicit amounts.
-select throws_ok($$select tally.reverse_usage('o1', 'r1')$$, 'PT008', null, 'reverse_usage of a dropped event is PT008');
+select throws_ok($$select tally.reverse_usage('u1', 'o1', 'r1')$$, 'PT008', null, 'reverse_usage of a dropped event is PT008');
 select ok(tally.record_usage('am2', 'u1', 'tts', -10, '2025-06-10 10:00:00+00', corrects_event_id => 'o1',
                              attributes => '{"voice": "af_alloy", "model": "kokoro"}'),
           'an explicit amendment of the dropped event records');

@@ -14,11 +14,11 @@ select ok(tests.tts('p1', 'u2', '2026-11-10 10:00:00+00'), 'p1: an event of u2')
 select is(tests.period_of('u1', '2026-10-25 00:00:00+00'), '2026-10-01..2026-11-01 tts e1 q300 d7000 c0.003',
           'the October period holds o5 before its reversal');
 
-select is(tally.amend_usage('o1', 'a1', 20, 500, 0.0002), true, 'amend_usage(o1, +20 chars, +500 ms, +0.0002) records');
-select is(tally.reverse_usage('o2', 'rv2'), true, 'reverse_usage(o2) records');
-select is(tally.reverse_usage('o5', 'rv5'), true, 'reverse_usage(o5) records, weeks after o5');
-select is(tally.amend_usage('o1', 'a1', 20, 500, 0.0002), false, 'retrying the amendment returns false');
-select is(tally.reverse_usage('o2', 'rv2'), false, 'retrying the reversal returns false');
+select is(tally.amend_usage('u1', 'o1', 'a1', 20, 500, 0.0002), true, 'amend_usage(o1, +20 chars, +500 ms, +0.0002) records');
+select is(tally.reverse_usage('u1', 'o2', 'rv2'), true, 'reverse_usage(o2) records');
+select is(tally.reverse_usage('u1', 'o5', 'rv5'), true, 'reverse_usage(o5) records, weeks after o5');
+select is(tally.amend_usage('u1', 'o1', 'a1', 20, 500, 0.0002), false, 'retrying the amendment returns false');
+select is(tally.reverse_usage('u1', 'o2', 'rv2'), false, 'retrying the reversal returns false');
 
 -- The originals stay; the corrections copy the original's time and attributes.
 select is((select string_agg(event_id, ',' order by event_id) from tally.usage_events where user_id = 'u1'),
@@ -65,20 +65,21 @@ select is(tests.period_of('u1', '2026-11-20 00:00:00+00'), '2026-11-01..2026-12-
           'the period counts the negative amendment');
 
 -- Refused corrections.
-select throws_ok($$select tally.amend_usage('never-recorded', 'a9', 1)$$, 'PT008', null, 'amending an unknown event is PT008');
-select throws_ok($$select tally.reverse_usage('never-recorded', 'r9')$$, 'PT008', null, 'reversing an unknown event is PT008');
+select throws_ok($$select tally.amend_usage('u1', 'never-recorded', 'a9', 1)$$, 'PT008', null, 'amending an unknown event is PT008');
+select throws_ok($$select tally.reverse_usage('u1', 'never-recorded', 'r9')$$, 'PT008', null, 'reversing an unknown event is PT008');
 select throws_ok($$select tally.record_usage('r9', 'u1', 'tts', 0, '2026-11-10 10:00:00+00', status => 'reversed', corrects_event_id => 'p1')$$,
-                 'PT008', 'corrects_event_id ''p1'' belongs to another user', 'reversing another user''s event is PT008');
-select throws_ok($$select tally.reverse_usage('f1', 'r9')$$, 'PT008', null, 'reversing a failed event is PT008');
-select throws_ok($$select tally.reverse_usage('c1', 'r9')$$, 'PT008', null, 'reversing a cancelled event is PT008');
-select throws_ok($$select tally.reverse_usage('rv2', 'r9')$$, 'PT008', null, 'reversing a reversal is PT008');
+                 'PT008', 'corrects_event_id ''p1'' names no recorded event of user ''u1''',
+                 'reversing another user''s event is PT008: an event_id is a key of its own user');
+select throws_ok($$select tally.reverse_usage('u1', 'f1', 'r9')$$, 'PT008', null, 'reversing a failed event is PT008');
+select throws_ok($$select tally.reverse_usage('u1', 'c1', 'r9')$$, 'PT008', null, 'reversing a cancelled event is PT008');
+select throws_ok($$select tally.reverse_usage('u1', 'rv2', 'r9')$$, 'PT008', null, 'reversing a reversal is PT008');
 select is(tests.counts(), 'events=10 keys=10 pending=1', 'the refused corrections wrote nothing');
 
 -- A second reversal of the same original under a new event_id would make o2 count -1.
-select throws_ok($$select tally.reverse_usage('o2', 'rv2-again')$$, 'PT008', null,
+select throws_ok($$select tally.reverse_usage('u1', 'o2', 'rv2-again')$$, 'PT008', null,
                  'reversing an already reversed event again is PT008');
 -- A failed event has no usage and is not billable; an amendment must not give it some.
-select throws_ok($$select tally.amend_usage('f1', 'af1', 50, null, 0.0005)$$, 'PT008', null,
+select throws_ok($$select tally.amend_usage('u1', 'f1', 'af1', 50, null, 0.0005)$$, 'PT008', null,
                  'amending a failed event is PT008');
 
 select * from finish();

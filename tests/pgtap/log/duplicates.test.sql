@@ -1,7 +1,7 @@
--- Exactly-once by event_id: a repeated key is skipped silently (no error, no row, no delta),
+-- Exactly-once per user: a repeated (user_id, event_id) is skipped silently (no error, no row, no delta),
 -- whatever the path (INSERT, COPY, record_usage, record_usage_batch) and whatever month it names.
 begin;
-select plan(31);
+select plan(32);
 
 select ok(tests.result_of($$select tally.ensure_partitions('2026-10-01', '2026-11-01')$$) in ('0', '1', '2'),
           'partitions for 2026-10 and 2026-11 exist (made now or at install)');
@@ -21,9 +21,11 @@ select is(tally.record_usage('d1', 'u1', 'tts', 10, '2026-11-10 10:00:00+00'), f
 -- record_usage twice.
 select is(tally.record_usage('r1', 'u1', 'tts', 20, '2026-11-11 10:00:00+00'), true, 'record_usage of a new key returns true');
 select is(tally.record_usage('r1', 'u1', 'tts', 20, '2026-11-11 10:00:00+00'), false, 'the same call again returns false');
+select is(tally.record_usage('r1', 'u2', 'tts', 500, '2026-11-11 10:00:00+00'), true,
+          'the key is per user: another user''s event with the same event_id is a new event of that user');
 select is(tally.record_usage('r1', 'u2', 'tts', 500, '2026-11-11 10:00:00+00'), false,
-          'the key is taken for every user: another user''s event with it is a duplicate');
-select is(tests.lifetime_of('u2', 'kind'), '', 'u2 got nothing from the duplicate');
+          'and a retry of it is that user''s duplicate');
+select is(tests.lifetime_of('u2', 'kind'), 'tts e1 q500 d c0 f0', 'u2 counts its own r1 once');
 
 -- The same key in another month, i.e. another partition.
 select is(tally.record_usage('x1', 'u1', 'tts', 30, '2026-11-12 10:00:00+00'), true, 'x1 records in 2026-11');
@@ -63,13 +65,14 @@ c1,u1,tts,2000,2026-11-15 11:00:00+00
 select is((select string_agg(quantity::text, ',') from tally.usage_events where event_id in ('c1', 'd1')), '10,1000',
           'COPY records c1 once (its first line) and skips d1');
 
--- d1 10, r1 20, x1 30, y1 40 (2025-03-12), b1 1, b2 2, b3 16, b4 100, c1 1000: 9 events, 1219 units.
-select is(tests.counts(), 'events=9 keys=9 pending=9', 'nine distinct keys: nine rows, nine keys, nine deltas');
+-- u1: d1 10, r1 20, x1 30, y1 40 (2025-03-12), b1 1, b2 2, b3 16, b4 100, c1 1000: 9 events, 1219 units;
+-- u2: its own r1.
+select is(tests.counts(), 'events=10 keys=10 pending=10', 'ten distinct keys: ten rows, ten keys, ten deltas');
 select is(tests.lifetime_of('u1', 'kind'), 'tts e9 q1219 d c0 f0', 'lifetime counts each key once (pending)');
 select is(tests.daily_of('u1', 'kind', '2025-01-01', '2026-11-30'),
           '2025-03-12 tts e1 q40 f0 | 2026-11-10 tts e4 q29 f0 | 2026-11-11 tts e1 q20 f0 | 2026-11-12 tts e1 q30 f0 | 2026-11-14 tts e1 q100 f0 | 2026-11-15 tts e1 q1000 f0',
           'daily totals count each key once, on the day of its first occurrence (pending)');
-select is(tally.merge_pending(), 9, 'merge folds the nine deltas');
+select is(tally.merge_pending(), 10, 'merge folds the ten deltas');
 select is(tests.lifetime_of('u1', 'kind'), 'tts e9 q1219 d c0 f0', 'lifetime is the same after the merge');
 select is(tests.daily_of('u1', 'kind', '2025-01-01', '2026-11-30'),
           '2025-03-12 tts e1 q40 f0 | 2026-11-10 tts e4 q29 f0 | 2026-11-11 tts e1 q20 f0 | 2026-11-12 tts e1 q30 f0 | 2026-11-14 tts e1 q100 f0 | 2026-11-15 tts e1 q1000 f0',

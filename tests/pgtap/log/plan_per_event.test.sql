@@ -41,7 +41,7 @@ select is((select plan from tally.usage_events where event_id = 'late'), 'free',
 -- (free: before 100 + b1 5; pro: after 40 + fn 7 + b2 3 + ins 1. Then late 2 joins free and
 -- the reversal takes before's 100 and its event back out of free.)
 -- A correction carries the plan in force at its own occurred_at (reverse_usage keeps the original's time).
-select tally.reverse_usage('before', 'rev-before');
+select tally.reverse_usage('u1', 'before', 'rev-before');
 select is((select plan from tally.usage_events where event_id = 'rev-before'), 'free',
           'a reversal at the original''s time carries the original''s plan');
 select tally.merge_pending();

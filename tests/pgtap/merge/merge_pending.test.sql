@@ -19,7 +19,7 @@ select ok(tests.tts('m1', 'u1', '2026-11-10 10:00:00+00', 100)
       and tests.tts('m2', 'u1', '2026-11-10 12:00:00+00', 200, voice => 'af_bella')
       and tally.record_usage('m3', 'u1', 'ocr', 5, '2026-11-11 09:00:00+00', duration_ms => 1200, cost => 0.05)
       and tests.tts('m4', 'u1', '2026-11-11 10:00:00+00', 40, status => 'failed')
-      and tally.reverse_usage('m2', 'm5')
+      and tally.reverse_usage('u1', 'm2', 'm5')
       and tests.tts('m6', 'u2', '2026-11-10 20:00:00+00', 300), 'six events recorded');
 select is((select count(*)::int from tally.pending_deltas), 6, 'six deltas are pending');
 select is((select count(*)::int from tally.user_totals) + (select count(*)::int from tally.user_daily)

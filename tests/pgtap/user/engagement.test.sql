@@ -40,7 +40,7 @@ select ok(tests.ev('g1', 'u', 'tts', '2026-11-01 10:00+00') and tests.ev('g2', '
       and tests.ev('g6', 'u', 'tts', '2026-11-06 12:00+00') and tests.ev('g20', 'u', 'tts', '2026-11-20 12:00+00')
       and tests.ev('g21', 'u', 'tts', '2026-11-21 07:00+00') and tests.ev('g21b', 'u', 'ocr', '2026-11-21 08:00+00')
       and tests.ev('f10', 'u', 'tts', '2026-11-10 12:00+00', st => 'failed')
-      and tests.ev('r15', 'u', 'tts', '2026-11-15 12:00+00') and tally.reverse_usage('r15', 'r15-rev'),
+      and tests.ev('r15', 'u', 'tts', '2026-11-15 12:00+00') and tally.reverse_usage('u', 'r15', 'r15-rev'),
    'u: events with gaps, a failure and a reversal');
 select is(tests.profile_of('u', '2026-11-21 12:00+00'),
           'days=7 current=2 from 2026-11-20 longest=3 2026-11-01..2026-11-03 sessions=0 total=- avg=- max=-',
@@ -93,7 +93,7 @@ select is(tests.profile_of('s', '2026-11-21 12:00+00'),
 select is(tally.merge_pending(), 13, 'merge folds the thirteen deltas (the late Nov 4 event too)');
 -- A late block of session A (pending, A merged) extends it to 10:00:31; the 10-minute session is reversed.
 select ok(tests.ev('sa3', 's', 'tts', '2026-11-20 10:00:30+00', 100, 1000, '{"session_id": "A"}')
-      and tally.reverse_usage('sx', 'sx-rev'), 's: a late block of A, and the 10-minute session reversed');
+      and tally.reverse_usage('s', 'sx', 'sx-rev'), 's: a late block of A, and the 10-minute session reversed');
 select is(tests.profile_of('s', '2026-11-21 12:00+00'),
           'days=2 current=2 from 2026-11-20 longest=2 2026-11-20..2026-11-21 sessions=2 total=91000 avg=45500 max=60000',
           's: A now lasts 31 s, the reversed session is gone (merged + pending)');

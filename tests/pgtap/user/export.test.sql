@@ -20,7 +20,7 @@ select is(tests.ev_export('nobody', '2026-01-01', '2027-01-01') || ' ' || tests.
           '- -', 'empty user: nothing to export');
 select ok(tests.tts('e2', 'u', '2026-11-02 10:00+00', 20) and tests.tts('e1', 'u', '2026-11-01 00:00+00', 10, 'nova', 'openai')
       and tests.tts('e3', 'u', '2026-11-03 00:00+00', 30) and tests.tts('e0', 'u', '2024-02-29 12:00+00', 5)
-      and tests.tts('x1', 'other', '2026-11-02 10:00+00', 99) and tally.reverse_usage('e2', 'e2-rev')
+      and tests.tts('x1', 'other', '2026-11-02 10:00+00', 99) and tally.reverse_usage('u', 'e2', 'e2-rev')
       and tests.tts('f1', 'u', '2026-11-02 11:00+00', 7, status => 'failed'), 'u: events, a reversal and a failure; another user');
 select is(tests.ev_export('u', '2026-11-01', '2026-11-03'), 'e1:tts:10:succeeded e2:tts:20:succeeded e2-rev:tts:-20:reversed f1:tts:7:failed',
           'u: [from, to) oldest first, the reversal next to its original, the other user left out');
