@@ -14,7 +14,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pgtally import Client, InvalidArgument, UnknownDimension
+from pgtally import Client, InvalidArgument, QuotaExceeded, UnknownDimension
 from pgtally.user_models import (
     CalendarDay,
     Comparison,
@@ -268,14 +268,30 @@ def test_limits_forecast_and_plans(dataset: Client) -> None:
     rec = dataset.recommended_plan("u", at=NOW)
     assert rec == RecommendedPlan("pro", 1, Decimal("9.99"), "free", False)
 
-    assert dataset.check_quota("u", "tts", 3500) == 0
     dataset.start_subscription("u", "pro", at(2026, 11, 10))
     assert dataset.plan_at("u", at(2026, 11, 9)) == "free" and dataset.plan_at("u", NOW) == "pro"
-    assert dataset.check_quota("u", "tts", 50_000) == 100_000 - 6500 - 50_000
-    assert dataset.check_quota("u", "ocr", 10**6) is None  # pro has no ocr limit
     assert dataset.end_subscription("u", at(2026, 11, 20)) is True
     summary = dataset.subscription_summary("u", at=NOW)
     assert summary == SubscriptionSummary("free", None, 1, 1, 1, "pro", Decimal("9.99"))
+
+
+def test_check_quota_counts_the_current_period_under_the_plan_in_force(client: Client) -> None:
+    """check_quota answers for now (it has no date): the usage is recorded now, in the current period
+    of the user's time zone, whatever day the suite runs (a month's last evening in UTC is already
+    the next period in Berlin)."""
+    c = client
+    c.upsert_plan("free", tier=0, monthly_price=0, limits={"tts": 10_000, "ocr": 20}, is_default=True)
+    c.upsert_plan("pro", tier=1, monthly_price="9.99", limits={"tts": 100_000})
+    c.set_user_settings("q", time_zone="Europe/Berlin")
+    assert c.record("q1", "q", "tts", 4000) and c.record("q2", "q", "tts", 2500)
+    assert c.check_quota("q", "tts", 3500) == 0
+    with pytest.raises(QuotaExceeded):
+        c.check_quota("q", "tts", 3501)
+    c.merge_pending()
+    assert c.check_quota("q", "tts", 3500) == 0
+    c.start_subscription("q", "pro", dt.datetime.now(UTC) - dt.timedelta(days=1))
+    assert c.check_quota("q", "tts", 50_000) == 100_000 - 6500 - 50_000
+    assert c.check_quota("q", "ocr", 10**6) is None  # pro has no ocr limit
 
 
 def test_insights(dataset: Client) -> None:
