@@ -15,6 +15,12 @@ declare
   p_start  date;
   used     numeric;
 begin
+  -- A standby's usage lags behind the primary's and it cannot take the lock: refuse rather than answer stale.
+  if pg_catalog.pg_is_in_recovery() then
+    raise exception using errcode = 'PT013',
+      message = 'tally.check_quota runs on the primary only: this server is a read-only hot standby',
+      hint = 'Send quota checks, with the writes they guard, to the primary; reads may go to standbys.';
+  end if;
   if user_id is null or user_id = '' then
     raise exception using errcode = 'PT011', column = 'user_id', message = 'user_id is required';
   elsif kind is null or kind = '' then
@@ -72,4 +78,4 @@ end
 $$;
 
 comment on function tally.check_quota(text, text, bigint, timestamptz) is
-  'Hard quota check: serializes callers per (user, kind) with a row lock only the owner can take, reads the exact billing-period usage and raises PT012 when usage + amount would exceed the limit of the plan in force; returns the quota left after amount (NULL when the kind is unlimited). Call it in the transaction that records the usage: concurrent callers can then never together exceed the limit.';
+  'Hard quota check: serializes callers per (user, kind) with a row lock only the owner can take, reads the exact billing-period usage and raises PT012 when usage + amount would exceed the limit of the plan in force (PT013 on a hot standby, whose usage lags); returns the quota left after amount (NULL when the kind is unlimited). Call it in the transaction that records the usage: concurrent callers can then never together exceed the limit.';

@@ -8,11 +8,15 @@ the method runs at once and returns its result; on an :class:`AsyncRunner`
 (``AsyncClient``) it returns a coroutine. Type checkers see the same thing:
 ``client.record(...)`` is a ``bool`` and so is ``await aclient.record(...)``.
 Both clients send the same SQL text and build the same frozen dataclasses.
+Each method is a read a hot standby may answer (:data:`REPLICA_READS`) or
+runs on the primary (:data:`PRIMARY_ONLY`); a client with replicas routes
+its queries accordingly.
 """
 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import functools
 import inspect
 import io
@@ -42,6 +46,7 @@ class Rows:
     sql: str
     params: Params
     build: Callable[[dict[str, Any]], Any]
+    on_replica: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Scalar:
 
     sql: str
     params: Params
+    on_replica: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class CopyOut:
     sql: str
     params: Params
     out: IO[Any]
+    on_replica: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,9 +77,12 @@ class CopyIn:
     copy: str
     rows: Sequence[tuple[Any, ...]]
     finish: str
+    on_replica: bool = False
 
 
 Query = Rows | Scalar | CopyOut | CopyIn
+# ``on_replica``: a client with replicas may run the query on a hot standby (set from REPLICA_READS when the
+# query's API method runs, never by the method itself).
 #: What an API method is: a generator that yields queries, gets their results and returns a T.
 Call = Generator[Query, Any, T]
 
@@ -108,10 +118,76 @@ def copy_in(setup: str, copy: str, rows: Sequence[tuple[Any, ...]], finish: str)
     return (yield CopyIn(setup, copy, rows, finish))
 
 
+# --------------------------------------------------------------------- routing
+
+#: The API methods (``Class.method``) a client with replicas runs on a hot standby: reads, which a standby
+#: answers like the primary (as of its replay). Reached from one of these, a nested method runs there too.
+REPLICA_READS = frozenset(
+    {
+        "CoreApi.lifetime_totals",
+        "CoreApi.daily_totals",
+        "CoreApi.period_totals",
+        "UserReadsMixin.plan_at",
+        "UserReadsMixin.subscription_summary",
+        "UserReadsMixin.engagement_profile",
+        "UserReadsMixin.summary_card",
+        "UserReadsMixin.usage_history",
+        "UserReadsMixin.compare_usage",
+        "UserReadsMixin.usage_peak",
+        "UserReadsMixin.weekday_distribution",
+        "UserReadsMixin.hour_of_week_heatmap",
+        "UserReadsMixin.calendar_heatmap",
+        "UserReadsMixin.monthly_summaries",
+        "UserReadsMixin.quota_forecast",
+        "UserReadsMixin.recommended_plan",
+        "UserReadsMixin.usage_anomalies",
+        "UserReadsMixin.peer_percentile",
+        "UserReadsMixin.usage_insights",
+        "UserReadsMixin.export_events_csv",
+        "UserReadsMixin.export_rollups_csv",
+        "AdminApi.freshness",
+        "AdminApi.min_group_size",
+        "AdminApi.overview",
+        "AdminApi.totals",
+        "AdminApi.cost_breakdown",
+        "AdminApi.leaderboard",
+        "AdminApi.trend",
+        "AdminApi.active_users",
+        "AdminApi.week_over_week",
+        "AdminApi.funnel",
+        "AdminApi.reliability",
+        "AdminApi.error_codes",
+        "AdminApi.cohorts",
+        "AdminApi.dashboard",
+    }
+)
+
+#: The API methods that always run on the primary, and why. A method in neither table runs on the primary
+#: too (the safe side); tests/test_standby.py fails until it is put in one of them.
+PRIMARY_ONLY: Mapping[str, str] = {
+    "CoreApi.record": "writes the log",
+    "CoreApi.reverse": "writes the log",
+    "CoreApi.amend": "writes the log",
+    "CoreApi.record_many": "writes the log (COPY into a temporary staging table)",
+    "CoreApi.set_user_settings": "writes the user's settings",
+    "CoreApi.declare_dimension": "writes the dimension registry",
+    "CoreApi.declare_kind": "writes the kind registry",
+    "CoreApi.merge_pending": "folds pending deltas into the rollups",
+    "UserReadsMixin.upsert_plan": "writes the plans",
+    "UserReadsMixin.start_subscription": "writes the subscriptions",
+    "UserReadsMixin.end_subscription": "writes the subscriptions",
+    "UserReadsMixin.check_quota": "locks (user, kind) in the caller's transaction and must see the latest usage",
+    "AdminApi.refresh": "refreshes the materialized views (and merges first)",
+    "AdminApi.schedule_refresh": "writes the pg_cron schedule",
+    "AdminApi.set_min_group_size": "writes the analytics settings",
+}
+
+
 # --------------------------------------------------------------------- running
 
 
-#: Errors after which a call that owns its transaction is repeated.
+#: Errors after which a call that owns its transaction is repeated. A hot standby cancels a query that
+#: conflicts with the WAL it replays with a serialization failure ("conflict with recovery"): repeated too.
 RETRYABLE = (psycopg.OperationalError, psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
@@ -144,13 +220,13 @@ class Runner:
     def _execute(self, query: Query) -> Any:
         raise NotImplementedError
 
-    def _drive(self, call: Call[T]) -> T:
-        """Run an API method's queries one after the other and return its result."""
+    def _drive(self, call: Call[T], on_replica: bool = False) -> T:
+        """Run an API method's queries one after the other and return its result (on a replica if allowed)."""
         try:
             query = next(call)
             while True:
                 try:
-                    result = self._execute(query)
+                    result = self._execute(dataclasses.replace(query, on_replica=on_replica))
                 except Exception as exc:  # the method may handle it (try/except around a yield)
                     query = call.throw(exc)
                     continue
@@ -165,13 +241,13 @@ class AsyncRunner:
     async def _execute(self, query: Query) -> Any:
         raise NotImplementedError
 
-    async def _drive(self, call: Call[T]) -> T:
-        """Run an API method's queries one after the other and return its result."""
+    async def _drive(self, call: Call[T], on_replica: bool = False) -> T:
+        """Run an API method's queries one after the other and return its result (on a replica if allowed)."""
         try:
             query = next(call)
             while True:
                 try:
-                    result = await self._execute(query)
+                    result = await self._execute(dataclasses.replace(query, on_replica=on_replica))
                 except Exception as exc:  # the method may handle it (try/except around a yield)
                     query = call.throw(exc)
                     continue
@@ -195,12 +271,15 @@ class api_method(Generic[P, T]):
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
         self.__module__ = fn.__module__
+        #: Whether a client with replicas may run this method on a hot standby (see REPLICA_READS).
+        self.on_replica = fn.__qualname__ in REPLICA_READS
+        on_replica = self.on_replica
 
         def run(runner: Runner, /, *args: Any, **kwargs: Any) -> Any:
-            return runner._drive(fn(runner, *args, **kwargs))
+            return runner._drive(fn(runner, *args, **kwargs), on_replica)
 
         async def run_async(runner: AsyncRunner, /, *args: Any, **kwargs: Any) -> Any:
-            return await runner._drive(fn(runner, *args, **kwargs))
+            return await runner._drive(fn(runner, *args, **kwargs), on_replica)
 
         self._run = functools.wraps(fn)(run)
         self._run_async = functools.wraps(fn)(run_async)

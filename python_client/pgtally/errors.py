@@ -78,6 +78,14 @@ class QuotaExceeded(PgTallyError):
     sqlstate = "PT012"
 
 
+class ReadOnlyServer(PgTallyError):
+    """The server is a read-only hot standby (or the transaction is READ ONLY): writes, quota checks and
+    refreshes must go to the primary. Raised for pgtally's PT013 (``tally.check_quota`` on a standby) and for
+    PostgreSQL's 25006 (read_only_sql_transaction), with ``sqlstate`` telling which."""
+
+    sqlstate = "PT013"
+
+
 class SchemaNotInstalled(PgTallyError):
     """The database has no (or an outdated) pgtally schema: run `pgtally migrate`."""
 
@@ -97,6 +105,7 @@ BY_SQLSTATE: dict[str, type[PgTallyError]] = {
         UnknownDimension,
         InvalidArgument,
         QuotaExceeded,
+        ReadOnlyServer,
     )
     if cls.sqlstate
 }
@@ -108,6 +117,13 @@ def from_psycopg(exc: psycopg.Error) -> PgTallyError | None:
     diag = exc.diag
     if state in BY_SQLSTATE:
         return BY_SQLSTATE[state](diag.message_primary or str(exc), field=diag.column_name, sqlstate=state)
+    if state == "25006":
+        return ReadOnlyServer(
+            f"{diag.message_primary or exc}: this server is a read-only hot standby (or the transaction is"
+            " READ ONLY); send writes, quota checks and refreshes to the primary"
+            " (pgtally.Client(primary, replicas=[...]) routes them there)",
+            sqlstate=state,
+        )
     if state in ("42883", "42P01", "3F000") and "tally" in (diag.message_primary or ""):
         return SchemaNotInstalled(
             f"{diag.message_primary}: the pgtally schema is missing or outdated; run `pgtally migrate`",
