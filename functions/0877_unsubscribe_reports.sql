@@ -8,8 +8,10 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  -- The token is the credential: 32 random bytes as unpadded base64url. Anything else matches nothing.
-  if token is null or token !~ '^[A-Za-z0-9_-]{43}$' then
+  -- The token is the credential: 32 random bytes as unpadded base64url. Anything else matches nothing,
+  -- including the other spellings of the same bytes: the last of 43 characters carries 4 bits, so its
+  -- 2 padding bits must be zero (otherwise 4 different links would decode to the one token).
+  if token is null or token !~ '^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$' then
     return false;
   end if;
   delete from tally.report_subscriptions s

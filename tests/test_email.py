@@ -165,7 +165,9 @@ def test_the_unsubscribe_token_works_once_and_a_wrong_one_does_nothing(
     dsn: str, usage: dict[str, Any], smtp: tuple[Inbox, SmtpSettings, Any]
 ) -> None:
     reader, token = usage["reader"], usage["tokens"]["u2"]
-    for wrong in ("", "x", token[:-1] + ("A" if token[-1] != "A" else "B"), token + "A", "' or true --"):
+    # The last character's neighbour decodes to the same bytes (its 2 padding bits differ): refused too.
+    alias = token[:-1] + chr(ord(token[-1]) + 1)
+    for wrong in ("", "x", token[:-1] + ("A" if token[-1] != "A" else "B"), alias, token + "A", "' or true --"):
         assert not _unsubscribe(dsn, reader, wrong), wrong
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select count(*) from tally.report_subscriptions").fetchone() == (2,)
