@@ -50,6 +50,8 @@ create index usage_events_user_time on tally.usage_events (user_id, occurred_at)
 -- so no role but the owner may read it; a reader reads the rows of the user named by
 -- tally.user_id here. security_barrier keeps a reader's own WHERE clauses (which
 -- could call a leaky function) from running before the view's user filter.
+-- On Citus, pgtally distribute points this view at tally._my_usage_events_distributed()
+-- (functions/0115): a shard query runs as the reader, who may not read the log's shards.
 create view tally.my_usage_events with (security_barrier) as
 select e.event_id, e.user_id, e.kind, e.occurred_at, e.recorded_at, e.quantity, e.duration_ms, e.cost, e.status,
        e.error_code, e.billable, e.attributes, e.corrects_event_id, e.plan

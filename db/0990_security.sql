@@ -34,7 +34,7 @@ begin
     if t.per_user then
       execute format('create policy %I on %s for select to tally_reader using (user_id = tally.current_user_id())',
                      format('readers see their own %s', replace(t.relname, '_', ' ')), t.rel);
-      if t.relname <> all (array['event_keys', 'user_locks']) then  -- internal per-user tables stay the owner's
+      if t.relname <> all (array['event_keys', 'reversals', 'user_locks']) then  -- internal per-user tables stay the owner's
         execute format('grant select on %s to tally_reader', t.rel);
       end if;
     elsif t.relname = 'refresh_log' then

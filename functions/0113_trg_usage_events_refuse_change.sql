@@ -7,10 +7,15 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  -- tally.forget_user (SECURITY DEFINER, the owner) pseudonymizes user_id in place;
-  -- only roles that may UPDATE the log at all (the owner) can reach this branch.
-  if tg_op = 'UPDATE' and current_setting('tally.erasing', true) = 'on' then
-    return new;
+  -- tally.forget_user (SECURITY DEFINER, the owner) pseudonymizes user_id in place; on Citus,
+  -- where a distribution column never changes, it copies the user's rows and deletes the
+  -- originals. Only roles that may UPDATE or DELETE the log at all (the owner) reach this branch.
+  if current_setting('tally.erasing', true) = 'on' then
+    if tg_op = 'UPDATE' then
+      return new;
+    elsif tg_op = 'DELETE' then
+      return old;
+    end if;
   end if;
   raise exception using
     errcode = 'PT009',

@@ -1,4 +1,4 @@
--- Records one usage event with validation; true when it was new, false for a duplicate event_id.
+-- Records one usage event with validation; true when it was new, false for a duplicate (user_id, event_id).
 -- Called by producers (any language) and by the Python client's record().
 create or replace function tally.record_usage(
   event_id          text,
@@ -16,24 +16,28 @@ create or replace function tally.record_usage(
 )
 returns boolean
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
   added integer;
 begin
-  -- The row trigger validates and deduplicates; a skipped duplicate inserts no row.
-  -- (No RETURNING: under row-level security it would need a SELECT policy writers lack.)
+  -- The row trigger validates and deduplicates; a skipped duplicate inserts no row. SECURITY
+  -- DEFINER, so that on Citus the insert writes the user's shard as the owner, like check_quota
+  -- and the batch paths in the same transaction (Citus refuses a transaction that modifies one
+  -- placement as two roles). RETURNING counts the row: Citus's row count also counts a row the
+  -- trigger skipped.
   insert into tally.usage_events
     (event_id, user_id, kind, occurred_at, quantity, duration_ms, cost, status, error_code, billable,
      attributes, corrects_event_id)
   values
     (record_usage.event_id, record_usage.user_id, record_usage.kind, record_usage.occurred_at,
      record_usage.quantity, record_usage.duration_ms, record_usage.cost, record_usage.status,
-     record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id);
-  get diagnostics added = row_count;
-  return added = 1;
+     record_usage.error_code, record_usage.billable, record_usage.attributes, record_usage.corrects_event_id)
+  returning 1 into added;
+  return added is not null;
 end
 $$;
 
 comment on function tally.record_usage(text, text, text, bigint, timestamptz, bigint, numeric, text, text, boolean, jsonb, text) is
-  'Records one usage event (validated, exactly-once by event_id). Returns true when new, false when the event_id was already recorded.';
+  'Records one usage event (validated, exactly-once by (user_id, event_id)). Returns true when new, false when the event_id was already recorded.';

@@ -25,6 +25,7 @@ declare
   added integer;
   twice_reversed text;
   lost_original text;
+  via_batch text[] := '{}';
   issued text;
 begin
   if n is null or n = 0 then
@@ -35,6 +36,28 @@ begin
      or cardinality(statuses) <> n or cardinality(error_codes) <> n or cardinality(billables) <> n
      or cardinality(attributes_list) <> n or cardinality(corrects_event_ids) <> n then
     raise exception using errcode = 'PT011', message = 'record_usage_batch: every array must have the same length';
+  end if;
+
+  if tally._is_distributed() then
+    -- Citus: the set-wise statements below cannot run there (a lateral join to a distributed
+    -- table, data-modifying CTEs over several distributed tables), and a setting made with
+    -- set_config does not reach the workers, where the row trigger fires. So the batch is
+    -- validated here and its rows go through the row trigger on their user's shard.
+    return tally._record_usage_batch_distributed(event_ids, user_ids, kinds, quantities, occurred_ats,
+                                                 durations_ms, costs, statuses, error_codes, billables,
+                                                 attributes_list, corrects_event_ids);
+  end if;
+
+  -- Corrections whose original is not recorded yet can only be validated against this batch's
+  -- copy of it: remember them (user and original, joined by a unit separator), so that a
+  -- correction of an original recorded before the batch (a resent batch) is not mistaken below
+  -- for one whose batch original another transaction recorded first.
+  if cardinality(array_remove(corrects_event_ids, null)) > 0 then
+    select coalesce(array_agg(u.user_id || E'\x1f' || u.corrects_event_id), '{}') into via_batch
+      from unnest(user_ids, corrects_event_ids) as u(user_id, corrects_event_id)
+     where u.corrects_event_id is not null
+       and not exists (select from tally.event_keys k
+                        where k.user_id = u.user_id and k.event_id = u.corrects_event_id);
   end if;
 
   -- The same rules as the row trigger, checked for the whole batch before anything is written.
@@ -162,6 +185,7 @@ begin
          -- for the same user, and then this batch's original was skipped as a duplicate.
          (select b.corrects_event_id from new_events b
            where b.corrects_event_id is not null
+             and b.user_id || E'\x1f' || b.corrects_event_id = any (via_batch)
              and (b.user_id, b.corrects_event_id) in (select f.user_id, f.event_id from firsts f)
              and (b.user_id, b.corrects_event_id) not in (select n.user_id, n.event_id from new_events n) limit 1)
     into added, twice_reversed, lost_original;

@@ -29,8 +29,17 @@ begin
   else
     truncate pg_temp._tally_merge;
   end if;
+  -- The keys whose threshold alerts the batch may cross, with the plan in force
+  -- (tally._record_quota_alerts fills it on a distributed install).
+  if to_regclass('pg_temp._tally_alert_keys') is null then
+    create temporary table _tally_alert_keys (
+      user_id text, period_start date, kind text, anchor_day integer, plan text
+    ) on commit drop;
+  else
+    truncate pg_temp._tally_alert_keys;
+  end if;
 end
 $$;
 
 comment on function tally._prepare_merge_batch() is
-  'Creates or empties the transaction''s merge batch pg_temp._tally_merge: deltas with the user''s local time, local day and billing anchor (internal).';
+  'Creates or empties the transaction''s merge batch pg_temp._tally_merge (deltas with the user''s local time, local day and billing anchor) and pg_temp._tally_alert_keys (internal).';

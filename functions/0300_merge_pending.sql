@@ -16,20 +16,43 @@ begin
   -- sorted order.
   perform tally._prepare_merge_batch();
 
-  with moved as (
-    delete from tally.pending_deltas p
-     where p.ctid = any (array(select q.ctid from tally.pending_deltas q limit max_rows))
-    returning p.*
-  )
-  insert into pg_temp._tally_merge
-  select m.user_id, m.kind, m.occurred_at, m.attributes, m.events, m.failures, m.quantity, m.duration_ms,
-         m.timed_events, m.cost, m.billable, m.is_use,
-         m.occurred_at at time zone coalesce(s.time_zone, 'UTC'),
-         (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date,
-         coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1),  -- as tally._period_anchor
-         m.plan
-    from moved m
-    left join tally.user_settings s on s.user_id = m.user_id;
+  if not tally._is_distributed() then
+    -- One server: claim exactly max_rows deltas by their physical address (the cheapest key).
+    with moved as (
+      delete from tally.pending_deltas p
+       where p.ctid = any (array(select q.ctid from tally.pending_deltas q limit max_rows))
+      returning p.*
+    )
+    insert into pg_temp._tally_merge
+    select m.user_id, m.kind, m.occurred_at, m.attributes, m.events, m.failures, m.quantity, m.duration_ms,
+           m.timed_events, m.cost, m.billable, m.is_use,
+           m.occurred_at at time zone coalesce(s.time_zone, 'UTC'),
+           (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date,
+           coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1),  -- as tally._period_anchor
+           m.plan
+      from moved m
+      left join tally.user_settings s on s.user_id = m.user_id;
+  else
+    -- Citus cannot address rows by ctid across shards: claim whole users instead (those
+    -- owning the first max_rows deltas), so each shard deletes by its distribution key.
+    -- A delta a writer commits meanwhile is not in the delete's snapshot and waits for
+    -- the next merge, so nothing is counted twice or lost.
+    with moved as (
+      delete from tally.pending_deltas p
+       where p.user_id = any (array(select distinct q.user_id
+                                      from (select r.user_id from tally.pending_deltas r limit max_rows) q))
+      returning p.*
+    )
+    insert into pg_temp._tally_merge
+    select m.user_id, m.kind, m.occurred_at, m.attributes, m.events, m.failures, m.quantity, m.duration_ms,
+           m.timed_events, m.cost, m.billable, m.is_use,
+           m.occurred_at at time zone coalesce(s.time_zone, 'UTC'),
+           (m.occurred_at at time zone coalesce(s.time_zone, 'UTC'))::date,
+           coalesce(s.subscription_anchor_day, s.billing_anchor_day, 1),  -- as tally._period_anchor
+           m.plan
+      from moved m
+      left join tally.user_settings s on s.user_id = m.user_id;
+  end if;
   get diagnostics merged = row_count;
   if merged = 0 then
     return 0;

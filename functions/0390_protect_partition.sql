@@ -7,6 +7,11 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+  if tally._is_distributed() then
+    -- Citus allows row triggers only on distributed tables: a distributed log keeps the
+    -- cloned row triggers, and TRUNCATE is refused by privileges (see pgtally distribute).
+    return;
+  end if;
   execute format('create or replace trigger usage_events_before_change_refuse_statement before update or delete on %s '
                  'for each statement execute function tally._trg_usage_events_refuse_change()', part);
   execute format('create or replace trigger usage_events_before_truncate_refuse before truncate on %s '

@@ -20,6 +20,7 @@ declare
   part        text;
   created     integer := 0;
   issued      text;
+  distributed boolean;
 begin
   if from_month is null or to_month is null or to_month < from_month
      or to_month > from_month + interval '100 years' then
@@ -42,6 +43,7 @@ begin
           execute format('create table tally.%I partition of tally.usage_events for values from (%L) to (%L)',
                          part, lo, hi);
         else
+          distributed := tally._is_distributed();
           -- Rows of this month sit in the default partition: detach it (writers wait on the
           -- parent's lock, none fails), create the month, move the rows, re-attach.
           -- A detached table has no triggers, so the move is not a change of the log.
@@ -51,15 +53,32 @@ begin
           -- The rows are recorded already: a one-time batch token (see tally.record_usage_batch)
           -- lets them skip the row trigger, which would take them for duplicates.
           issued := gen_random_uuid()::text;
-          insert into tally.batch_tokens (token) values (issued);
-          perform set_config('tally.batch_token', issued, true);
+          if distributed then
+            -- On Citus the row trigger fires on the workers, which set_config does not reach;
+            -- SET LOCAL does (citus.propagate_set_commands = local, set by pgtally distribute),
+            -- but only inside a transaction block or a DO block: hence the DO. The statement
+            -- trigger that consumes tokens is dropped there: none is issued.
+            execute format('do %L', format('begin set local tally.batch_token = %L; end', issued));
+          else
+            insert into tally.batch_tokens (token) values (issued);
+            perform set_config('tally.batch_token', issued, true);
+          end if;
           insert into tally.usage_events
           select * from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;
-          perform set_config('tally.batch_token', '', true);
-          -- Detached and locked: the refusal trigger (its own, not the parent's) can step aside.
-          alter table tally.usage_events_default disable trigger usage_events_before_change_refuse_statement;
+          if distributed then
+            do $reset$ begin set local tally.batch_token = ''; end $reset$;
+          else
+            perform set_config('tally.batch_token', '', true);
+          end if;
+          -- Detached and locked: the refusal trigger (its own, not the parent's) can step aside
+          -- (on Citus it does not exist: distribute drops the statement triggers).
+          if not distributed then
+            alter table tally.usage_events_default disable trigger usage_events_before_change_refuse_statement;
+          end if;
           delete from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;
-          alter table tally.usage_events_default enable trigger usage_events_before_change_refuse_statement;
+          if not distributed then
+            alter table tally.usage_events_default enable trigger usage_events_before_change_refuse_statement;
+          end if;
           alter table tally.usage_events attach partition tally.usage_events_default default;
         end if;
         perform tally._protect_partition(format('tally.%I', part)::regclass);

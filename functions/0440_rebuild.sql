@@ -7,10 +7,28 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  recomputed bigint;
+  recomputed  bigint;
+  distributed boolean := tally._is_distributed();
+  one_user    text;
+  kept_starts date[];
 begin
   if dimension is not null then
     perform tally._dimension_keys(dimension);  -- PT010 when not declared
+  end if;
+  if distributed and rebuild.user_id is null then
+    -- Distributed by Citus: every statement below, filtered by one user, runs on that user's
+    -- shard, while the set-wise forms over all users are joins Citus refuses. So all users
+    -- are rebuilt one by one, in this one transaction (the keys of every user first, so that
+    -- a user whose only rows were written past the insert trigger is listed too).
+    perform tally._lock('merge');
+    if dimension is null then
+      perform tally.rebuild_keys(null);
+    end if;
+    recomputed := 0;
+    for one_user in select u.user_id from tally.rebuild_users() u order by 1 loop
+      recomputed := recomputed + tally.rebuild(one_user, dimension);
+    end loop;
+    return recomputed;
   end if;
   -- Merges wait; writers and readers do not (writers never touch the derived tables,
   -- readers switch to the rebuilt rows at commit).
@@ -31,16 +49,30 @@ begin
   -- it keeps its row; when they do not (the anchor or zone changed), it is counted
   -- from the retained log, i.e. only its days inside the log.
   perform 'PRAGMA:TABLE: _tally_rebuild_users (user_id text, tz text, anchor_day integer, cutoff_day date, utc_cutoff_day date, whole boolean, straddle_start date, straddle_kept boolean)';
-  create temporary table _tally_rebuild_users on commit drop as
-  select v.user_id, v.tz, v.anchor_day, v.cutoff_day, v.utc_cutoff_day, v.whole, v.straddle_start,
-         v.straddle_start is not null
-              and exists (select from tally.user_periods p
-                           where p.user_id = v.user_id and p.period_start = v.straddle_start) as straddle_kept
-    from (
-      select sc.user_id, sc.tz, sc.anchor_day, sc.cutoff_day, sc.utc_cutoff_day, sc.whole,
-             case when sc.cutoff_day <> '-infinity' then tally._period_start(sc.cutoff_day, sc.anchor_day) end as straddle_start
-        from tally._rebuild_scope(rebuild.user_id) as sc
-    ) as v;
+  if not distributed then
+    create temporary table _tally_rebuild_users on commit drop as
+    select v.user_id, v.tz, v.anchor_day, v.cutoff_day, v.utc_cutoff_day, v.whole, v.straddle_start,
+           v.straddle_start is not null
+                and exists (select from tally.user_periods p
+                             where p.user_id = v.user_id and p.period_start = v.straddle_start) as straddle_kept
+      from (
+        select sc.user_id, sc.tz, sc.anchor_day, sc.cutoff_day, sc.utc_cutoff_day, sc.whole,
+               case when sc.cutoff_day <> '-infinity' then tally._period_start(sc.cutoff_day, sc.anchor_day) end as straddle_start
+          from tally._rebuild_scope(rebuild.user_id) as sc
+      ) as v;
+  else
+    -- Citus refuses the correlated subquery above, and ships a statement that names one
+    -- user's shard to that shard whole (function calls included): the scope first, then the
+    -- user's period starts by themselves (one user here: the distributed path goes user by user).
+    create temporary table _tally_rebuild_users on commit drop as
+    select sc.user_id, sc.tz, sc.anchor_day, sc.cutoff_day, sc.utc_cutoff_day, sc.whole,
+           case when sc.cutoff_day <> '-infinity' then tally._period_start(sc.cutoff_day, sc.anchor_day) end as straddle_start,
+           false as straddle_kept
+      from tally._rebuild_scope(rebuild.user_id) as sc;
+    kept_starts := array(select p.period_start from tally.user_periods p where p.user_id = rebuild.user_id);
+    update pg_temp._tally_rebuild_users u
+       set straddle_kept = u.straddle_start is not null and u.straddle_start = any (kept_starts);
+  end if;
   create unique index on pg_temp._tally_rebuild_users (user_id);
   analyze pg_temp._tally_rebuild_users;
 
@@ -218,4 +250,4 @@ end
 $$;
 
 comment on function tally.rebuild(text, text) is
-  'Rebuilds every table derived from the log for one user or all, from the retained log: lifetime, daily and billing-period rollups, usage per UTC day and dimension value, funnel days, operational counters, duration histograms, and (for users whose whole history is retained) the hour-of-week histogram and sessions; first reconciles the exactly-once keys (tally.rebuild_keys). With dimension: backfills that one dimension''s rollups only (e.g. after declare_dimension). Days older than the retained log keep their rows. Writers are not blocked; merges wait. Returns the number of retained log rows it recomputed from.';
+  'Rebuilds every table derived from the log for one user or all, from the retained log: lifetime, daily and billing-period rollups, usage per UTC day and dimension value, funnel days, operational counters, duration histograms, and (for users whose whole history is retained) the hour-of-week histogram and sessions; first reconciles the exactly-once keys (tally.rebuild_keys). With dimension: backfills that one dimension''s rollups only (e.g. after declare_dimension). Days older than the retained log keep their rows. Writers are not blocked; merges wait. On a distributed install (Citus) all users are rebuilt one by one in the one transaction. Returns the number of retained log rows it recomputed from.';

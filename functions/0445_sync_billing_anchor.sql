@@ -20,7 +20,8 @@ begin
     insert into tally.user_settings as s (user_id, subscription_anchor_day)
     values (_sync_billing_anchor.user_id, sub_day)
     on conflict on constraint user_settings_pkey do update
-      set subscription_anchor_day = excluded.subscription_anchor_day, updated_at = now()
+      set subscription_anchor_day = excluded.subscription_anchor_day,
+          updated_at = excluded.updated_at  -- the default now(): Citus allows no volatile call here
       where s.subscription_anchor_day is distinct from excluded.subscription_anchor_day;
   else
     update tally.user_settings s set subscription_anchor_day = null, updated_at = now()

@@ -26,7 +26,8 @@ begin
   insert into tally.user_settings as s (user_id, time_zone, billing_anchor_day)
   values (set_user_settings.user_id, set_user_settings.time_zone, set_user_settings.billing_anchor_day)
   on conflict on constraint user_settings_pkey do update
-    set time_zone = excluded.time_zone, billing_anchor_day = excluded.billing_anchor_day, updated_at = now();
+    set time_zone = excluded.time_zone, billing_anchor_day = excluded.billing_anchor_day,
+        updated_at = excluded.updated_at;  -- the default now(): Citus allows no volatile call here
   -- Local days and the open billing period must be exact at commit, not after the next rebuild.
   perform tally._sync_billing_anchor(set_user_settings.user_id, old_tz, old_anchor);
 end

@@ -27,7 +27,7 @@ begin
           declare_kind.audio, declare_kind.featured_dimension)
   on conflict on constraint kinds_pkey do update
     set unit = excluded.unit, display_name = excluded.display_name, audio = excluded.audio,
-        featured_dimension = excluded.featured_dimension, declared_at = now();
+        featured_dimension = excluded.featured_dimension, declared_at = excluded.declared_at;  -- the default now(), as Citus requires
 end
 $$;
 

@@ -10,14 +10,20 @@ returns table (
   duration_ms  numeric,
   cost         numeric
 )
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
+#variable_conflict use_column
+declare
+  -- Read before the query: on Citus it runs on the user's shard, where it may not call
+  -- functions that read other distributed tables.
+  user_tz     text := tally._user_time_zone(period_totals.user_id);
+  user_anchor integer := tally._period_anchor(period_totals.user_id);
+begin
+  return query
   with settings as (
-    select coalesce(s.time_zone, 'UTC') as tz, tally._period_anchor(period_totals.user_id) as anchor
-      from (select) as one
-      left join tally.user_settings s on s.user_id = period_totals.user_id
+    select user_tz as tz, user_anchor as anchor
   ), bounds as (
     select st.tz, st.anchor,
            tally._period_start((period_totals.at at time zone st.tz)::date, st.anchor) as p_start
@@ -37,7 +43,8 @@ as $$
          and tally._period_start((q.occurred_at at time zone b.tz)::date, b.anchor) = b.p_start
     ) as x
    group by b.p_start, b.anchor, x.kind
-   order by x.kind
+   order by x.kind;
+end
 $$;
 
 comment on function tally.period_totals(text, timestamptz) is

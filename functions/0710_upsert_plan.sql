@@ -43,7 +43,7 @@ begin
   values (upsert_plan.plan, upsert_plan.tier, upsert_plan.monthly_price, upsert_plan.is_default, upsert_plan.description)
   on conflict on constraint plans_pkey do update set
     tier = excluded.tier, monthly_price = excluded.monthly_price, is_default = excluded.is_default,
-    description = excluded.description, updated_at = now();
+    description = excluded.description, updated_at = excluded.updated_at;  -- the default now(): Citus allows no volatile call here
 
   delete from tally.plan_limits l where l.plan = upsert_plan.plan;
   insert into tally.plan_limits (plan, kind, monthly_limit)

@@ -2,10 +2,13 @@
 -- Called by the quota check, the forecast, the summary card and by producers that want to stamp an event with its plan.
 create or replace function tally.plan_at(user_id text, at timestamptz default now())
 returns text
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
+#variable_conflict use_column
+begin
+  return (
   select coalesce(
     (select s.plan
        from tally.subscriptions s
@@ -14,6 +17,8 @@ as $$
       order by s.started_at desc
       limit 1),
     (select p.plan from tally.plans p where p.is_default))
+  );
+end
 $$;
 
 comment on function tally.plan_at(text, timestamptz) is

@@ -10,10 +10,18 @@ returns table (
   highest_plan      text,
   revenue           numeric
 )
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
+#variable_conflict use_column
+declare
+  -- Read before the query: on Citus it runs on the user's shard, where it may not call
+  -- functions that read other distributed tables.
+  user_tz   text := tally._user_time_zone(subscription_summary.user_id);
+  plan_then text := tally.plan_at(subscription_summary.user_id, subscription_summary.at);
+begin
+  return query
   -- A subscription is charged its monthly price at its start and at each monthly
   -- anniversary (in the user's time zone) before it ends or before `at`.
   with subs as (
@@ -22,10 +30,10 @@ as $$
                                  least(coalesce(s.ended_at, subscription_summary.at), subscription_summary.at) at time zone tz.tz) as months
       from tally.subscriptions s
       join tally.plans p on p.plan = s.plan
-     cross join (select tally._user_time_zone(subscription_summary.user_id) as tz) as tz
+     cross join (select user_tz as tz) as tz
      where s.user_id = subscription_summary.user_id and s.started_at <= subscription_summary.at
   )
-  select tally.plan_at(subscription_summary.user_id, subscription_summary.at),
+  select plan_then,
          -- Start of the unbroken run of subscriptions in force at `at` (a plan change continues a run).
          case when exists (select from subs r where r.ended_at is null or r.ended_at > subscription_summary.at)
               then (select max(g.started_at) from subs g
@@ -34,7 +42,8 @@ as $$
          coalesce((select sum(x.months) from subs x), 0)::bigint,
          (select max(x.tier) from subs x),
          (select x.plan from subs x order by x.tier desc, x.started_at limit 1),
-         coalesce((select sum(x.months * x.monthly_price) from subs x), 0)
+         coalesce((select sum(x.months * x.monthly_price) from subs x), 0);
+end
 $$;
 
 comment on function tally.subscription_summary(text, timestamptz) is

@@ -23,9 +23,38 @@ as $$
 declare
   tz    text := tally._user_time_zone(user_id);
   today date := (at at time zone tz)::date;
+  session_count bigint;
+  session_total numeric;
+  session_avg   numeric;
+  session_max   numeric;
 begin
-  -- One statement (and a stable function: one snapshot), so a merge in between
-  -- cannot make a delta count twice or not at all.
+  -- A stable function: both statements read one snapshot, so a merge in between
+  -- cannot make a delta count twice or not at all. The sessions are read by
+  -- themselves: a statement that names one user's rows of distributed tables is
+  -- sent whole to that user's shard on Citus, where the read functions below
+  -- (which read other tables) may not run.
+  select count(*), sum(s.ms), round(avg(s.ms)), max(s.ms)
+    into session_count, session_total, session_avg, session_max
+    from (
+      select case when sum(s.explicit_events) > 0 then sum(s.explicit_ms)
+                  else coalesce(round(extract(epoch from max(s.last_end_at) - min(s.first_at)) * 1000), 0) end as ms
+        from (
+          select u.session_id, u.events, u.explicit_events, u.explicit_ms, u.first_at, u.last_end_at
+            from tally.user_sessions u
+           where u.user_id = engagement_profile.user_id
+          union all
+          select tally._session_key(p.kind, p.attributes, p.occurred_at), p.events,
+                 case when p.kind = 'session' then p.events else 0 end,
+                 case when p.kind = 'session' then p.duration_ms else 0 end,
+                 case when p.is_use then p.occurred_at end,
+                 case when p.is_use then p.occurred_at + p.duration_ms * interval '1 millisecond' end
+            from tally.pending_deltas p
+           where p.user_id = engagement_profile.user_id and (p.kind = 'session' or p.attributes ? 'session_id')
+             and tally._session_key(p.kind, p.attributes, p.occurred_at) is not null
+        ) as s
+       group by s.session_id
+      having sum(s.events) > 0
+    ) as s;
   return query
   with active_days as (
     -- Local days with at least one succeeded event (dimension kind covers every event).
@@ -49,25 +78,6 @@ begin
   ), life as (
     select min(t.first_at) as first_at, max(t.last_at) as last_at
       from tally.lifetime_totals(engagement_profile.user_id, 'kind') t
-  ), sessions as (
-    select case when sum(s.explicit_events) > 0 then sum(s.explicit_ms)
-                else coalesce(round(extract(epoch from max(s.last_end_at) - min(s.first_at)) * 1000), 0) end as ms
-      from (
-        select u.session_id, u.events, u.explicit_events, u.explicit_ms, u.first_at, u.last_end_at
-          from tally.user_sessions u
-         where u.user_id = engagement_profile.user_id
-        union all
-        select tally._session_key(p.kind, p.attributes, p.occurred_at), p.events,
-               case when p.kind = 'session' then p.events else 0 end,
-               case when p.kind = 'session' then p.duration_ms else 0 end,
-               case when p.is_use then p.occurred_at end,
-               case when p.is_use then p.occurred_at + p.duration_ms * interval '1 millisecond' end
-          from tally.pending_deltas p
-         where p.user_id = engagement_profile.user_id and (p.kind = 'session' or p.attributes ? 'session_id')
-           and tally._session_key(p.kind, p.attributes, p.occurred_at) is not null
-      ) as s
-     group by s.session_id
-    having sum(s.events) > 0
   )
   select tz, l.first_at, l.last_at,
          (select count(*) from active_days),
@@ -76,10 +86,7 @@ begin
          coalesce((select g.len from longest g), 0),
          (select g.first_day from longest g),
          (select g.last_day from longest g),
-         (select count(*) from sessions),
-         (select sum(s.ms) from sessions s),
-         (select round(avg(s.ms)) from sessions s),
-         (select max(s.ms) from sessions s)
+         session_count, session_total, session_avg, session_max
     from life l;
 end
 $$;

@@ -11,10 +11,18 @@ returns table (
   duration_ms numeric,
   cost        numeric
 )
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
+#variable_conflict use_column
+declare
+  -- Read before the query: on Citus it runs on the user's shard, where it may not call
+  -- functions that read other distributed tables.
+  user_tz    text := tally._user_time_zone(hour_of_week_heatmap.user_id);
+  user_mixed boolean := tally._mixed_units(hour_of_week_heatmap.user_id);
+begin
+  return query
   with x as (
     select h.how, h.events, h.failures, h.quantity, h.duration_ms, h.cost
       from tally.user_hours h
@@ -22,7 +30,7 @@ as $$
     union all
     select ((extract(isodow from l.local_at)::integer - 1) * 24 + extract(hour from l.local_at)::integer)::smallint,
            l.events, l.failures, l.quantity, l.duration_ms, l.cost
-      from (select p.occurred_at at time zone tally._user_time_zone(hour_of_week_heatmap.user_id) as local_at,
+      from (select p.occurred_at at time zone user_tz as local_at,
                    p.events, p.failures, p.quantity, p.duration_ms, p.cost
               from tally.pending_deltas p
              where p.user_id = hour_of_week_heatmap.user_id) as l
@@ -33,10 +41,11 @@ as $$
          case when not bool_or(mx.mixed) then coalesce(sum(x.quantity), 0) end,
          coalesce(sum(x.duration_ms), 0), coalesce(sum(x.cost), 0)
     from generate_series(0, 167) as g(how)
-   cross join (select tally._mixed_units(hour_of_week_heatmap.user_id) as mixed) as mx
+   cross join (select user_mixed as mixed) as mx
     left join x on x.how = g.how
    group by g.how
-   order by g.how
+   order by g.how;
+end
 $$;
 
 comment on function tally.hour_of_week_heatmap(text) is

@@ -3,10 +3,13 @@
 create or replace function tally._funnel_next(user_id text, kind text, from_at timestamptz, to_at timestamptz,
                                               only_plan text default null)
 returns timestamptz
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
+#variable_conflict use_column
+begin
+  return (
   select t
     from (
       select least(
@@ -44,6 +47,8 @@ as $$
             and (only_plan is null or coalesce(p.plan, '') = only_plan))) as t
     ) x
    where x.t < _funnel_next.to_at
+  );
+end
 $$;
 
 comment on function tally._funnel_next(text, text, timestamptz, timestamptz, text) is

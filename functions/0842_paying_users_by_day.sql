@@ -2,10 +2,13 @@
 -- Called by tally.admin_active_users (the series behind the "paying" trend).
 create or replace function tally._paying_users_by_day(from_day date, to_day date, only_plan text default null)
 returns table (day date, paying_users bigint, paying_users_7d bigint, paying_users_30d bigint)
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
+#variable_conflict use_column
+begin
+  return query
   -- Each paid subscription is in force on the UTC days [a, b]; a user counts in the
   -- n-day window ending d when one of their subscriptions has a <= d < b + n. Per
   -- user, sorted by a, the pieces [a, least(running max of b + n, next a)) are
@@ -51,7 +54,8 @@ as $$
   select r.day, r.d1::bigint, r.d7::bigint, r.d30::bigint
     from running r
    where r.day >= _paying_users_by_day.from_day
-   order by r.day
+   order by r.day;
+end
 $$;
 
 comment on function tally._paying_users_by_day(date, date, text) is

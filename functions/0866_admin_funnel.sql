@@ -14,6 +14,7 @@ declare
   hi timestamptz := coalesce(to_at, 'infinity');
   min_users integer := tally._analytics_min_group_size();
   p  text := tally._analytics_plan(plan);
+  start_users text[];
 begin
   -- SECURITY DEFINER on purpose: the answer is aggregate, but it is computed from
   -- per-user rows (step days, pending deltas, the log) that analysts may not read.
@@ -26,14 +27,14 @@ begin
     raise exception using errcode = 'PT011', column = 'to_at',
       message = format('to_at (%s) must be after from_at (%s)', hi, lo);
   end if;
-  return query
-  with recursive ordered as (
-    select o.kind, o.n::integer as n from unnest(steps) with ordinality as o(kind, n)
-  ), starts as (
-    -- Step-1 candidates: users with a merged step-1 use on a day of the timeframe
-    -- (an index range on (kind, day)), or a pending one in it. Only these users
-    -- are looked at, so the cost follows the users active at step 1 in the
-    -- timeframe, not the history or every user who ever reached a step.
+  -- Step-1 candidates: users with a merged step-1 use on a day of the timeframe
+  -- (an index range on (kind, day)), or a pending one in it. Only these users
+  -- are looked at, so the cost follows the users active at step 1 in the
+  -- timeframe, not the history or every user who ever reached a step. Read
+  -- first, by themselves: Citus refuses a recursive query that names a
+  -- distributed table without a filter on user_id (the walk below reads the
+  -- tables only through tally._funnel_next, one user at a time).
+  start_users := array(
     select d.user_id
       from tally.user_kind_days d
      where d.kind = steps[1]
@@ -44,7 +45,12 @@ begin
     select x.user_id
       from tally.pending_deltas x
      where x.is_use and x.kind = steps[1] and x.occurred_at >= lo and x.occurred_at < hi
-       and (p is null or coalesce(x.plan, '') = p)
+       and (p is null or coalesce(x.plan, '') = p));
+  return query
+  with recursive ordered as (
+    select o.kind, o.n::integer as n from unnest(steps) with ordinality as o(kind, n)
+  ), starts as (
+    select s.user_id from unnest(start_users) as s(user_id)
   ), reached (n, user_id, at) as (
     -- A journey inside the timeframe, greedily: step 1 at the user's earliest
     -- step-1 use in [from_at, to_at); step k at the earliest step-k use at or

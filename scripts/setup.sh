@@ -31,6 +31,16 @@ if command -v dpkg-query >/dev/null 2>&1; then
   fi
 fi
 
+# Citus (the scale-out tests): installed from the build beside the checkout when one is there.
+citus_install="$pgtally_root/../shared/citus/install.sh"
+if [ -f "$citus_install" ] && [ "$(id -u)" = 0 ]; then
+  citus_lib="$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)"
+  if [ ! -f "$citus_lib/citus.so" ] && [ ! -f /usr/lib/postgresql/15/lib/citus.so ]; then
+    echo "pgtally setup: installing Citus for the scale-out tests" >&2
+    bash "$citus_install" >/dev/null || echo "pgtally setup: Citus install failed; the Citus tests will skip" >&2
+  fi
+fi
+
 # PostgreSQL refuses to run as root; the throwaway server runs as 'postgres'.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --no-create-home --shell /usr/sbin/nologin postgres

@@ -200,6 +200,19 @@ def test_corrections_are_validated(client: Client) -> None:
     assert kind_totals(client, "u1") == {"tts": (0, 0, None, Decimal(0), 1)}
 
 
+def test_a_resent_batch_with_a_new_correction_of_its_original_records_the_correction(client: Client) -> None:
+    """A producer resends a batch whose original was recorded before, now with a reversal of it: the
+    original is a duplicate, the reversal is validated against the recorded original and counts."""
+    assert client.record_many([UsageEvent("o-1", "u1", "tts", 10, occurred_at=T0)]) == 1
+    batch = [
+        UsageEvent("o-1", "u1", "tts", 10, occurred_at=T0),
+        UsageEvent("o-1:refund", "u1", "tts", -10, occurred_at=T0, status="reversed", corrects_event_id="o-1"),
+    ]
+    assert client.record_many(batch) == 1
+    assert client.record_many(batch) == 0  # and resending it again is a duplicate, not an error
+    assert kind_totals(client, "u1") == {"tts": (0, 0, None, Decimal(0), 0)}
+
+
 def test_immutable_log_and_argument_errors(client: Client, conn: psycopg.Connection) -> None:
     assert client.record("e-1", "u1", "tts", 1)
     for sql in (

@@ -19,7 +19,7 @@ LESSER = ("tally_writer", "tally_reader", "tally_analyst")
 
 # The SECURITY DEFINER entry points each lesser role may execute (everything else a definer does is the owner's).
 DEFINER_ENTRY_POINTS = {
-    "tally_writer": {"record_usage_batch", "reverse_usage", "amend_usage", "check_quota"},
+    "tally_writer": {"record_usage", "record_usage_batch", "reverse_usage", "amend_usage", "check_quota"},
     # A reader subscribes its own user (tally.user_id) to the monthly summary and unsubscribes by token: the two
     # writes readers may make, each to the report subscriptions only.
     "tally_reader": {"subscribe_reports", "unsubscribe_reports"},

@@ -365,7 +365,8 @@ def test_a_correction_cannot_ride_on_an_original_another_transaction_recorded_fi
     writer = login_role("tally_writer")
     other = psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=writer))
     try:
-        other.execute("select tally.record_usage('O-race', 'userB', 'tts', 100)")  # not committed yet
+        # The same user's O-race, not committed yet (the key is per user: another user's would not collide).
+        other.execute("select tally.record_usage('O-race', 'userA', 'tts', 100)")
         result: list[object] = []
 
         def batch() -> None:
@@ -392,7 +393,10 @@ def test_a_correction_cannot_ride_on_an_original_another_transaction_recorded_fi
     assert result == ["PT008"]
     assert conn.execute("select count(*) from tally.usage_events where event_id = 'C-race'").fetchone() == (0,)
     conn.execute("select tally.merge_pending()")
-    assert conn.execute("select count(*) from tally.user_totals where user_id = 'userA'").fetchone() == (0,)
+    # userA has the other transaction's O-race only; the batch wrote nothing.
+    assert conn.execute(
+        "select events::int, quantity from tally.user_totals where user_id = 'userA' and dimension = 'kind'"
+    ).fetchall() == [(1, 100)]
 
 
 @pytest.mark.parametrize("cost", ["1e-400", "0.000000000000000000001"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from . import admin, bench, demo, http, manage, notify, ops, user
+from . import admin, bench, demo, http, manage, notify, ops, scale, user
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +17,7 @@ def main() -> None:
     """pgtally: PostgreSQL-native usage ledger and engagement analytics."""
 
 
-for _module in (ops, user, admin, manage, notify, bench, demo, http):
+for _module in (ops, scale, user, admin, manage, notify, bench, demo, http):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ._common import console
+from ._common import console, err_console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -261,6 +261,51 @@ def bench_all(
     if output:
         ingest = [{**dataclasses.asdict(f), "ratio": f.ratio, "keyed_ratio": f.keyed_ratio} for f in figures]
         Path(output).write_text(json.dumps({"ingest": {"figures": ingest}, "reads": reads}, indent=2, default=str))
+
+
+@bench.command("citus")
+@click.option("--seconds", default=10.0, show_default=True, help="Duration of each timed single-row run.")
+@click.option("--clients", default=8, show_default=True, help="Concurrent pgbench writer connections.")
+@click.option("--batch-events", default=50_000, show_default=True, help="Events in the batch (record_many) run.")
+@click.option("--users", default=5_000, show_default=True, help="Distinct users of the single-row runs.")
+@click.option("--reads", default=300, show_default=True, help="Calls of each read per round.")
+@click.option("--rounds", default=2, show_default=True, help="Alternating rounds per figure (the median is reported).")
+@click.option("--workers", default=2, show_default=True, help="Citus worker nodes of the loopback cluster.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
+def bench_citus(
+    seconds: float,
+    clients: int,
+    batch_events: int,
+    users: int,
+    reads: int,
+    rounds: int,
+    workers: int,
+    output: str | None,
+) -> None:
+    """Ingest and reads on a loopback Citus cluster vs one server, as ratios (Citus's overhead on one machine)."""
+    from ..bench.citus import run_citus_bench
+    from ..server import ServerError
+
+    for name, value in (("--clients", clients), ("--batch-events", batch_events), ("--users", users)):
+        if value < 1:
+            raise click.BadParameter("must be at least 1", param_hint=name)
+    if reads < 1 or rounds < 1 or workers < 1 or seconds <= 0:
+        raise click.BadParameter("--reads, --rounds and --workers must be at least 1, --seconds positive")
+    try:
+        run_citus_bench(
+            seconds=seconds,
+            clients=clients,
+            batch_events=batch_events,
+            users=users,
+            reads=reads,
+            rounds=rounds,
+            workers=workers,
+            output=output,
+            console=console,
+        )
+    except ServerError as exc:
+        err_console.print(f"pgtally bench citus: {exc}", markup=False, highlight=False)
+        raise SystemExit(1) from exc
 
 
 COMMANDS = (bench,)

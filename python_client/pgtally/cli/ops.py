@@ -8,8 +8,8 @@ import sys
 import click
 import psycopg
 
+from .. import distribute, schema
 from .. import migrate as migrations
-from .. import schema
 from ..client import Client
 from ..terminal import Col, fitted_table
 from ._common import connect, console, dsn_option, emit_json, err_console, json_option, require_dsn
@@ -40,10 +40,15 @@ def migrate(dsn: str | None, as_json: bool, revision: str, downgrade: bool, drop
         else:
             migrations.upgrade(dsn, revision)
         now = migrations.current_revision(dsn)
+        undistributed = [] if downgrade else distribute.undistributed_tables(dsn)
     except migrations.DataLossRefused as exc:
         raise click.ClickException(str(exc)) from exc
     except psycopg.OperationalError as exc:
         raise click.ClickException(f"cannot connect to the database ({exc})") from exc
+    if undistributed:
+        click.echo(
+            f"distributed install: run pgtally distribute for the new tables ({', '.join(undistributed)})", err=True
+        )
     if as_json:
         emit_json({"revision": now})
         return

@@ -3,7 +3,12 @@
 Every request borrows a connection, opens a transaction and, in its first statement, switches to the
 identity's role and user with ``set_config(..., true)`` (the same as ``SET LOCAL ROLE`` and ``SET LOCAL
 tally.user_id``): both end with the transaction, so a pooled connection never carries them into another
-request. Ids are always passed as query parameters, never written into SQL text.
+request. Ids are always passed as query parameters, never written into SQL text, except on a Citus install
+(below), where a reader's user is also set with ``SET LOCAL`` as a quoted literal.
+
+On Citus the shard queries run on the workers, which ``set_config`` does not reach: ``SET LOCAL`` does (``pgtally
+distribute`` sets ``citus.propagate_set_commands = local``). The role stays a ``set_config``: a propagated ``SET
+LOCAL ROLE`` would also be sent to the connections the owner's SECURITY DEFINER functions open, and fail there.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from .auth import Identity, Role
@@ -28,6 +34,15 @@ _SESSION_SQL = (
     " set_config('statement_timeout', %s, true)"
 )
 
+#: Whether this database is a Citus coordinator (a catalog any login role may read; SET LOCAL is harmless where
+#: the log is not distributed yet).
+_DISTRIBUTED_SQL = "select exists (select from pg_catalog.pg_extension where extname = 'citus')"
+
+
+def set_local_user(user: str) -> sql.Composed:
+    """``SET LOCAL tally.user_id`` to ``user`` (a quoted literal): reaches the workers of a Citus transaction."""
+    return sql.SQL("set local tally.user_id = {}").format(sql.Literal(user))
+
 
 class Database:
     """The API's connection pool (opened lazily or by the app's lifespan) and request sessions."""
@@ -38,6 +53,8 @@ class Database:
         self.settings = settings
         self.dsn = settings.dsn
         self._pool: AsyncConnectionPool[Any] | None = None
+        #: Whether the database is a Citus coordinator (checked when the pool opens).
+        self.distributed = False
         self._lock = asyncio.Lock()
 
     async def open(self) -> AsyncConnectionPool[Any]:
@@ -55,6 +72,7 @@ class Database:
                 await pool.open()
                 self._pool = pool
                 await self._check_roles(pool)
+                self.distributed = await self._check_distributed(pool)
             return self._pool
 
     async def _check_roles(self, pool: AsyncConnectionPool[Any]) -> None:
@@ -74,6 +92,15 @@ class Database:
                 ", ".join(missing),
             )
 
+    async def _check_distributed(self, pool: AsyncConnectionPool[Any]) -> bool:
+        try:
+            async with pool.connection() as conn:
+                row = await (await conn.execute(_DISTRIBUTED_SQL)).fetchone()
+        except psycopg.Error as exc:  # the schema is not installed yet
+            log.warning("cannot tell whether this is a Citus coordinator: %s", exc)
+            return False
+        return bool(row and row[0])
+
     async def close(self) -> None:
         async with self._lock:
             if self._pool is not None:
@@ -91,7 +118,10 @@ class Database:
         """
         pool = self._pool or await self.open()
         async with pool.connection() as conn, conn.transaction():
-            await conn.execute(_SESSION_SQL, session_params(identity, role, self.settings, timeout))
+            params = session_params(identity, role, self.settings, timeout)
+            await conn.execute(_SESSION_SQL, params)
+            if self.distributed and params[1]:
+                await conn.execute(set_local_user(params[1]))
             yield conn
 
 
@@ -104,6 +134,12 @@ def session_params(identity: Identity | None, role: Role, settings: Settings, ti
 @contextlib.contextmanager
 def sync_session(dsn: str, identity: Identity, role: Role, settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     """The same per-request session on a new synchronous connection (for sync renderers run in a thread)."""
-    with psycopg.connect(dsn, application_name="pgtally-http") as conn, conn.transaction():
-        conn.execute(_SESSION_SQL, session_params(identity, role, settings, False))
-        yield conn
+    with psycopg.connect(dsn, application_name="pgtally-http") as conn:
+        row = conn.execute(_DISTRIBUTED_SQL).fetchone()
+        conn.commit()
+        with conn.transaction():
+            params = session_params(identity, role, settings, False)
+            conn.execute(_SESSION_SQL, params)
+            if row and row[0] and params[1]:
+                conn.execute(set_local_user(params[1]))
+            yield conn
