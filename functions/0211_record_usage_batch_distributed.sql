@@ -27,8 +27,8 @@ declare
   added       integer;
   more        integer;
   -- corrections validated against an original of this batch only, and the originals this batch recorded
-  batch_users     text[] := '{}';
-  batch_originals text[] := '{}';
+  batch_users     text[] := '{}'::text[];
+  batch_originals text[] := '{}'::text[];
   rec_users       text[];
   rec_events      text[];
   lost            text;

@@ -66,7 +66,7 @@ begin
           insert into tally.usage_events
           select * from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;
           if distributed then
-            do $reset$ begin set local tally.batch_token = ''; end $reset$;
+            execute 'do $reset$ begin set local tally.batch_token = ''''; end $reset$';
           else
             perform set_config('tally.batch_token', '', true);
           end if;
