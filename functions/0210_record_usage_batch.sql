@@ -25,7 +25,7 @@ declare
   added integer;
   twice_reversed text;
   lost_original text;
-  via_batch text[] := '{}';
+  via_batch text[] := '{}'::text[];
   issued text;
 begin
   if n is null or n = 0 then

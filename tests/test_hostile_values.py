@@ -173,7 +173,7 @@ class World:
     prefix: str
     users: list[str]
     ids: list[str] = field(default_factory=list)
-    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> the recorded event
+    recorded: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (user, event_id) -> event
 
 
 def occurred_at(spec: str, now: dt.datetime) -> dt.datetime:
@@ -222,7 +222,7 @@ def build_event(spec: dict[str, Any], world: World, n: int) -> dict[str, Any]:
     if spec["event_id"] is not None:
         event_id = (event_id + "-" * 201)[: int(spec["event_id"] or 0)]
     elif spec["repeat"] == 0 and world.ids:  # a retry, mostly of a recorded event
-        ids = list(world.recorded) or world.ids
+        ids = [event_id for _, event_id in world.recorded] or world.ids
         event_id = ids[spec["pick"] % len(ids)]
     elif spec["repeat"] == 1:
         event_id = (event_id + "-" * 200)[:200]
@@ -448,14 +448,14 @@ def test_hostile_values_through_the_whole_lifecycle(
             world.ids.append(ev["event_id"])
         bound = breaks_a_bound(ev, now)
         assert bound is None, f"{path}: recorded an event that breaks the {bound} bound: {ev!r}"
-        if ev["event_id"] in world.recorded:
+        if (ev["user_id"], ev["event_id"]) in world.recorded:  # the key is per user
             assert counts(conn) == before, f"{path}: a duplicate event_id was recorded twice"
             note("duplicate skipped")
         else:
             note("recorded" + (" correction" if ev["corrects_event_id"] else ""))
             after = counts(conn)
             assert after[:3] == tuple(b + 1 for b in before[:3]), f"{path}: {ev!r} was not recorded"
-            world.recorded[ev["event_id"]] = ev
+            world.recorded[(ev["user_id"], ev["event_id"])] = ev
 
     users = world.users[:2]
     values = [argument_values(u, AT, dt.date(2025, 6, 1), dt.date(2025, 6, 30), ["tts", "session"]) for u in users]

@@ -643,7 +643,7 @@ declare
   added integer;
   twice_reversed text;
   lost_original text;
-  via_batch text[] := '{}';
+  via_batch text[] := '{}'::text[];
   issued text;
 begin
   if n is null or n = 0 then
@@ -856,8 +856,8 @@ declare
   added       integer;
   more        integer;
   -- corrections validated against an original of this batch only, and the originals this batch recorded
-  batch_users     text[] := '{}';
-  batch_originals text[] := '{}';
+  batch_users     text[] := '{}'::text[];
+  batch_originals text[] := '{}'::text[];
   rec_users       text[];
   rec_events      text[];
   lost            text;
@@ -1579,7 +1579,7 @@ begin
           insert into tally.usage_events
           select * from tally.usage_events_default where occurred_at >= lo and occurred_at < hi;
           if distributed then
-            do $reset$ begin set local tally.batch_token = ''; end $reset$;
+            execute 'do $reset$ begin set local tally.batch_token = ''''; end $reset$';
           else
             perform set_config('tally.batch_token', '', true);
           end if;
