@@ -19,7 +19,8 @@ begin
            array_agg(s.error_code), array_agg(s.billable), array_agg(s.attributes), array_agg(s.corrects_event_id))
     into added
     from pg_temp.tally_staging s;
-  delete from pg_temp.tally_staging;
+  -- TRUNCATE: a new empty file instead of dead rows for the next chunk of this transaction to scan.
+  truncate pg_temp.tally_staging;
   return coalesce(added, 0);
 end
 $$;
