@@ -40,6 +40,7 @@ NO_DATA = {
     "bench reads": "writes its figures as JSON with --output",
     "bench all": "writes its figures as JSON with --output",
     "bench http": "writes its figures as JSON with --output",
+    "bench memory": "writes its figures as JSON with --output",
     "bench citus": "writes its figures as JSON with --output",
     "serve": "runs the HTTP server",
     "distribute": "needs a Citus coordinator: tests/test_citus.py runs it there, with --json",

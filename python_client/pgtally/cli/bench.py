@@ -1,16 +1,16 @@
-"""`pgtally bench`: the ingest and read benchmarks (needs ``pgtally[demo]``; the work is in :mod:`pgtally.bench`)."""
+"""`pgtally bench`: the ingest, read, memory, HTTP and Citus benchmarks (needs ``pgtally[demo]``; the work is in :mod:`pgtally.bench`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ._common import console, err_console
+from ._common import InputError, console, err_console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,9 +31,9 @@ def bench() -> None:
 @click.option(
     "--tests",
     "only",
-    default="many-users,hot-user,batch",
+    default="many-users,hot-user,batch,csv",
     show_default=True,
-    help="Which figures to measure: many-users, hot-user (one user), batch (COPY).",
+    help="Which figures to measure: many-users, hot-user (one user), batch (record_many), csv (psql \\copy).",
 )
 @click.option(
     "--fast/--durable",
@@ -56,8 +56,8 @@ def bench_ingest(
     from ..bench.ingest import run_ingest_bench
 
     wanted = {t.strip().lower() for t in only.split(",") if t.strip()}
-    if not wanted <= {"many-users", "hot-user", "batch"}:
-        raise click.BadParameter("choose among many-users, hot-user, batch", param_hint="--tests")
+    if not wanted <= {"many-users", "hot-user", "batch", "csv"}:
+        raise click.BadParameter("choose among many-users, hot-user, batch, csv", param_hint="--tests")
     run_ingest_bench(
         seconds=seconds,
         clients=clients,
@@ -208,59 +208,90 @@ def bench_http(
     )
 
 
+@bench.command("memory")
+@click.option(
+    "--events", default=10_000_000, show_default=True, help="Events recorded (all of one user), then exported as CSV."
+)
+@click.option("--chunk-size", default=10_000, show_default=True, help="Events per record_many chunk.")
+@click.option(
+    "--dsn", envvar="PGTALLY_BENCH_DSN", help="A pgtally database without the benchmark's user, not a throwaway one."
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
+def bench_memory(events: int, chunk_size: int, dsn: str | None, output: str | None) -> None:
+    """Client memory of record_many and of the CSV export of N events (default 10M): peak RSS and its growth."""
+    from ..bench.memory import MemoryBenchError, run_memory_bench
+
+    for name, value in (("--events", events), ("--chunk-size", chunk_size)):
+        if value < 1:
+            raise InputError(f"{name} must be at least 1 (got {value})")
+    try:
+        run_memory_bench(events=events, chunk_size=chunk_size, dsn=dsn, output=output, console=console)
+    except MemoryBenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+#: The parts of `pgtally bench all`, in the order they run.
+PARTS = ("ingest", "reads", "memory", "http", "citus")
+
+
 @bench.command("all")
 @_read_options
 @click.option("--seconds", default=10.0, show_default=True, help="Ingest: duration of each timed single-row run.")
 @click.option("--rounds", default=2, show_default=True, help="Ingest: alternating rounds per figure.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Also write all results as one JSON document here.")
+@click.option("--memory-events", default=10_000_000, show_default=True, help="Memory: events recorded and exported.")
+@click.option("--skip", multiple=True, type=click.Choice(PARTS), help="Leave this part out (repeatable).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Also write all results as one JSON document here (after each part).",
+)
+@click.pass_context
 def bench_all(
-    sizes: list[int],
-    users_per_10m: int,
-    calls: int,
-    raw_calls: int,
-    dashboard_calls: int,
-    refreshes: int,
-    chunk_size: int,
-    seed: int,
-    durable: bool,
+    ctx: click.Context,
+    /,
     seconds: float,
     rounds: int,
+    memory_events: int,
+    skip: tuple[str, ...],
     output: str | None,
+    **reads: Any,
 ) -> None:
-    """Every benchmark: ingest (durable) then reads at scale, each on its own throwaway server."""
-    from ..bench.ingest import run_ingest_bench
-    from ..bench.reads import run_reads_bench
+    """Every benchmark, each on its own throwaway server: ingest (durable), reads at scale, memory, http, citus."""
+    if memory_events < 1:
+        raise InputError(f"--memory-events must be at least 1 (got {memory_events})")
+    runs: dict[str, tuple[click.Command, dict[str, Any]]] = {
+        "ingest": (bench_ingest, {"seconds": seconds, "rounds": rounds, "dsn": None}),
+        "reads": (bench_reads, {**reads, "dsn": None}),
+        "memory": (bench_memory, {"events": memory_events, "dsn": None}),
+        "http": (bench_http, {"dsn": None}),
+        "citus": (bench_citus, {}),
+    }
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="pgtally-bench-") as tmp:
+        for name in PARTS:
+            results[name] = _run_part(ctx, name, *runs[name], skip, Path(tmp))
+            if output:  # after each part: a failure later keeps the figures measured so far
+                Path(output).write_text(json.dumps(results, indent=2, default=str))
 
-    console.rule("ingest (many users, hot user, batch)")
-    figures = run_ingest_bench(
-        seconds=seconds,
-        clients=8,
-        batch_events=200_000,
-        users=10_000,
-        dsn=None,
-        output=None,
-        console=console,
-        rounds=rounds,
-        durable=True,
-    )
-    console.rule("reads at scale (user reads, dashboard, growth)")
-    reads = run_reads_bench(
-        sizes=sizes,
-        users_per_10m=users_per_10m,
-        seed=seed,
-        calls=calls,
-        raw_calls=raw_calls,
-        dashboard_calls=dashboard_calls,
-        refreshes=refreshes,
-        chunk_size=chunk_size,
-        durable=durable,
-        dsn=None,
-        output=None,
-        console=console,
-    )
-    if output:
-        ingest = [{**dataclasses.asdict(f), "ratio": f.ratio, "keyed_ratio": f.keyed_ratio} for f in figures]
-        Path(output).write_text(json.dumps({"ingest": {"figures": ingest}, "reads": reads}, indent=2, default=str))
+
+def _run_part(
+    ctx: click.Context, name: str, command: click.Command, options: dict[str, Any], skip: tuple[str, ...], tmp: Path
+) -> dict[str, Any]:
+    """Run one part of `bench all` with its own defaults; its JSON document, or why it was skipped."""
+    reason = "left out with --skip" if name in skip else _citus_missing() if name == "citus" else None
+    if reason:
+        console.print(f"{name}: skipped ({reason})", markup=False, highlight=False)
+        return {"skipped": reason}
+    console.rule(f"{name}: {command.get_short_help_str(limit=70)}")
+    out = tmp / f"{name}.json"
+    ctx.invoke(command, **options, output=str(out))
+    return dict(json.loads(out.read_text()))
+
+
+def _citus_missing() -> str | None:
+    from ..server.citus import citus_missing
+
+    return citus_missing()
 
 
 @bench.command("citus")
