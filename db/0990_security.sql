@@ -62,6 +62,7 @@ grant execute on function
   tally.record_usage_batch(text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]),
   tally.begin_staging(),
   tally.record_usage_staged(),
+  tally._record_staged(),
   tally.reverse_usage(text, text, text),
   tally.amend_usage(text, text, text, bigint, bigint, numeric)
   to tally_writer;

@@ -31,9 +31,17 @@ begin
   -- The rollups are bucketed with the old zone and anchor: rebuild this user's
   -- retained history (pending deltas stay pending and are merged with the new
   -- settings). The rebuild holds the merge lock to the end of the transaction, so
-  -- no merge can fold this user's deltas with the old settings meanwhile.
+  -- no merge can fold this user's deltas with the old settings meanwhile. A user
+  -- without merged usage (no lifetime row: a new user) has no rollups to re-bucket:
+  -- only the merge lock is taken, so that settings for many new users can be set
+  -- in one transaction (a rebuild per user would hold its temporary tables' locks
+  -- to the end of the transaction).
   if tz is distinct from old_tz or tally._period_anchor(_sync_billing_anchor.user_id) is distinct from old_anchor then
-    perform tally.rebuild(_sync_billing_anchor.user_id);
+    if exists (select from tally.user_totals t where t.user_id = _sync_billing_anchor.user_id) then
+      perform tally.rebuild(_sync_billing_anchor.user_id);
+    else
+      perform tally._lock('merge');
+    end if;
   end if;
 end
 $$;

@@ -76,3 +76,27 @@ def test_subscription_start_moves_the_open_period_to_its_anniversary(dsn: str) -
         assert int(row[2]) == _log_period_usage(nxt, "2026-10-23 00:00+00", "2026-11-23 00:00+00")
         assert nxt.execute("select tally.check_quota('a', 'tts', %s, %s)", (1000, AT)).fetchone() == (0,)
         assert _quota_refused(nxt, 1001)
+
+
+def test_settings_of_many_new_users_in_one_transaction(dsn: str) -> None:
+    """Onboarding: time zones of thousands of users without usage set in one statement, no lock table exhaustion.
+
+    A new user has no rollups to re-bucket, so no per-user rebuild (and its temporary tables, whose locks
+    last to the end of the transaction) runs; a merge still waits for the change to commit.
+    """
+    with psycopg.connect(dsn) as conn, psycopg.connect(dsn, autocommit=True) as merger:
+        conn.execute("select tests.tts('p1', 'new-1', '2026-11-20 23:30+00', 100)")  # pending, not merged
+        conn.commit()
+        conn.execute(
+            "select count(tally.set_user_settings('new-' || i, 'Asia/Kolkata', 1)) from generate_series(1, 3000) i"
+        )
+        locks = conn.execute("select count(*) from pg_locks where pid = pg_backend_pid()").fetchone()
+        assert locks is not None and locks[0] < 50, locks
+        # new-1's pending delta is not folded with the old (UTC) day before the change commits.
+        assert merger.execute("select tally.merge_pending()").fetchone() == (0,)
+        conn.commit()
+        assert merger.execute("select tally.merge_pending()").fetchone() == (1,)
+        day = merger.execute(
+            "select day from tally.daily_totals('new-1', 'kind', '2026-11-01', '2026-11-30') where value = 'tts'"
+        ).fetchone()
+        assert day is not None and str(day[0]) == "2026-11-21", day  # 23:30 UTC is the next day in Kolkata

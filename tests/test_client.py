@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -278,6 +279,39 @@ def test_record_many_counts_new_events_across_chunks(client: Client, conn: psyco
     assert kind_totals(client, "u1")["ocr"] == (13, 15, None, Decimal(0), 0)
     with pytest.raises(ValueError):
         client.record_many(events, chunk_size=0)
+
+
+@pytest.mark.parametrize("encoding", ["UTF8", "LATIN1"])
+def test_record_many_stores_text_exactly_whatever_the_connections_encoding(
+    conn: psycopg.Connection, encoding: str
+) -> None:
+    """The chunk formatted ahead (UTF-8) is used only on a UTF-8 connection; any other encoding gets rows."""
+    conn.execute(f"set client_encoding to '{encoding}'")
+    events = [
+        UsageEvent(f"enc-{i}", "usér-é", "tts", i, occurred_at=T0, attributes={"voice": "Zoë", "n": str(i)})
+        for i in range(30)
+    ]
+    assert Client(conn).record_many(iter(events), chunk_size=7) == 30
+    rows = conn.execute(
+        "select user_id, attributes->>'voice', count(*) from tally.usage_events group by 1, 2"
+    ).fetchall()
+    assert rows == [("usér-é", "Zoë", 30)]
+
+
+def test_record_many_reads_one_chunk_ahead_and_stops_at_a_bad_event(client: Client, conn: psycopg.Connection) -> None:
+    """A bad event fails its own chunk; the chunks before it are recorded, nothing after it is sent."""
+
+    def events() -> Iterator[UsageEvent | dict[str, object]]:
+        for i in range(10):
+            yield UsageEvent(f"ahead-{i}", "u1", "tts", 1, occurred_at=T0)
+        yield {"event_id": "ahead-bad", "user_id": "u1", "kind": "tts", "quantity": 1, "no_such_field": 1}
+        for i in range(10, 20):
+            yield UsageEvent(f"ahead-{i}", "u1", "tts", 1, occurred_at=T0)
+
+    with pytest.raises(TypeError):
+        client.record_many(events(), chunk_size=4)
+    # Chunks ahead-0..3 and ahead-4..7 are recorded; the third chunk (ahead-8, ahead-9, the bad one) is not.
+    assert count_events(conn, "ahead-%") == 8
 
 
 def test_record_many_first_occurrence_in_batch_wins(client: Client) -> None:

@@ -19,7 +19,17 @@ LESSER = ("tally_writer", "tally_reader", "tally_analyst")
 
 # The SECURITY DEFINER entry points each lesser role may execute (everything else a definer does is the owner's).
 DEFINER_ENTRY_POINTS = {
-    "tally_writer": {"record_usage", "record_usage_batch", "reverse_usage", "amend_usage", "check_quota"},
+    # begin_staging makes the session's staging table as the owner (so nothing of the writer's can be attached
+    # to it) and _record_staged reads that table, checked to be the one begin_staging made.
+    "tally_writer": {
+        "record_usage",
+        "record_usage_batch",
+        "begin_staging",
+        "_record_staged",
+        "reverse_usage",
+        "amend_usage",
+        "check_quota",
+    },
     # A reader subscribes its own user (tally.user_id) to the monthly summary and unsubscribes by token: the two
     # writes readers may make, each to the report subscriptions only.
     "tally_reader": {"subscribe_reports", "unsubscribe_reports"},

@@ -435,3 +435,94 @@ def test_the_refreshing_sessions_time_zone_does_not_change_the_views(conn: psyco
     conn.execute("select * from tally.refresh_analytics()")
     conn.execute("set timezone = 'UTC'")
     assert days() == in_utc
+
+
+# --------------------------------------------------------------------------
+# The staging table of the COPY batch path
+# --------------------------------------------------------------------------
+
+_STAGING_COPY = "copy pg_temp.tally_staging (event_id, user_id, kind, quantity, occurred_at) from stdin"
+
+
+def test_the_owners_batch_path_never_reads_a_relation_the_writer_controls(
+    dsn: str, login_role: Callable[[str | None], str]
+) -> None:
+    """A writer's own pg_temp.tally_staging (here a view calling the writer's code) is read as the writer only."""
+    role = login_role("tally_writer")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=role), autocommit=True) as w:
+        ran_as: list[str] = []
+        w.add_notice_handler(lambda d: ran_as.append(d.message_primary or ""))
+        w.execute(
+            "create function pg_temp.spy() returns text language plpgsql as "
+            "$$ begin raise notice 'ran as %', current_user; return null; end $$"
+        )
+        w.execute(
+            """create temp view tally_staging as
+               select 'v1'::text as event_id, 'u1'::text as user_id, 'tts'::text as kind, 1::bigint as quantity,
+                      '2026-06-15 12:00+00'::timestamptz as occurred_at, null::bigint as duration_ms,
+                      0::numeric as cost, 'succeeded'::text as status, null::text as error_code,
+                      true as billable, '{}'::jsonb as attributes, pg_temp.spy() as corrects_event_id"""
+        )
+        w.execute("select tally.begin_staging()")  # leaves the writer's relation in place
+        with pytest.raises(psycopg.Error):
+            w.execute("select tally.record_usage_staged()")  # reads the view as the writer, then cannot empty it
+        with pytest.raises(psycopg.Error) as refused:
+            w.execute("select tally._record_staged()")
+        assert refused.value.sqlstate == "PT011"
+        assert ran_as and set(ran_as) == {f"ran as {role}"}, ran_as
+
+
+def test_the_writer_cannot_attach_code_to_the_staging_table(dsn: str, login_role: Callable[[str | None], str]) -> None:
+    """The table begin_staging makes belongs to the owner: the writer may add rows, not rules, policies or triggers."""
+    role = login_role("tally_writer")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=role), autocommit=True) as w:
+        w.execute("create function pg_temp.spy() returns text language sql as $$ select current_user::text $$")
+        w.execute(
+            "create function pg_temp.spy_trigger() returns trigger language plpgsql as $$ begin return new; end $$"
+        )
+        w.execute("select tally.begin_staging()")
+        owner = w.execute(
+            "select pg_get_userbyid(relowner) from pg_class where oid = 'pg_temp.tally_staging'::regclass"
+        )
+        assert owner.fetchone() == ("tally_owner",)
+        for ddl in (
+            "alter table pg_temp.tally_staging enable row level security",
+            "create policy p on pg_temp.tally_staging using (pg_temp.spy() is not null)",
+            "create rule r as on insert to pg_temp.tally_staging do also select pg_temp.spy()",
+            "create trigger t before insert on pg_temp.tally_staging for each row execute function pg_temp.spy_trigger()",
+            "alter table pg_temp.tally_staging add column x text default pg_temp.spy()",
+            "alter table pg_temp.tally_staging rename to staging_elsewhere",
+            "create temp table child () inherits (pg_temp.tally_staging)",
+            "drop table pg_temp.tally_staging",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                w.execute(ddl)
+        # What the writer may do: COPY rows in and record them, in one transaction.
+        with w.transaction():
+            with w.cursor().copy(_STAGING_COPY) as copy:
+                copy.write_row(("s1", "u1", "tts", 5, "2026-06-15 12:00+00"))
+                copy.write_row(("s2", "u1", "tts", 6, "2026-06-15 12:01+00"))
+            assert w.execute("select tally.record_usage_staged()").fetchone() == (2,)
+            assert w.execute("select count(*) from pg_temp.tally_staging").fetchone() == (0,)
+
+
+def test_a_staging_table_of_the_sessions_own_still_records(dsn: str, login_role: Callable[[str | None], str]) -> None:
+    """A session whose staging table it made itself (as earlier pgtally versions did) records through arrays."""
+    role = login_role("tally_writer")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=role), autocommit=True) as w:
+        w.execute(
+            """create temp table tally_staging (event_id text, user_id text, kind text, quantity bigint,
+                 occurred_at timestamptz, duration_ms bigint, cost numeric, status text, error_code text,
+                 billable boolean, attributes jsonb, corrects_event_id text) on commit delete rows"""
+        )
+        with w.transaction():
+            w.execute("select tally.begin_staging()")
+            with w.cursor().copy(_STAGING_COPY) as copy:
+                copy.write_row(("own-1", "u1", "tts", 5, "2026-06-15 12:00+00"))
+            assert w.execute("select tally.record_usage_staged()").fetchone() == (1,)
+        assert w.execute(
+            "select count(*) from tally.record_usage_batch(array['own-1'], array['u1'], array['tts'], "
+            "array[5]::bigint[], array['2026-06-15 12:00+00']::timestamptz[], array[null]::bigint[], "
+            "array[0]::numeric[], array['succeeded'], array[null], array[true], array['{}']::jsonb[], "
+            "array[null]) as n where n = 0"
+        ).fetchone() == (1,)  # the same event again: a duplicate

@@ -1,4 +1,4 @@
--- Revision 0005 undone: the batch path as of revision 0004.
+-- Revision 0005 undone: the batch path and the settings change as of revision 0004.
 
 -- functions/0210_record_usage_batch.sql
 -- Records many events set-wise (the fast batch path, used by the client's record_many);
@@ -211,6 +211,38 @@ $$;
 comment on function tally.record_usage_batch(text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]) is
   'Records a batch of usage events given as parallel arrays, set-wise: all-or-nothing validation, exactly-once by (user_id, event_id). Returns the number of new events.';
 
+-- functions/0212_begin_staging.sql
+-- Creates this session's staging table pg_temp.tally_staging (if missing) for COPY-based batches.
+-- Called by the Python client's record_many (and by any producer) before COPY ... then tally.record_usage_staged().
+create or replace function tally.begin_staging()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if to_regclass('pg_temp.tally_staging') is null then
+    -- Rows live until the end of the transaction that stages them.
+    create temporary table tally_staging (
+      event_id          text,
+      user_id           text,
+      kind              text,
+      quantity          bigint,
+      occurred_at       timestamptz,
+      duration_ms       bigint,
+      cost              numeric,
+      status            text,
+      error_code        text,
+      billable          boolean,
+      attributes        jsonb,
+      corrects_event_id text
+    ) on commit delete rows;
+  end if;
+end
+$$;
+
+comment on function tally.begin_staging() is
+  'Creates the session''s temporary staging table pg_temp.tally_staging (same columns as the log, no rules) for COPY batches; call tally.record_usage_staged() in the same transaction.';
+
 -- functions/0214_record_usage_staged.sql
 -- Records every row of pg_temp.tally_staging through tally.record_usage_batch and empties the table.
 -- Called by the Python client's record_many after COPY into the staging table, in the same transaction.
@@ -240,3 +272,50 @@ $$;
 
 comment on function tally.record_usage_staged() is
   'Records the rows COPYed into pg_temp.tally_staging (validated all-or-nothing, exactly-once) and empties it; returns how many were new.';
+
+-- functions/0445_sync_billing_anchor.sql
+-- Recomputes a user's subscription anchor (local day of month the running subscription started) and, when the time zone
+-- or the effective anchor now differs from old_tz / old_anchor, re-buckets the user's retained history in this transaction.
+-- Called by tally.set_user_settings, tally.start_subscription and tally.end_subscription after they change the user's rows.
+create or replace function tally._sync_billing_anchor(user_id text, old_tz text, old_anchor integer)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  tz      text := tally._user_time_zone(_sync_billing_anchor.user_id);
+  sub_day integer;
+begin
+  select extract(day from s.started_at at time zone tz)::integer into sub_day
+    from tally.subscriptions s
+   where s.user_id = _sync_billing_anchor.user_id and s.ended_at is null
+   order by s.started_at desc
+   limit 1;
+  if sub_day is not null then
+    insert into tally.user_settings as s (user_id, subscription_anchor_day)
+    values (_sync_billing_anchor.user_id, sub_day)
+    on conflict on constraint user_settings_pkey do update
+      set subscription_anchor_day = excluded.subscription_anchor_day,
+          updated_at = excluded.updated_at  -- the default now(): Citus allows no volatile call here
+      where s.subscription_anchor_day is distinct from excluded.subscription_anchor_day;
+  else
+    update tally.user_settings s set subscription_anchor_day = null, updated_at = now()
+     where s.user_id = _sync_billing_anchor.user_id and s.subscription_anchor_day is not null;
+  end if;
+
+  -- The rollups are bucketed with the old zone and anchor: rebuild this user's
+  -- retained history (pending deltas stay pending and are merged with the new
+  -- settings). The rebuild holds the merge lock to the end of the transaction, so
+  -- no merge can fold this user's deltas with the old settings meanwhile.
+  if tz is distinct from old_tz or tally._period_anchor(_sync_billing_anchor.user_id) is distinct from old_anchor then
+    perform tally.rebuild(_sync_billing_anchor.user_id);
+  end if;
+end
+$$;
+
+comment on function tally._sync_billing_anchor(text, text, integer) is
+  'Sets the user''s subscription anchor from the running subscription and, when the time zone or effective billing anchor changed from old_tz / old_anchor, rebuilds the user''s retained rollups in the same transaction (internal).';
+
+drop function tally._record_staged();
+drop function tally._record_rows(boolean, text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]);

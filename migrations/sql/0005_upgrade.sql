@@ -1,10 +1,13 @@
--- Revision 0005: a cheaper set-wise batch path (record_many, COPY through the staging table).
--- The functions are replaced in place (same signatures): their owners and grants stay.
+-- Revision 0005: a cheaper set-wise batch path (record_many, COPY through the staging table, now owned
+-- by the owner role and read directly), and settings of new users without a per-user rebuild.
+-- Changed functions are replaced in place (same signatures): their owners and grants stay.
 
--- functions/0210_record_usage_batch.sql
--- Records many events set-wise (the fast batch path, used by the client's record_many);
--- same validation, deduplication and aggregation as the row trigger. Returns how many were new.
-create or replace function tally.record_usage_batch(
+-- functions/0213_record_rows.sql
+-- The set-wise batch path: validates, deduplicates and records the rows of a batch, given either as
+-- parallel arrays (tally.record_usage_batch) or in the session's staging table (tally._record_staged).
+-- Internal: only the owner executes it, through those two SECURITY DEFINER entry points.
+create or replace function tally._record_rows(
+  from_staging       boolean,
   event_ids          text[],
   user_ids           text[],
   kinds              text[],
@@ -20,12 +23,22 @@ create or replace function tally.record_usage_batch(
 )
 returns integer
 language plpgsql
-security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  n     integer := cardinality(event_ids);
-  bad   record;
+  -- Every statement below reads the batch as "u" from one of these two sources. The staging
+  -- table is read only after tally._record_staged checked that tally.begin_staging made it.
+  source text := case when from_staging
+    then $s$(select s.event_id, s.user_id, s.kind, s.quantity, s.occurred_at, s.duration_ms, s.cost, s.status,
+                    s.error_code, s.billable, s.attributes, s.corrects_event_id, row_number() over () as ord
+               from pg_temp.tally_staging s) as u$s$
+    else $s$unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             with ordinality as u(event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status,
+                                  error_code, billable, attributes, corrects_event_id, ord)$s$
+  end;
+  bad_ord     bigint;
+  bad_event   text;
+  bad_problem text[];
   added integer;
   twice_reversed text;
   lost_original text;
@@ -34,65 +47,50 @@ declare
   has_corrections boolean;
   statement text;
 begin
-  if n is null or n = 0 then
-    return 0;
-  end if;
-  if cardinality(user_ids) <> n or cardinality(kinds) <> n or cardinality(quantities) <> n
-     or cardinality(occurred_ats) <> n or cardinality(durations_ms) <> n or cardinality(costs) <> n
-     or cardinality(statuses) <> n or cardinality(error_codes) <> n or cardinality(billables) <> n
-     or cardinality(attributes_list) <> n or cardinality(corrects_event_ids) <> n then
-    raise exception using errcode = 'PT011', message = 'record_usage_batch: every array must have the same length';
-  end if;
-
-  if tally._is_distributed() then
-    -- Citus: the set-wise statements below cannot run there (a lateral join to a distributed
-    -- table, data-modifying CTEs over several distributed tables), and a setting made with
-    -- set_config does not reach the workers, where the row trigger fires. So the batch is
-    -- validated here and its rows go through the row trigger on their user's shard.
-    return tally._record_usage_batch_distributed(event_ids, user_ids, kinds, quantities, occurred_ats,
-                                                 durations_ms, costs, statuses, error_codes, billables,
-                                                 attributes_list, corrects_event_ids);
-  end if;
-
   -- Corrections whose original is not recorded yet can only be validated against this batch's
   -- copy of it: remember them (user and original, joined by a unit separator), so that a
   -- correction of an original recorded before the batch (a resent batch) is not mistaken below
   -- for one whose batch original another transaction recorded first.
-  has_corrections := cardinality(array_remove(corrects_event_ids, null)) > 0;
+  execute replace($q$select exists (select from @source@ where u.corrects_event_id is not null)$q$, '@source@', source)
+    into has_corrections
+    using event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
+            error_codes, billables, attributes_list, corrects_event_ids;
   if has_corrections then
-    select coalesce(array_agg(u.user_id || E'\x1f' || u.corrects_event_id), '{}') into via_batch
-      from unnest(user_ids, corrects_event_ids) as u(user_id, corrects_event_id)
-     where u.corrects_event_id is not null
-       and not exists (select from tally.event_keys k
-                        where k.user_id = u.user_id and k.event_id = u.corrects_event_id);
+    execute replace($q$
+      select coalesce(array_agg(u.user_id || E'\x1f' || u.corrects_event_id), '{}')
+        from @source@
+       where u.corrects_event_id is not null
+         and not exists (select from tally.event_keys k
+                          where k.user_id = u.user_id and k.event_id = u.corrects_event_id)$q$, '@source@', source)
+      into via_batch
+      using event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
+            error_codes, billables, attributes_list, corrects_event_ids;
   end if;
 
   -- The same rules as the row trigger, checked for the whole batch before anything is written.
   if not has_corrections then
     -- No correction: each row is checked on its own (the rules inline into this scan).
+    execute replace($q$
     select u.ord, u.event_id,
            tally._event_problem(u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0), coalesce(u.occurred_at, now()),
                                 u.duration_ms, coalesce(u.cost, 0), coalesce(u.status, 'succeeded'), u.error_code,
                                 coalesce(u.attributes, '{}'), u.corrects_event_id) as problem
-      into bad
-      from unnest(event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
-                  error_codes, attributes_list, corrects_event_ids)
-           with ordinality as u(event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status,
-                                error_code, attributes, corrects_event_id, ord)
+      from @source@
      where tally._event_problem(u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0), coalesce(u.occurred_at, now()),
                                 u.duration_ms, coalesce(u.cost, 0), coalesce(u.status, 'succeeded'), u.error_code,
                                 coalesce(u.attributes, '{}'), u.corrects_event_id) is not null
      order by u.ord
-     limit 1;
+     limit 1$q$, '@source@', source)
+      into bad_ord, bad_event, bad_problem
+      using event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
+            error_codes, billables, attributes_list, corrects_event_ids;
   else
+    execute replace($q$
     with input as (
       select u.ord, u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0) as quantity, coalesce(u.occurred_at, now()) as occurred_at,
              u.duration_ms, coalesce(u.cost, 0) as cost, coalesce(u.status, 'succeeded') as status, u.error_code,
              coalesce(u.attributes, '{}') as attributes, u.corrects_event_id
-        from unnest(event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
-                    error_codes, attributes_list, corrects_event_ids)
-             with ordinality as u(event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status,
-                                  error_code, attributes, corrects_event_id, ord)
+        from @source@
     ), checked as (
       select b.*,
              coalesce(k.event_id, o.event_id) is not null as original_found,
@@ -110,7 +108,6 @@ begin
           on o.user_id = b.user_id and o.event_id = b.corrects_event_id and k.event_id is null
     )
     select p.ord, p.event_id, p.problem
-      into bad
       from (
         select b.ord, b.event_id,
                coalesce(
@@ -128,11 +125,14 @@ begin
       ) as p
      where p.problem is not null
      order by p.ord
-     limit 1;
+     limit 1$q$, '@source@', source)
+      into bad_ord, bad_event, bad_problem
+      using event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
+            error_codes, billables, attributes_list, corrects_event_ids;
   end if;
-  if found then
-    raise exception using errcode = bad.problem[1], column = bad.problem[2], message = bad.problem[3],
-      detail = format('batch row %s (event_id %L)', bad.ord, bad.event_id);
+  if bad_problem is not null then
+    raise exception using errcode = bad_problem[1], column = bad_problem[2], message = bad_problem[3],
+      detail = format('batch row %s (event_id %L)', bad_ord, bad_event);
   end if;
 
   -- The rows below are validated already: let them skip the row trigger. Its WHEN
@@ -156,15 +156,13 @@ begin
              u.event_id, u.user_id, u.kind, coalesce(u.quantity, 0) as quantity, coalesce(u.occurred_at, now()) as occurred_at,
              u.duration_ms, coalesce(u.cost, 0) as cost, coalesce(u.status, 'succeeded') as status, u.error_code,
              coalesce(u.billable, true) as billable, coalesce(u.attributes, '{}') as attributes, u.corrects_event_id
-        from unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             with ordinality as u(event_id, user_id, kind, quantity, occurred_at, duration_ms, cost, status,
-                                  error_code, billable, attributes, corrects_event_id, ord)
+        from @source@
        order by u.user_id collate "C", u.event_id collate "C", u.ord
     ), fresh as (
       insert into tally.event_keys (user_id, event_id, occurred_at, correctable)
       select f.user_id, f.event_id, f.occurred_at, f.status = 'succeeded' and f.corrects_event_id is null
         from firsts f order by f.user_id collate "C", f.event_id collate "C"
-      %1$s
+      @on_conflict@
       returning user_id, event_id
     ), new_events as (
       -- The plan in force when the usage happened, as the row trigger records it.
@@ -175,7 +173,7 @@ begin
                    and (s.ended_at is null or s.ended_at > f.occurred_at)
                  order by s.started_at desc limit 1),
                (select p.plan from tally.plans p where p.is_default)) as plan
-        from firsts f %2$s
+        from firsts f @join_fresh@
     ), logged as (
       insert into tally.usage_events
         (event_id, user_id, kind, occurred_at, recorded_at, quantity, duration_ms, cost, status, error_code,
@@ -220,12 +218,16 @@ begin
                and (b.user_id, b.corrects_event_id) in (select f.user_id, f.event_id from firsts f)
                and (b.user_id, b.corrects_event_id) not in (select n.user_id, n.event_id from new_events n) limit 1)
   $sql$;
+  statement := replace(statement, '@source@', source);
   begin
-    execute format(statement, '', '') into added, twice_reversed, lost_original
+    execute replace(replace(statement, '@on_conflict@', ''), '@join_fresh@', '')
+      into added, twice_reversed, lost_original
       using event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
             error_codes, billables, attributes_list, corrects_event_ids, via_batch;
   exception when unique_violation then
-    execute format(statement, 'on conflict do nothing', 'join fresh using (user_id, event_id)') into added, twice_reversed, lost_original
+    execute replace(replace(statement, '@on_conflict@', 'on conflict do nothing'),
+                    '@join_fresh@', 'join fresh using (user_id, event_id)')
+      into added, twice_reversed, lost_original
       using event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs, statuses,
             error_codes, billables, attributes_list, corrects_event_ids, via_batch;
   end;
@@ -245,11 +247,153 @@ begin
 end
 $$;
 
+comment on function tally._record_rows(boolean, text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]) is
+  'Internal set-wise batch path of tally.record_usage_batch (arrays) and tally._record_staged (the staging table): all-or-nothing validation, exactly-once by (user_id, event_id), log, key and pending-delta rows. Returns the number of new events.';
+
+-- functions/0215_record_staged.sql
+-- Records the rows of the session's staging table that tally.begin_staging created, and empties it.
+-- Called by tally.record_usage_staged only when the owner role owns that table.
+create or replace function tally._record_staged()
+returns integer
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  added integer;
+begin
+  -- Only the table tally.begin_staging made: owned by this function's owner (so no other role can
+  -- have added a rule, a policy, a trigger or a child table to it), a plain temporary table.
+  perform from pg_catalog.pg_class c
+    where c.oid = pg_catalog.to_regclass('pg_temp.tally_staging')
+      and c.relowner = (select p.proowner from pg_catalog.pg_proc p
+                         where p.oid = 'tally._record_staged()'::pg_catalog.regprocedure)
+      and c.relkind = 'r' and c.relpersistence = 't'
+      and not c.relrowsecurity and not c.relhasrules and not c.relhastriggers and not c.relhassubclass;
+  if not found then
+    raise exception using errcode = 'PT011',
+      message = 'pg_temp.tally_staging was not created by tally.begin_staging: drop it and call tally.begin_staging()';
+  end if;
+  if tally._is_distributed() then
+    -- Citus: the batch goes through tally.record_usage_batch's distributed path, as arrays.
+    select tally.record_usage_batch(
+             array_agg(s.event_id), array_agg(s.user_id), array_agg(s.kind), array_agg(s.quantity),
+             array_agg(s.occurred_at), array_agg(s.duration_ms), array_agg(s.cost), array_agg(s.status),
+             array_agg(s.error_code), array_agg(s.billable), array_agg(s.attributes), array_agg(s.corrects_event_id))
+      into added
+      from pg_temp.tally_staging s;
+  else
+    added := tally._record_rows(true, null, null, null, null, null, null, null, null, null, null, null, null);
+  end if;
+  -- TRUNCATE: a new empty file instead of dead rows for the next chunk of this transaction to scan.
+  truncate pg_temp.tally_staging;
+  return coalesce(added, 0);
+end
+$$;
+
+comment on function tally._record_staged() is
+  'Records the rows COPYed into the staging table made by tally.begin_staging (owner-owned, checked), set-wise, and empties it; returns how many were new. Called by tally.record_usage_staged.';
+
+-- functions/0210_record_usage_batch.sql
+-- Records many events set-wise (the fast batch path, used by the client's record_many);
+-- same validation, deduplication and aggregation as the row trigger. Returns how many were new.
+create or replace function tally.record_usage_batch(
+  event_ids          text[],
+  user_ids           text[],
+  kinds              text[],
+  quantities         bigint[],
+  occurred_ats       timestamptz[],
+  durations_ms       bigint[],
+  costs              numeric[],
+  statuses           text[],
+  error_codes        text[],
+  billables          boolean[],
+  attributes_list    jsonb[],
+  corrects_event_ids text[]
+)
+returns integer
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  n integer := cardinality(event_ids);
+begin
+  if n is null or n = 0 then
+    return 0;
+  end if;
+  if cardinality(user_ids) <> n or cardinality(kinds) <> n or cardinality(quantities) <> n
+     or cardinality(occurred_ats) <> n or cardinality(durations_ms) <> n or cardinality(costs) <> n
+     or cardinality(statuses) <> n or cardinality(error_codes) <> n or cardinality(billables) <> n
+     or cardinality(attributes_list) <> n or cardinality(corrects_event_ids) <> n then
+    raise exception using errcode = 'PT011', message = 'record_usage_batch: every array must have the same length';
+  end if;
+
+  if tally._is_distributed() then
+    -- Citus: the set-wise statements of tally._record_rows cannot run there (a lateral join to a distributed
+    -- table, data-modifying CTEs over several distributed tables), and a setting made with
+    -- set_config does not reach the workers, where the row trigger fires. So the batch is
+    -- validated here and its rows go through the row trigger on their user's shard.
+    return tally._record_usage_batch_distributed(event_ids, user_ids, kinds, quantities, occurred_ats,
+                                                 durations_ms, costs, statuses, error_codes, billables,
+                                                 attributes_list, corrects_event_ids);
+  end if;
+
+  return tally._record_rows(false, event_ids, user_ids, kinds, quantities, occurred_ats, durations_ms, costs,
+                            statuses, error_codes, billables, attributes_list, corrects_event_ids);
+end
+$$;
+
 comment on function tally.record_usage_batch(text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]) is
   'Records a batch of usage events given as parallel arrays, set-wise: all-or-nothing validation, exactly-once by (user_id, event_id). Returns the number of new events.';
 
+-- functions/0212_begin_staging.sql
+-- Creates this session's staging table pg_temp.tally_staging (if missing) for COPY-based batches.
+-- Called by the Python client's record_many (and by any producer) before COPY ... then tally.record_usage_staged().
+--
+-- SECURITY DEFINER so that the owner role owns the table: the caller may only add, read and delete
+-- its rows (COPY needs INSERT), never turn it into something that runs code (a rule, a policy, a
+-- trigger), so the owner's batch path can read it directly instead of through arrays.
+create or replace function tally.begin_staging()
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if to_regclass('pg_temp.tally_staging') is null then
+    if not has_database_privilege(current_database(), 'TEMPORARY') then
+      raise exception using errcode = '42501',
+        message = format('the owner role %s may not create temporary tables in this database: grant it TEMPORARY on the database',
+                         current_user);
+    end if;
+    -- Rows live until the end of the transaction that stages them.
+    create temporary table tally_staging (
+      event_id          text,
+      user_id           text,
+      kind              text,
+      quantity          bigint,
+      occurred_at       timestamptz,
+      duration_ms       bigint,
+      cost              numeric,
+      status            text,
+      error_code        text,
+      billable          boolean,
+      attributes        jsonb,
+      corrects_event_id text
+    ) on commit delete rows;
+    -- A temporary table is reachable from its own session only: PUBLIC means this session's role,
+    -- whichever it is now or after a SET ROLE.
+    grant select, insert, delete on pg_temp.tally_staging to public;
+  end if;
+end
+$$;
+
+comment on function tally.begin_staging() is
+  'Creates the session''s temporary staging table pg_temp.tally_staging (same columns as the log, owned by the owner role, rows insertable by the session) for COPY batches; call tally.record_usage_staged() in the same transaction.';
+
 -- functions/0214_record_usage_staged.sql
--- Records every row of pg_temp.tally_staging through tally.record_usage_batch and empties the table.
+-- Records every row of pg_temp.tally_staging (all-or-nothing, exactly-once) and empties the table.
 -- Called by the Python client's record_many after COPY into the staging table, in the same transaction.
 create or replace function tally.record_usage_staged()
 returns integer
@@ -263,18 +407,77 @@ begin
     raise exception using errcode = 'PT011',
       message = 'no staging table in this session: call tally.begin_staging() and COPY into pg_temp.tally_staging first';
   end if;
-  -- Arrays are built server-side; the batch function sorts keys itself.
+  -- The table tally.begin_staging makes belongs to the owner role, whose batch path reads it directly.
+  if (select c.relowner from pg_catalog.pg_class c where c.oid = to_regclass('pg_temp.tally_staging'))
+     = (select p.proowner from pg_catalog.pg_proc p where p.oid = 'tally._record_staged()'::pg_catalog.regprocedure) then
+    return tally._record_staged();
+  end if;
+  -- A staging table of this session's own (made by an earlier pgtally, or by the caller) is read
+  -- here, as the caller, and handed over as arrays: the owner never reads a relation the caller controls.
   select tally.record_usage_batch(
            array_agg(s.event_id), array_agg(s.user_id), array_agg(s.kind), array_agg(s.quantity),
            array_agg(s.occurred_at), array_agg(s.duration_ms), array_agg(s.cost), array_agg(s.status),
            array_agg(s.error_code), array_agg(s.billable), array_agg(s.attributes), array_agg(s.corrects_event_id))
     into added
     from pg_temp.tally_staging s;
-  -- TRUNCATE: a new empty file instead of dead rows for the next chunk of this transaction to scan.
-  truncate pg_temp.tally_staging;
+  delete from pg_temp.tally_staging;
   return coalesce(added, 0);
 end
 $$;
 
 comment on function tally.record_usage_staged() is
   'Records the rows COPYed into pg_temp.tally_staging (validated all-or-nothing, exactly-once) and empties it; returns how many were new.';
+
+-- functions/0445_sync_billing_anchor.sql
+-- Recomputes a user's subscription anchor (local day of month the running subscription started) and, when the time zone
+-- or the effective anchor now differs from old_tz / old_anchor, re-buckets the user's retained history in this transaction.
+-- Called by tally.set_user_settings, tally.start_subscription and tally.end_subscription after they change the user's rows.
+create or replace function tally._sync_billing_anchor(user_id text, old_tz text, old_anchor integer)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  tz      text := tally._user_time_zone(_sync_billing_anchor.user_id);
+  sub_day integer;
+begin
+  select extract(day from s.started_at at time zone tz)::integer into sub_day
+    from tally.subscriptions s
+   where s.user_id = _sync_billing_anchor.user_id and s.ended_at is null
+   order by s.started_at desc
+   limit 1;
+  if sub_day is not null then
+    insert into tally.user_settings as s (user_id, subscription_anchor_day)
+    values (_sync_billing_anchor.user_id, sub_day)
+    on conflict on constraint user_settings_pkey do update
+      set subscription_anchor_day = excluded.subscription_anchor_day,
+          updated_at = excluded.updated_at  -- the default now(): Citus allows no volatile call here
+      where s.subscription_anchor_day is distinct from excluded.subscription_anchor_day;
+  else
+    update tally.user_settings s set subscription_anchor_day = null, updated_at = now()
+     where s.user_id = _sync_billing_anchor.user_id and s.subscription_anchor_day is not null;
+  end if;
+
+  -- The rollups are bucketed with the old zone and anchor: rebuild this user's
+  -- retained history (pending deltas stay pending and are merged with the new
+  -- settings). The rebuild holds the merge lock to the end of the transaction, so
+  -- no merge can fold this user's deltas with the old settings meanwhile. A user
+  -- without merged usage (no lifetime row: a new user) has no rollups to re-bucket:
+  -- only the merge lock is taken, so that settings for many new users can be set
+  -- in one transaction (a rebuild per user would hold its temporary tables' locks
+  -- to the end of the transaction).
+  if tz is distinct from old_tz or tally._period_anchor(_sync_billing_anchor.user_id) is distinct from old_anchor then
+    if exists (select from tally.user_totals t where t.user_id = _sync_billing_anchor.user_id) then
+      perform tally.rebuild(_sync_billing_anchor.user_id);
+    else
+      perform tally._lock('merge');
+    end if;
+  end if;
+end
+$$;
+
+comment on function tally._sync_billing_anchor(text, text, integer) is
+  'Sets the user''s subscription anchor from the running subscription and, when the time zone or effective billing anchor changed from old_tz / old_anchor, rebuilds the user''s retained rollups in the same transaction (internal).';
+
+grant execute on function tally._record_staged() to tally_writer;

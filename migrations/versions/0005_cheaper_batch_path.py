@@ -1,6 +1,7 @@
 """A cheaper set-wise batch path: validation without correction lookups when a batch has none, plain key
-inserts for a batch of new keys (ON CONFLICT only when one exists), keys sorted in byte order, and the
-staging table truncated between chunks.
+inserts for a batch of new keys (ON CONFLICT only when one exists), keys sorted in byte order, the staging
+table owned by the owner role and read directly (no arrays), truncated between chunks; settings of users
+without merged usage change without a per-user rebuild.
 
 Revision ID: 0005
 Revises: 0004

@@ -78,6 +78,9 @@ class CopyIn:
     rows: Sequence[tuple[Any, ...]]
     finish: str
     on_replica: bool = False
+    #: The rows already formatted as COPY text in UTF-8 (by a helper thread, while the previous chunk was
+    #: recorded); a driver whose connection uses another encoding writes ``rows`` instead.
+    text: bytes | None = None
 
 
 Query = Rows | Scalar | CopyOut | CopyIn
@@ -113,9 +116,24 @@ def copy_out(sql: str, params: Params, out: IO[Any]) -> Call[int]:
     return int((yield CopyOut(sql, params, out)))
 
 
-def copy_in(setup: str, copy: str, rows: Sequence[tuple[Any, ...]], finish: str) -> Call[Any]:
-    """Run ``setup``, COPY ``rows`` in, and return the first column of ``finish``, in one transaction."""
-    return (yield CopyIn(setup, copy, rows, finish))
+def copy_in(
+    setup: str, copy: str, rows: Sequence[tuple[Any, ...]], finish: str, text: bytes | None = None
+) -> Call[Any]:
+    """Run ``setup``, COPY ``rows`` (or ``text``, the same rows formatted) in, and return the first column of
+    ``finish``, in one transaction."""
+    return (yield CopyIn(setup, copy, rows, finish, text=text))
+
+
+def check_copied(query: CopyIn, copied: int) -> None:
+    """Refuses (rolling the chunk back) a COPY whose row count is not the number of rows sent."""
+    if copied != len(query.rows):
+        raise RuntimeError(f"COPY stored {copied} rows of the {len(query.rows)} sent (a pgtally bug: please report)")
+
+
+def preformatted(query: CopyIn, encoding: str) -> bytes | None:
+    """The COPY text of ``query`` prepared ahead, when it suits a connection with this ``encoding``, else None
+    (the driver then writes the rows one by one)."""
+    return query.text if encoding == "utf-8" else None
 
 
 # --------------------------------------------------------------------- routing

@@ -25,7 +25,19 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
 
-from ._query import RETRYABLE, AsyncRunner, CopyIn, Query, Rows, Scalar, owns_transaction, retry_delay, text_decoder
+from ._query import (
+    RETRYABLE,
+    AsyncRunner,
+    CopyIn,
+    Query,
+    Rows,
+    Scalar,
+    check_copied,
+    owns_transaction,
+    preformatted,
+    retry_delay,
+    text_decoder,
+)
 from ._replicas import REPLAY_SQL, WAL_POSITION_SQL, Replica, Routing, RoutingStats, parse_lsn, replica_lost
 from .admin import AsyncAdminClient
 from .core import CoreApi
@@ -253,9 +265,14 @@ class AsyncClient(CoreApi, UserReadsMixin, AsyncRunner):
             if isinstance(query, CopyIn):
                 async with conn.transaction():
                     await conn.execute(query.setup)
-                    async with conn.cursor() as cur, cur.copy(query.copy) as copy:
-                        for values in query.rows:
-                            await copy.write_row(values)
+                    async with conn.cursor() as cur:
+                        async with cur.copy(query.copy) as copy:
+                            if (text := preformatted(query, conn.info.encoding)) is not None:
+                                await copy.write(text)
+                            else:
+                                for values in query.rows:
+                                    await copy.write_row(values)
+                        check_copied(query, cur.rowcount)
                     found = await (await conn.execute(query.finish)).fetchone()
                     return found[0] if found else None
             decoder = text_decoder(query.out)

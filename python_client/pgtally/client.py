@@ -18,7 +18,19 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
 
-from ._query import RETRYABLE, CopyIn, Query, Rows, Runner, Scalar, owns_transaction, retry_delay, text_decoder
+from ._query import (
+    RETRYABLE,
+    CopyIn,
+    Query,
+    Rows,
+    Runner,
+    Scalar,
+    check_copied,
+    owns_transaction,
+    preformatted,
+    retry_delay,
+    text_decoder,
+)
 from ._replicas import REPLAY_SQL, WAL_POSITION_SQL, Replica, Routing, RoutingStats, parse_lsn, replica_lost
 from .admin import AdminClient
 from .core import CoreApi
@@ -287,9 +299,14 @@ class Client(CoreApi, UserReadsMixin, Runner):
             if isinstance(query, CopyIn):
                 with conn.transaction():
                     conn.execute(query.setup)
-                    with conn.cursor() as cur, cur.copy(query.copy) as copy:
-                        for values in query.rows:
-                            copy.write_row(values)
+                    with conn.cursor() as cur:
+                        with cur.copy(query.copy) as copy:
+                            if (text := preformatted(query, conn.info.encoding)) is not None:
+                                copy.write(text)
+                            else:
+                                for values in query.rows:
+                                    copy.write_row(values)
+                        check_copied(query, cur.rowcount)
                     row = conn.execute(query.finish).fetchone()
                     return row[0] if row else None
             decoder = text_decoder(query.out)

@@ -9,10 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+from psycopg.adapt import Transformer
 from psycopg.types.json import Jsonb
+
+try:  # psycopg's COPY row formatter (not part of its public API: without it, rows are written one by one)
+    from psycopg._copy_base import TextFormatter as _TextFormatter
+except ImportError:  # pragma: no cover - older or newer psycopg
+    _TextFormatter = None  # type: ignore[assignment,misc]
 
 from ._query import Call, api_method, copy_in, rows, scalar
 from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent
@@ -58,6 +65,26 @@ def staging_row(e: UsageEvent) -> tuple[Any, ...]:
         Jsonb(dict(e.attributes)),
         e.corrects_event_id,
     )
+
+
+def _copy_text(rows: Sequence[tuple[Any, ...]]) -> bytes | None:
+    """``rows`` as the text COPY reads (UTF-8), as psycopg's ``write_row`` would send them; None when this
+    psycopg does not expose its row formatter (the driver then writes the rows itself)."""
+    if _TextFormatter is None:
+        return None
+    formatter = _TextFormatter(Transformer())
+    out = bytearray()
+    for row in rows:
+        out += formatter.write_row(row)
+    out += formatter.end()
+    return bytes(out)
+
+
+def _prepare_chunk(chunk: list[UsageEvent]) -> tuple[list[tuple[Any, ...]], bytes | None]:
+    """A chunk of record_many, sorted by (user_id, event_id), as staging rows and their COPY text."""
+    chunk.sort(key=lambda e: (e.user_id, e.event_id))
+    rows = [staging_row(e) for e in chunk]
+    return rows, _copy_text(rows)
 
 
 class CoreApi:
@@ -232,7 +259,8 @@ class CoreApi:
         so concurrent overlapping batches cannot deadlock; a sequence is
         sorted as a whole). Each chunk is its own transaction in autocommit
         mode, a savepoint inside the caller's transaction. ``progress`` is called with
-        the number of events sent after each chunk. Example::
+        the number of events sent after each chunk. ``events`` is read one chunk ahead: while
+        the server records a chunk, a helper thread sorts and formats the next. Example::
 
             n = tally.record_many(UsageEvent(f"job-{i}", "user-42", "tts", 120) for i in range(100_000))
         """
@@ -242,16 +270,39 @@ class CoreApi:
         if isinstance(events, Sequence):
             ordered = sorted((UsageEvent.from_mapping(e) for e in events), key=lambda e: (e.user_id, e.event_id))
             iterator = iter(ordered)
-        added = 0
-        while chunk := [UsageEvent.from_mapping(e) for e in itertools.islice(iterator, chunk_size)]:
-            chunk.sort(key=lambda e: (e.user_id, e.event_id))
-            new = yield from copy_in(
-                "select tally.begin_staging()",
-                STAGING_COPY,
-                [staging_row(e) for e in chunk],
-                "select tally.record_usage_staged()",
-            )
-            added += int(new or 0)
-            if progress:
-                progress(len(chunk))
-        return added
+
+        def pull() -> list[UsageEvent]:
+            return [UsageEvent.from_mapping(e) for e in itertools.islice(iterator, chunk_size)]
+
+        def pull_ahead() -> tuple[list[UsageEvent], Exception | None]:
+            # An event that cannot be read fails after the chunks before it are recorded, as without read-ahead.
+            try:
+                return pull(), None
+            except Exception as exc:
+                return [], exc
+
+        # One chunk ahead: while the server records a chunk, a helper thread sorts and formats the next one
+        # (the client's share of the work, as long as the server's on 2 cores). The events are read from
+        # ``events`` in this thread only.
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgtally-record-many")
+        try:
+            chunk = pull()
+            prepared = ahead.submit(_prepare_chunk, chunk)
+            added = 0
+            while chunk:
+                following, failure = pull_ahead()
+                rows, text = prepared.result()
+                if following:
+                    prepared = ahead.submit(_prepare_chunk, following)
+                new = yield from copy_in(
+                    "select tally.begin_staging()", STAGING_COPY, rows, "select tally.record_usage_staged()", text
+                )
+                added += int(new or 0)
+                if progress:
+                    progress(len(chunk))
+                if failure is not None:
+                    raise failure
+                chunk = following
+            return added
+        finally:
+            ahead.shutdown(wait=False, cancel_futures=True)
