@@ -314,6 +314,19 @@ def test_record_many_reads_one_chunk_ahead_and_stops_at_a_bad_event(client: Clie
     assert count_events(conn, "ahead-%") == 8
 
 
+def test_the_chunk_formatted_ahead_leaves_the_callers_list_alone() -> None:
+    """The helper thread sorts a copy: sorting the caller's list in place made it look empty to the other thread
+    meanwhile, and record_many then returned 0 without recording anything."""
+    from pgtally.core import _prepare_chunk
+
+    chunk = [UsageEvent(f"e-{i}", f"u{9 - i}", "tts", i, occurred_at=T0) for i in range(10)]
+    before = list(chunk)
+    rows, text = _prepare_chunk(chunk)
+    assert chunk == before  # same order: not sorted in place
+    assert [r[1] for r in rows] == sorted(f"u{i}" for i in range(10))
+    assert text is None or text.count(b"\n") == 10
+
+
 def test_record_many_first_occurrence_in_batch_wins(client: Client) -> None:
     batch = [
         UsageEvent("b", "u1", "tts", 1, occurred_at=T0),

@@ -81,9 +81,11 @@ def _copy_text(rows: Sequence[tuple[Any, ...]]) -> bytes | None:
 
 
 def _prepare_chunk(chunk: list[UsageEvent]) -> tuple[list[tuple[Any, ...]], bytes | None]:
-    """A chunk of record_many, sorted by (user_id, event_id), as staging rows and their COPY text."""
-    chunk.sort(key=lambda e: (e.user_id, e.event_id))
-    rows = [staging_row(e) for e in chunk]
+    """A chunk of record_many, sorted by (user_id, event_id), as staging rows and their COPY text.
+
+    Runs in a helper thread: it must not change ``chunk``, which the caller's thread reads meanwhile
+    (``list.sort`` in place makes a list look empty to other threads until it is sorted)."""
+    rows = [staging_row(e) for e in sorted(chunk, key=lambda e: (e.user_id, e.event_id))]
     return rows, _copy_text(rows)
 
 
