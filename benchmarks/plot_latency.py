@@ -1,4 +1,4 @@
-"""Plot read latency against data size from `pgtally bench reads --output result.json` as an SVG (no plotting library).
+"""Plot read latency against data size from `pgtally bench reads` (or `bench all`) `--output` JSON as an SVG (no plotting library).
 
     python benchmarks/plot_latency.py result.json docs/read-latency.svg
 
@@ -177,7 +177,9 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    Path(sys.argv[2]).write_text(render(json.loads(Path(sys.argv[1]).read_text())))
+    result = json.loads(Path(sys.argv[1]).read_text())
+    # The JSON of `pgtally bench reads`, or of `pgtally bench all` (which holds it under "reads").
+    Path(sys.argv[2]).write_text(render(result.get("reads", result)))
 
 
 if __name__ == "__main__":

@@ -38,8 +38,11 @@ begin
   return query
   with days as (
     select date_trunc(bucket, d.day::timestamp)::date as b, d.value, d.events, d.quantity, d.duration_ms, d.cost, d.failures,
-           case when dimension is null or dimension = 'kind' then tally._kind_unit(d.value) end as unit
+           case when dimension is null or dimension = 'kind' then coalesce(k.unit, d.value) end as unit
       from tally.daily_totals(usage_history.user_id, coalesce(dimension, 'kind'), r.first_day, r.last_day) d
+      -- The unit of a kind as tally._kind_unit gives it, joined once: a call per day of that
+      -- (pinned, so never inlined) function cost more than the rest of a 12-month history.
+      left join tally.kinds k on k.kind = d.value
   ), units as (
     -- Quantities add within one unit only: summed over kinds of several units, the
     -- range shows no quantity at all (NULL) rather than a number in no unit.
@@ -57,7 +60,7 @@ begin
   select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint,
          case when dimension is not null or min(u.n) <= 1 then coalesce(sum(d.quantity), 0) end,
          coalesce(sum(d.duration_ms), 0), coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint,
-         case when dimension = 'kind' then tally._kind_unit(v.value)
+         case when dimension = 'kind' then coalesce((select k.unit from tally.kinds k where k.kind = v.value), v.value)
               when dimension is null and min(u.n) = 1 then min(u.unit) end
     from buckets k
    cross join vals v

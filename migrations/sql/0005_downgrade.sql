@@ -317,5 +317,79 @@ $$;
 comment on function tally._sync_billing_anchor(text, text, integer) is
   'Sets the user''s subscription anchor from the running subscription and, when the time zone or effective billing anchor changed from old_tz / old_anchor, rebuilds the user''s retained rollups in the same transaction (internal).';
 
+-- functions/0730_usage_history.sql
+-- Usage history of one user: every day, week (Monday first) or month bucket of a range in local time, zero-filled, optionally stacked by a dimension.
+-- Called by usage pages (charts) and the Python client's usage_history(); exact at commit (rollups + pending deltas).
+create or replace function tally.usage_history(user_id text, range text default '30d', bucket text default 'day',
+                                               dimension text default null, from_day date default null,
+                                               to_day date default null, at timestamptz default now())
+returns table (
+  bucket_start date,
+  bucket_end   date,
+  value        text,
+  events       bigint,
+  quantity     numeric,
+  duration_ms  numeric,
+  cost         numeric,
+  failures     bigint,
+  unit         text
+)
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  today date := (at at time zone tally._user_time_zone(user_id))::date;
+  r     record;
+  step  interval;
+begin
+  if bucket is null or bucket not in ('day', 'week', 'month') then
+    raise exception using errcode = 'PT011', column = 'bucket',
+      message = format('bucket %L is not known: use day, week or month', bucket);
+  end if;
+  if dimension is not null then
+    perform tally._dimension_keys(dimension);
+  end if;
+  r := tally._range_days(range, from_day, to_day, today);
+  step := ('1 ' || bucket)::interval;
+  -- Days outside the range are not counted, also in a first or last bucket that
+  -- the range cuts; every bucket appears, and with a dimension every value that
+  -- occurs in the range appears in every bucket.
+  return query
+  with days as (
+    select date_trunc(bucket, d.day::timestamp)::date as b, d.value, d.events, d.quantity, d.duration_ms, d.cost, d.failures,
+           case when dimension is null or dimension = 'kind' then tally._kind_unit(d.value) end as unit
+      from tally.daily_totals(usage_history.user_id, coalesce(dimension, 'kind'), r.first_day, r.last_day) d
+  ), units as (
+    -- Quantities add within one unit only: summed over kinds of several units, the
+    -- range shows no quantity at all (NULL) rather than a number in no unit.
+    select count(distinct d.unit) filter (where d.quantity <> 0) as n,
+           min(d.unit) filter (where d.quantity <> 0) as unit
+      from days d
+  ), buckets as (
+    select g::date as b
+      from generate_series(date_trunc(bucket, r.first_day::timestamp), r.last_day::timestamp, step) g
+  ), vals as (
+    select distinct d.value from days d where dimension is not null
+    union all
+    select null::text where dimension is null or not exists (select from days)
+  )
+  select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint,
+         case when dimension is not null or min(u.n) <= 1 then coalesce(sum(d.quantity), 0) end,
+         coalesce(sum(d.duration_ms), 0), coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint,
+         case when dimension = 'kind' then tally._kind_unit(v.value)
+              when dimension is null and min(u.n) = 1 then min(u.unit) end
+    from buckets k
+   cross join vals v
+   cross join units u
+    left join days d on d.b = k.b and (dimension is null or d.value = v.value)
+   group by k.b, v.value
+   order by k.b, v.value;
+end
+$$;
+
+comment on function tally.usage_history(text, text, text, text, date, date, timestamptz) is
+  'Usage of a user per bucket (day, week starting Monday, or month of local days) over a range (7d, 30d, 3m, 12m, any N[dwmy] ending today, or custom from_day..to_day), every bucket present with zeros; bucket_end is exclusive; stacked by a declared dimension when given (value NULL otherwise). Quantities add within one unit only: unstacked over kinds of several units the quantity is NULL; unit names the quantity''s unit (NULL when mixed, or stacked by a dimension other than kind). Exact at commit.';
+
 drop function tally._record_staged();
 drop function tally._record_rows(boolean, text[], text[], text[], bigint[], timestamptz[], bigint[], numeric[], text[], text[], boolean[], jsonb[], text[]);
