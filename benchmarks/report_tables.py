@@ -62,7 +62,7 @@ def reads_tables(reads: dict[str, Any]) -> list[str]:
             lines.append(f"| {prefix}{first['name']} | " + " | ".join(cells) + f" | {raw} |")
 
     rows("user_reads")
-    rows("heaviest_reads", "heaviest user only: ")
+    rows("heaviest_user_reads", "heaviest user only: ")
     rows("dashboard_reads", "dashboard: ")
     lines.append(
         "| whole dashboard | "
