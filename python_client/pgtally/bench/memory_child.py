@@ -188,7 +188,11 @@ def main(argv: list[str]) -> None:
         t0 = time.perf_counter()
         done = WORK[kind](client, n, chunk_size)
         seconds = time.perf_counter() - t0
-    result = {"kind": kind, "seconds": seconds, "rss_start_kib": start, "peak_rss_kib": peak_rss_kib(), **done}
+    # Linux updates VmHWM lazily (when the resident set is about to shrink), so it can lag the current
+    # VmRSS: the peak is the largest of VmHWM, the RSS now and every sample.
+    sampled = [int(c["rss_kib"]) for c in done.get("checkpoints", []) if c.get("rss_kib")]
+    peak = max([peak_rss_kib(), rss_kib(), *sampled])
+    result = {"kind": kind, "seconds": seconds, "rss_start_kib": start, "peak_rss_kib": peak, **done}
     _line("result " + json.dumps(result))
 
 
