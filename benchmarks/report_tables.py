@@ -50,7 +50,7 @@ def reads_tables(reads: dict[str, Any]) -> list[str]:
     ]
 
     def rows(key: str, prefix: str = "") -> None:
-        for i, first in enumerate(stages[0][key]):
+        for i, first in enumerate(stages[0].get(key, [])):
             cells = []
             for s in stages:
                 r = s[key][i]
@@ -64,6 +64,7 @@ def reads_tables(reads: dict[str, Any]) -> list[str]:
     rows("user_reads")
     rows("heaviest_user_reads", "heaviest user only: ")
     rows("dashboard_reads", "dashboard: ")
+    rows("call_time_reads", "at call time: ")
     lines.append(
         "| whole dashboard | "
         + " | ".join(f"{s['dashboard']['p99_ms']:.1f} ({s['dashboard']['p50_ms']:.1f})" for s in stages)

@@ -14,11 +14,14 @@ grant usage on schema tally to tally_analyst;
 -- read the refresh log, the declared dimensions and the minimum group size.
 revoke all on tally.admin_totals_mv, tally.admin_overview_mv, tally.admin_daily_mv, tally.admin_activity_mv,
               tally.admin_leaderboards_mv, tally.admin_reliability_mv, tally.admin_error_codes_mv,
-              tally.admin_cohorts_mv, tally.peer_distribution_mv, tally.refresh_log, tally.analytics_settings
+              tally.admin_cohorts_mv, tally.admin_funnel_mv, tally.peer_distribution_mv, tally.refresh_log, tally.analytics_settings,
+              tally.dashboard_funnels
   from public;
-grant select on tally.refresh_log, tally.dimensions, tally.analytics_settings to tally_analyst;
+grant select on tally.refresh_log, tally.dimensions, tally.analytics_settings, tally.dashboard_funnels to tally_analyst;
 -- Row-level security is enabled on every table (db/0990); analysts read the one settings row.
 create policy "analysts read the analytics settings" on tally.analytics_settings
+  for select to tally_analyst using (true);
+create policy "analysts read the declared funnels" on tally.dashboard_funnels
   for select to tally_analyst using (true);
 
 -- The peer distribution holds no user id, no smallest or largest usage and
@@ -35,6 +38,11 @@ revoke all on tally.user_kind_days, tally.user_daily_ops, tally.user_daily_durat
 revoke execute on function
   tally._apply_admin(),
   tally._funnel_next(text, text, timestamptz, timestamptz, text),
+  tally._funnel_counts(text[], timestamptz, timestamptz, text),
+  tally._funnel_table(text[], bigint[], timestamptz),
+  tally._check_funnel_steps(text[]),
+  tally.declare_funnel(text[]),
+  tally.drop_funnel(text[]),
   tally._paying_users(timestamptz, timestamptz, text),
   tally._paying_users_by_day(date, date, text),
   tally._analytics_min_group_size(),
@@ -66,6 +74,7 @@ revoke execute on function
   tally.admin_active_users(date, date, text),
   tally.admin_week_over_week(date, text, integer, text),
   tally.admin_funnel(text[], timestamptz, timestamptz, text),
+  tally.admin_funnel_window(text[], text, text),
   tally.admin_reliability(text, text, date, date, text),
   tally.admin_error_codes(text, integer, boolean, date, date, text),
   tally.admin_cohorts(date, date, text)
@@ -85,6 +94,7 @@ grant execute on function
   tally.admin_active_users(date, date, text),
   tally.admin_week_over_week(date, text, integer, text),
   tally.admin_funnel(text[], timestamptz, timestamptz, text),
+  tally.admin_funnel_window(text[], text, text),
   tally.admin_reliability(text, text, date, date, text),
   tally.admin_error_codes(text, integer, boolean, date, date, text),
   tally.admin_cohorts(date, date, text)
@@ -92,5 +102,5 @@ grant execute on function
 
 -- The refresh runs as the views' owner (SECURITY DEFINER); scheduling and the minimum group size are a DBA's job.
 grant execute on function tally.refresh_analytics(), tally.schedule_refresh(interval), tally._interval_to_cron(interval),
-                          tally.set_min_group_size(integer)
+                          tally.set_min_group_size(integer), tally.declare_funnel(text[]), tally.drop_funnel(text[])
   to tally_owner;

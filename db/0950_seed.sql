@@ -18,4 +18,10 @@ insert into tally.kinds (kind, unit, display_name, audio, featured_dimension) va
   ('llm',           'tokens',     'LLM calls',      false, 'model')
 on conflict do nothing;
 
+-- The admin dashboard's default funnel (the paywall), precomputed by the refresh; a product declares its own
+-- with tally.declare_funnel (and drops this one with tally.drop_funnel).
+insert into tally.dashboard_funnels (steps) values
+  ('{paywall.viewed,paywall.clicked,checkout.started,checkout.completed}')
+on conflict do nothing;
+
 select tally.ensure_partitions();

@@ -21,6 +21,17 @@ begin
     raise exception using errcode = 'PT011', column = 'to_day',
       message = format('need from_day <= to_day (got %s .. %s)', coalesce(from_day::text, 'null'), coalesce(to_day::text, 'null'));
   end if;
+  if not exists (select from tally.pending_deltas q where q.user_id = daily_totals.user_id) then
+    -- Nothing pending for the user (the usual case between merges): the merged rows are
+    -- already one per day and value, in key order; no sort, no aggregation.
+    return query
+    select t.day, t.value, t.events, t.quantity, t.duration_ms, t.cost, t.failures
+      from tally.user_daily t
+     where t.user_id = daily_totals.user_id and t.dimension = daily_totals.dimension
+       and t.day between from_day and to_day
+     order by t.day, t.value;
+    return;
+  end if;
   return query
   select x.day, x.value, sum(x.events)::bigint, sum(x.quantity), sum(x.duration_ms), sum(x.cost),
          sum(x.failures)::bigint

@@ -46,9 +46,16 @@ begin
   ), units as (
     -- Quantities add within one unit only: summed over kinds of several units, the
     -- range shows no quantity at all (NULL) rather than a number in no unit.
-    select count(distinct d.unit) filter (where d.quantity <> 0) as n,
-           min(d.unit) filter (where d.quantity <> 0) as unit
+    -- (Units grouped first: a hash over a few units instead of sorting every day for the distinct count.)
+    select count(*) filter (where x.used) as n, min(x.unit) filter (where x.used) as unit
+      from (select d.unit, bool_or(d.quantity <> 0) as used from days d where d.unit is not null group by d.unit) x
+  ), per_bucket as (
+    -- One row per bucket (and value, when stacked) before the zero-filling join.
+    select d.b, case when dimension is not null then d.value end as value, sum(d.events) as events,
+           sum(d.quantity) as quantity, sum(d.duration_ms) as duration_ms, sum(d.cost) as cost,
+           sum(d.failures) as failures
       from days d
+     group by 1, 2
   ), buckets as (
     select g::date as b
       from generate_series(date_trunc(bucket, r.first_day::timestamp), r.last_day::timestamp, step) g
@@ -57,16 +64,15 @@ begin
     union all
     select null::text where dimension is null or not exists (select from days)
   )
-  select k.b, (k.b + step)::date, v.value, coalesce(sum(d.events), 0)::bigint,
-         case when dimension is not null or min(u.n) <= 1 then coalesce(sum(d.quantity), 0) end,
-         coalesce(sum(d.duration_ms), 0), coalesce(sum(d.cost), 0), coalesce(sum(d.failures), 0)::bigint,
+  select k.b, (k.b + step)::date, v.value, coalesce(d.events, 0)::bigint,
+         case when dimension is not null or u.n <= 1 then coalesce(d.quantity, 0) end,
+         coalesce(d.duration_ms, 0), coalesce(d.cost, 0), coalesce(d.failures, 0)::bigint,
          case when dimension = 'kind' then coalesce((select k.unit from tally.kinds k where k.kind = v.value), v.value)
-              when dimension is null and min(u.n) = 1 then min(u.unit) end
+              when dimension is null and u.n = 1 then u.unit end
     from buckets k
    cross join vals v
    cross join units u
-    left join days d on d.b = k.b and (dimension is null or d.value = v.value)
-   group by k.b, v.value
+    left join per_bucket d on d.b = k.b and d.value is not distinct from v.value
    order by k.b, v.value;
 end
 $$;

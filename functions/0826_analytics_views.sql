@@ -7,7 +7,8 @@ immutable
 set search_path = pg_catalog, pg_temp
 as $$
   select array['admin_totals_mv', 'admin_overview_mv', 'admin_daily_mv', 'admin_activity_mv', 'admin_leaderboards_mv',
-               'admin_reliability_mv', 'admin_error_codes_mv', 'admin_cohorts_mv', 'peer_distribution_mv']
+               'admin_reliability_mv', 'admin_error_codes_mv', 'admin_cohorts_mv', 'admin_funnel_mv',
+               'peer_distribution_mv']
 $$;
 
 comment on function tally._analytics_views() is

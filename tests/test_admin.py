@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from pgtally.admin import DEFAULT_FUNNEL
+from pgtally.admin import DEFAULT_FUNNEL, WINDOWS
 from pgtally.admin_models import (
     ActiveUsers,
     CohortCell,
@@ -99,6 +99,7 @@ def test_refresh_returns_one_typed_row_per_view(small: Client) -> None:
         "admin_reliability_mv",
         "admin_error_codes_mv",
         "admin_cohorts_mv",
+        "admin_funnel_mv",
         "peer_distribution_mv",
     ]
     assert not any(r.skipped for r in results) and all(r.duration_ms >= 0 for r in results)
@@ -674,6 +675,28 @@ def test_week_over_week_of_1_2_and_4_weeks_matches_the_raw_events(planned: tuple
     ), "the export success rate per kind is among the cards"
 
 
+def test_dashboard_funnel_is_the_window_as_of_the_refresh(
+    workload: tuple[Client, list[UsageEvent], dict[str, str]], conn: psycopg.Connection
+) -> None:
+    """A named window's funnel (what the dashboard shows) = the exact funnel over the window's instants."""
+    client, _, _ = workload
+    declared = [r[0] for r in conn.execute("select steps from tally.dashboard_funnels").fetchall()]
+    assert declared == [list(DEFAULT_FUNNEL)], "the paywall funnel is declared at install"
+    for steps in (DEFAULT_FUNNEL, ("tts", "export")):  # precomputed by the refresh, and computed at call time
+        for window in WINDOWS:
+            overview = client.admin.overview(window)
+            assert overview is not None
+            exact = client.admin.funnel(steps, overview.window_start, overview.window_end)
+            got = client.admin.funnel(steps, window=window)
+            assert [(s.kind, s.users, s.drop_off) for s in got] == [(s.kind, s.users, s.drop_off) for s in exact]
+    assert client.admin.funnel(window="all")[0].users > 0, "the workload shows users the paywall"
+    assert client.admin.funnel(("tts", "export"), window="all")[1].users > 0, "and takes them through steps in order"
+    board = client.admin.dashboard("30d")
+    assert board.funnel == client.admin.funnel(window="30d")
+    with pytest.raises(ValueError, match="either window or from_at/to_at"):
+        client.admin.funnel(from_at=NOW, window="7d")
+
+
 # ------------------------------------------------------------------ the CLI
 
 
@@ -767,7 +790,7 @@ def test_pgtally_refresh(dsn: str, conn: psycopg.Connection) -> None:
     res = CliRunner().invoke(main, ["refresh", "--dsn", dsn, "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
-    assert len(rows) == 9 and {r["status"] for r in rows} == {"refreshed"}
+    assert len(rows) == 10 and {r["status"] for r in rows} == {"refreshed"}
     assert conn.execute("select users from tally.admin_overview()").fetchone() == (1,), "refresh merged first"
     res = CliRunner().invoke(main, ["refresh", "--dsn", dsn])
     assert res.exit_code == 0 and "admin_cohorts_mv" in res.output and "total" in res.output

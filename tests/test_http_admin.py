@@ -156,6 +156,11 @@ def test_admin_routes_are_the_library_answers(api: Api, owner: Client) -> None:
     )
     funnel = api.get(f"/api/admin/usage/funnel?from={since.replace('+', '%2B')}", "admin", "analyst").json()
     assert [s["users"] for s in funnel] == [6, 4, 2, 1]  # the default funnel is the paywall's
+    # A named window as of the refresh (what the dashboard shows): precomputed for the declared paywall funnel.
+    weekly = api.get("/api/admin/usage/funnel?window=7d", "admin", "analyst").json()
+    assert weekly == jsonable(list[FunnelStep], a.funnel(window="7d")) and [s["users"] for s in weekly] == [6, 4, 2, 1]
+    both = api.get(f"/api/admin/usage/funnel?window=7d&from={since.replace('+', '%2B')}", "admin", "analyst")
+    assert (both.status_code, both.json()["field"]) == (400, "window"), both.text
     errors = api.get("/api/admin/usage/error-codes?window=30d", "admin", "analyst").json()
     assert [(e["error_code"], e["failures"]) for e in errors] == [("timeout", 3)]
     by_plan = api.get("/api/admin/usage/overview?plan=free", "admin", "analyst").json()

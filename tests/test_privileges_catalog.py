@@ -37,6 +37,7 @@ DEFINER_ENTRY_POINTS = {
     "tally_analyst": {
         "refresh_analytics",
         "admin_funnel",
+        "admin_funnel_window",
         "admin_overview",
         "admin_totals",
         "admin_leaderboard",

@@ -28,6 +28,8 @@ from pgtally.client import Client
 from pgtally.models import UsageEvent
 
 UTC = dt.timezone.utc
+# The analytics views one refresh_analytics() call refreshes (tally._analytics_views()).
+VIEWS = 10
 
 # The analytics' windows (24h, 7d, 30d) are relative to the moment of the refresh: run at fixed clocks too.
 pytestmark = pytest.mark.date_sensitive
@@ -160,7 +162,7 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
             locker.close()
         refresher.join(30)
         assert refresher.error is None
-        assert [s for _, s in refresher.result] == ["refreshed"] * 9
+        assert [s for _, s in refresher.result] == ["refreshed"] * VIEWS
         # After the refresh commits, every view shows the new usage at once.
         assert conn.execute("select users, events from tally.admin_overview()").fetchone() == (45, 300)
         assert conn.execute("select sum(events)::bigint from tally.admin_totals('kind')").fetchone() == (300,)
@@ -209,10 +211,10 @@ def test_two_concurrent_refreshes_do_not_both_run(loaded: str) -> None:
             locker.rollback()
             locker.close()
         first.join(30)
-        assert first.error is None and [s for _, s in first.result] == ["refreshed"] * 9
-        assert conn.execute("select count(*) from tally.refresh_log").fetchone()[0] == logged + 9  # type: ignore[index]
+        assert first.error is None and [s for _, s in first.result] == ["refreshed"] * VIEWS
+        assert conn.execute("select count(*) from tally.refresh_log").fetchone()[0] == logged + VIEWS  # type: ignore[index]
         # With the first one done, the next call refreshes again.
-        assert [s for _, s in _refresh(conn)] == ["refreshed"] * 9
+        assert [s for _, s in _refresh(conn)] == ["refreshed"] * VIEWS
 
 
 def test_racing_refreshes_exactly_one_runs(loaded: str) -> None:
@@ -244,7 +246,7 @@ def test_racing_refreshes_exactly_one_runs(loaded: str) -> None:
         for c in callers:
             c.join(30)
         outcomes = sorted(tuple(s for _, s in c.result) for c in callers)
-        assert outcomes == [("refreshed",) * 9] + [("skipped",)] * 7
+        assert outcomes == [("refreshed",) * VIEWS] + [("skipped",)] * 7
 
 
 def test_only_analysts_read_the_analytics(loaded: str, login_role: Callable[[str], str]) -> None:

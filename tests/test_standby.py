@@ -48,6 +48,8 @@ REFUSED_ON_STANDBY = {
     "refresh_analytics": "refreshes the materialized views",
     "schedule_refresh": "writes the pg_cron schedule",
     "set_min_group_size": "writes the analytics settings",
+    "declare_funnel": "writes the funnels the refresh precomputes",
+    "drop_funnel": "writes the funnels the refresh precomputes",
     "set_user_settings": "writes the user's settings",
     "declare_dimension": "writes the dimension registry",
     "declare_kind": "writes the kind registry",

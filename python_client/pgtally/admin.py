@@ -260,11 +260,23 @@ class AdminApi:
         to_at: dt.datetime | None = None,
         *,
         plan: str | None = None,
+        window: str | None = None,
     ) -> Call[list[FunnelStep]]:
-        """Users who did ordered steps (kinds) in order inside [from_at, to_at), per step.
+        """Users who did ordered steps (kinds) in order inside [from_at, to_at), per step (exact at call time).
 
+        With ``window`` (24h, 7d, 30d, all; not with from_at/to_at) the funnel of that timeframe as of the last
+        refresh, as the dashboard shows it: read from the refresh for a declared funnel (``tally.declare_funnel``),
+        computed over the same instants otherwise.
         Example: ``tally.admin.funnel(["paywall.viewed", "checkout.completed"], from_at=now - timedelta(days=30))``
         """
+        if window is not None:
+            if from_at is not None or to_at is not None:
+                raise ValueError("give either window or from_at/to_at, not both")
+            return (
+                yield from rows(
+                    "select * from tally.admin_funnel_window(%s, %s, %s)", (list(steps), window, plan), FunnelStep
+                )
+            )
         return (
             yield from rows(
                 "select * from tally.admin_funnel(%s, %s, %s, %s)",
@@ -375,8 +387,12 @@ class AdminApi:
         # Week over week ends on the range's last day, or on the last day complete at the refresh.
         as_of = last_day if ranged else None
         week_over_week = yield from AdminApi.week_over_week.call(self, as_of, "kind", weeks=weeks, plan=plan)
-        # The funnel covers the same instants as the other windowed panels.
-        funnel = yield from AdminApi.funnel.call(self, funnel_steps, window_start, window_end, plan=plan)
+        # The funnel covers the same instants as the other windowed panels: a named window's as of the refresh
+        # (precomputed for a declared funnel), a range of days at call time.
+        if ranged:
+            funnel = yield from AdminApi.funnel.call(self, funnel_steps, window_start, window_end, plan=plan)
+        else:
+            funnel = yield from AdminApi.funnel.call(self, funnel_steps, plan=plan, window=named or "all")
         reliability = yield from AdminApi.reliability.call(
             self, named, None, from_day=from_day, to_day=to_day, plan=plan
         )

@@ -62,6 +62,7 @@ LOCAL: dict[str, str] = {
     "retention_runs": "a log of retention runs, written by apply_retention on the coordinator",
     "erasures": "a log of erasures, written by forget_user on the coordinator",
     "refresh_log": "a log of analytics refreshes (the materialized views live on the coordinator)",
+    "dashboard_funnels": "the funnels the refresh precomputes, read by a materialized view on the coordinator",
     "report_subscriptions": "a unique unsubscribe token that cannot include user_id; owner jobs read it",
     "webhook_endpoints": "a handful of endpoints keyed by an identity column",
     "alert_deliveries": "delivery state keyed by alert and endpoint, not by user",

@@ -27,6 +27,7 @@ INSTALL_TABLES = frozenset(
         "tally.analytics_settings",
         "tally.user_locks",
         "tally.batch_tokens",
+        "tally.dashboard_funnels",
     }
 )
 

@@ -116,11 +116,18 @@ DASHBOARD_READS: dict[str, str] = {
     "trend 14 days": "select * from tally.admin_trend('kind', null, current_date - 13, current_date)",
     "DAU/WAU/MAU 14 days": "select * from tally.admin_active_users(current_date - 13, current_date)",
     "week over week": "select * from tally.admin_week_over_week()",
-    "funnel 30d": f"select * from tally.admin_funnel({STEPS}, now() - interval '30 days')",
+    # The dashboard's funnel: the declared paywall funnel of the named window, as of the refresh.
+    "funnel 30d": f"select * from tally.admin_funnel_window({STEPS}, '30d')",
     "reliability 7d": "select * from tally.admin_reliability('7d')",
     "error codes 7d": "select * from tally.admin_error_codes('7d')",
     "cohorts": "select * from tally.admin_cohorts()",
     "freshness": "select * from tally.analytics_freshness()",
+}
+
+# Admin reads of any timeframe, computed at call time (not dashboard panels): their cost follows the users active in
+# the timeframe, so their growth is reported, not judged.
+CALL_TIME_READS: dict[str, str] = {
+    "funnel 30d": f"select * from tally.admin_funnel({STEPS}, now() - interval '30 days')",
 }
 
 USER_READS = ("summary card", "12-month history, months", "12-month history, days")
@@ -191,6 +198,7 @@ class Stage:
     user_reads: list[ReadFigure] = field(default_factory=list)
     heaviest_reads: list[ReadFigure] = field(default_factory=list)
     dashboard_reads: list[ReadFigure] = field(default_factory=list)
+    call_time_reads: list[ReadFigure] = field(default_factory=list)
     dashboard: ReadFigure | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -209,6 +217,7 @@ class Stage:
             "user_reads": [r.as_dict() for r in self.user_reads],
             "heaviest_user_reads": [r.as_dict() for r in self.heaviest_reads],
             "dashboard_reads": [r.as_dict() for r in self.dashboard_reads],
+            "call_time_reads": [r.as_dict() for r in self.call_time_reads],
             "dashboard": self.dashboard.as_dict() if self.dashboard else None,
         }
 
@@ -363,7 +372,7 @@ def _measure(
         ]
         total = len(reads) * (2 * len(sample) + calls + raw_calls + calls // 4 + max(10, raw_calls // 4))
         total += len(sample) + calls
-        total += len(DASHBOARD_READS) * (calls // 4 + 5) + dashboard_calls
+        total += (len(DASHBOARD_READS) + len(CALL_TIME_READS)) * (calls // 4 + 5) + dashboard_calls
         task = progress.add_task(f"reads at {stage.events:,} events", total=total)
 
         def adv() -> None:
@@ -406,6 +415,10 @@ def _measure(
             _time(lambda s=sql: conn.execute(s).fetchall(), 5, adv)  # type: ignore[misc]
             ms = _time(lambda s=sql: conn.execute(s).fetchall(), calls // 4, adv)  # type: ignore[misc]
             stage.dashboard_reads.append(ReadFigure(name, percentile(ms, 0.5), percentile(ms, 0.99), calls=len(ms)))
+        for name, sql in CALL_TIME_READS.items():
+            _time(lambda s=sql: conn.execute(s).fetchall(), 5, adv)  # type: ignore[misc]
+            ms = _time(lambda s=sql: conn.execute(s).fetchall(), calls // 4, adv)  # type: ignore[misc]
+            stage.call_time_reads.append(ReadFigure(name, percentile(ms, 0.5), percentile(ms, 0.99), calls=len(ms)))
         client = Client(conn)
         ms = _time(lambda: client.admin.dashboard("7d"), dashboard_calls, adv)
         stage.dashboard = ReadFigure("whole dashboard", percentile(ms, 0.5), percentile(ms, 0.99), calls=len(ms))
@@ -419,6 +432,7 @@ def _growth(stages: list[Stage]) -> dict[str, float]:
     first = {r.name: r for r in a.user_reads}
     out = {g.name: g.p99 / first[g.name].p99 for g in b.user_reads if g.name in first}
     out |= {f"dashboard: {f.name}": g.p99 / f.p99 for f, g in zip(a.dashboard_reads, b.dashboard_reads)}
+    out |= {f"call time: {f.name}": g.p99 / f.p99 for f, g in zip(a.call_time_reads, b.call_time_reads)}
     if a.dashboard and b.dashboard:
         out["whole dashboard"] = b.dashboard.p99 / a.dashboard.p99
     return out
@@ -505,6 +519,13 @@ def print_report(stages: list[Stage], console: Console) -> None:
         "",
         f"p99 < {DASHBOARD_P99_MS:g} ms",
     )
+    for i, r in enumerate(last.call_time_reads):
+        table.add_row(
+            f"{r.name} at call time (any timeframe)",
+            *[f"{s.call_time_reads[i].p99:.2f} ({s.call_time_reads[i].p50:.2f})" for s in stages],
+            "",
+            "growth reported",
+        )
     table.add_row(
         "whole dashboard (12 reads)",
         *[f"{s.dashboard.p99:.2f} ({s.dashboard.p50:.2f})" if s.dashboard else "-" for s in stages],

@@ -295,11 +295,19 @@ def build(api: "PgTallyAPI") -> APIRouter:
         from_at: Annotated[dt.datetime | None, Query(alias="from")] = None,
         to_at: Annotated[dt.datetime | None, Query(alias="to")] = None,
         plan: Plan = None,
+        window: WindowParam = None,
     ) -> Response:
-        """Users who did the steps in order inside [from, to): counts, conversion and drop-off per step (live)."""
+        """Users who did the steps in order inside [from, to) (live), or inside a named window as of the refresh (as
+        the dashboard shows it; not with from/to): counts, conversion and drop-off per step."""
         chosen = _split(steps, "steps", 20) or list(DEFAULT_FUNNEL)
+        if window is not None and (from_at is not None or to_at is not None):
+            raise bad_argument("window", "give either window or from and to, not both")
         return await answer(
-            request, identity, list[FunnelStep], lambda a: a.funnel(chosen, from_at, to_at, plan=plan), live=True
+            request,
+            identity,
+            list[FunnelStep],
+            lambda a: a.funnel(chosen, from_at, to_at, plan=plan, window=window),
+            live=True,
         )
 
     @router.get("/reliability", response_model=list[Reliability], responses=cached, summary="Reliability")

@@ -3,7 +3,7 @@
 -- uses before the timeframe play no part), with conversion and drop-off; a failed event is not a step reached;
 -- pending (not yet merged) events count, so a funnel is exact at commit.
 begin;
-select plan(17);
+select plan(42);
 
 -- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
@@ -101,6 +101,83 @@ select is(tests.funnel_of('{paywall.viewed,checkout.completed}', '2026-11-19 10:
 select is(tests.week('{paywall.clicked,checkout.started}'),
           '1.paywall.clicked u5 c100.00 s100.00 d0/0.00 | 2.checkout.started u3 c60.00 s60.00 d2/40.00',
           'another funnel over the same week: g3 clicked inside it, so it counts from step 1 of this one');
+
+-- The dashboard's funnel: a declared funnel is precomputed by the refresh for the named timeframes (24h, 7d, 30d,
+-- all, ending at the refresh) and read from it; any other funnel is computed over the same instants at call time.
+-- Both count as tally.admin_funnel counts over the window's instants.
+create function tests.window_of(steps text[], time_window text, plan text default null)
+returns text language sql as $$
+  select string_agg(format('%s.%s u%s c%s s%s d%s/%s', f.step, f.kind, f.users, coalesce(f.conversion_pct::text, '-'),
+                           coalesce(f.step_conversion_pct::text, '-'), f.drop_off, coalesce(f.drop_off_pct::text, '-')),
+                    ' | ' order by f.step)
+    from tally.admin_funnel_window(steps, time_window, plan) f
+$$;
+create function tests.same_as_exact(steps text[], plan text default null) returns text language sql as $$
+  -- Every named window whose answer differs from tally.admin_funnel over the window's instants (none expected).
+  select coalesce(string_agg(w, ','), 'none')
+    from unnest(array['24h', '7d', '30d', 'all']) as w
+   where tests.window_of(steps, w, plan) is distinct from
+         (select string_agg(format('%s.%s u%s c%s s%s d%s/%s', f.step, f.kind, f.users, coalesce(f.conversion_pct::text, '-'),
+                                   coalesce(f.step_conversion_pct::text, '-'), f.drop_off, coalesce(f.drop_off_pct::text, '-')),
+                            ' | ' order by f.step)
+            from tally.admin_overview(w) o, tally.admin_funnel(steps, o.window_start, o.window_end, plan) f)
+$$;
+create function tests.window_refreshed_at(steps text[], time_window text) returns timestamptz language sql as $$
+  select max(f.refreshed_at) from tally.admin_funnel_window(steps, time_window) f
+$$;
+
+select is(tally.declare_funnel(:steps), false, 'the paywall funnel is declared at install');
+select is(tally.declare_funnel('{paywall.clicked,checkout.started}'), true, 'another funnel is declared');
+select throws_ok($$select tally.declare_funnel(array['paywall.viewed', '', 'checkout.started'])$$, 'PT011',
+                 'steps must be 1 to 20 distinct, non-empty kinds (got {paywall.viewed,"",checkout.started})',
+                 'a funnel with an empty step is refused');
+select throws_ok($$select * from tally.admin_funnel_window('{paywall.viewed}', '14d')$$, 'PT011',
+                 'time_window must be one of 24h, 7d, 30d, all (got ''14d'')', 'an unknown timeframe is refused');
+-- Two users within the last day (relative to the transaction's start, so the 24h window holds them whatever the date).
+select ok(tests.step('h1v', 'h1', 'paywall.viewed', now() - interval '3 hours')
+          and tests.step('h1c', 'h1', 'paywall.clicked', now() - interval '2 hours')
+          and tests.step('h2v', 'h2', 'paywall.viewed', now() - interval '3 hours'),
+          'h1 viewed and clicked in the last day, h2 only viewed');
+select is((select count(*)::int from tally.refresh_analytics()), 10, 'refreshed');
+select is(tests.window_of(:steps, '24h'),
+          '1.paywall.viewed u2 c100.00 s100.00 d0/0.00 | 2.paywall.clicked u1 c50.00 s50.00 d1/50.00 | '
+          '3.checkout.started u0 c0.00 s0.00 d1/100.00 | 4.checkout.completed u0 c0.00 s- d0/-',
+          'the last 24 hours of the declared funnel, from the refresh');
+select is(tests.same_as_exact(:steps), 'none', 'every named window of the declared funnel = admin_funnel over its instants');
+select is(tests.same_as_exact('{paywall.clicked,checkout.started}'), 'none', 'so does the other declared funnel');
+select is(tests.same_as_exact('{checkout.completed,paywall.viewed}'), 'none',
+          'and a funnel nobody declared, computed at call time');
+select is(tests.same_as_exact(:steps, ''), 'none', 'and a plan the refresh does not precompute (events with no plan)');
+select is(tests.window_refreshed_at(:steps, 'all'), (select max(l.started_at) from tally.refresh_log l where l.view_name = 'admin_funnel_mv'),
+          'a declared funnel is as of the refresh (refreshed_at)');
+
+select ok(tests.step('h2c', 'h2', 'paywall.clicked', now() - interval '1 hour'), 'h2 clicks after the refresh');
+select is(tests.window_of(:steps, '24h'),
+          '1.paywall.viewed u2 c100.00 s100.00 d0/0.00 | 2.paywall.clicked u1 c50.00 s50.00 d1/50.00 | '
+          '3.checkout.started u0 c0.00 s0.00 d1/100.00 | 4.checkout.completed u0 c0.00 s- d0/-',
+          'the declared funnel does not see it before the next refresh');
+select is(tests.window_of('{paywall.viewed,paywall.clicked}', '24h'),
+          '1.paywall.viewed u2 c100.00 s100.00 d0/0.00 | 2.paywall.clicked u2 c100.00 s100.00 d0/0.00',
+          'a funnel nobody declared is computed now over the same instants: it does');
+select is(tests.window_refreshed_at('{paywall.viewed,paywall.clicked}', '24h'), statement_timestamp(),
+          'and says so (refreshed_at = now)');
+select is((select count(*)::int from tally.refresh_analytics()), 10, 'refreshed again');
+select is(tests.window_of(:steps, '24h'),
+          '1.paywall.viewed u2 c100.00 s100.00 d0/0.00 | 2.paywall.clicked u2 c100.00 s100.00 d0/0.00 | '
+          '3.checkout.started u0 c0.00 s0.00 d2/100.00 | 4.checkout.completed u0 c0.00 s- d0/-',
+          'the next refresh counts h2''s click');
+select is(tally.set_min_group_size(3), 1, 'the minimum group size raised to 3');
+select is(tests.window_of(:steps, '24h'),
+          '1.paywall.viewed u0 c- s- d0/- | 2.paywall.clicked u0 c- s- d0/- | '
+          '3.checkout.started u0 c- s- d0/- | 4.checkout.completed u0 c- s- d0/-',
+          'the precomputed steps of two users are hidden like any other small group');
+select is(tally.set_min_group_size(1), 3, 'every group shown again');
+select is(tally.drop_funnel('{paywall.clicked,checkout.started}'), true, 'a declared funnel is dropped');
+select is(tally.drop_funnel('{paywall.clicked,checkout.started}'), false, 'dropping it again changes nothing');
+select is((select count(*)::int from tally.refresh_analytics()), 10, 'refreshed after the drop');
+select ok(not exists (select from tally.admin_funnel_mv m where m.steps = '{paywall.clicked,checkout.started}')
+          and tests.same_as_exact('{paywall.clicked,checkout.started}') = 'none',
+          'the refresh no longer precomputes it; it is computed at call time, with the same answers');
 
 select throws_ok($$select * from tally.admin_funnel('{paywall.viewed,paywall.viewed}')$$, 'PT011',
                  'steps must be 1 to 20 distinct, non-empty kinds (got {paywall.viewed,paywall.viewed})',

@@ -42,7 +42,7 @@ select ok((select bool_and(tests.tts('f' || i, 'v' || i, '2026-11-02 10:00+00', 
       and tally.record_usage('b6', 'v6', 'tts', 100, '2026-11-04 10:00+00', status => 'failed', error_code => 'boom',
                              attributes => '{"voice": "rare4"}'),
           'twelve users: groups of 1, 2, 4 and 5 users');
-select ok(tally.merge_pending() > 0 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() > 0 and (select count(*) = 10 from tally.refresh_analytics()), 'merged and refreshed');
 
 set local role tally_analyst;
 select is((select min_group_size from tally.analytics_settings), 5, 'the analyst reads the minimum group size: 5 by default');

@@ -37,7 +37,7 @@ select ok((select bool_and(tests.tts('pa' || i, 'p' || i, '2026-10-10 10:00+00',
 select is((select string_agg(format('%s:%s', e.plan, e.n), ' ' order by e.plan)
              from (select plan, count(*) as n from tally.usage_events group by plan) e),
           'free:11 pro:18 team:12', 'each event carries the plan in force when it occurred');
-select ok(tally.merge_pending() = 41 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 41 and (select count(*) = 10 from tally.refresh_analytics()), 'merged and refreshed');
 
 -- The analyst's view, minimum group size 5.
 create function tests.totals(dimension text, plan text)

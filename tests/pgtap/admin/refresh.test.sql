@@ -21,35 +21,35 @@ exception when others then
 end
 $$;
 
-select is((select count(*)::int from pg_class c where c.relnamespace = 'tally'::regnamespace and c.relkind = 'm'), 9,
-          'eight admin materialized views and the peer distribution');
+select is((select count(*)::int from pg_class c where c.relnamespace = 'tally'::regnamespace and c.relkind = 'm'), 10,
+          'nine admin materialized views and the peer distribution');
 select is((select count(*)::int from pg_class c
             where c.relnamespace = 'tally'::regnamespace and c.relkind = 'm'
               and not exists (select from pg_index i where i.indrelid = c.oid and i.indisunique)), 0,
           'each has a unique index (REFRESH ... CONCURRENTLY needs one)');
-select is((select count(*)::int from tally.analytics_freshness() f where f.refreshed_at is null), 9,
+select is((select count(*)::int from tally.analytics_freshness() f where f.refreshed_at is null), 10,
           'before the first refresh every view says it was never refreshed');
 
 select ok(tests.tts('e1', 'u1', '2026-11-01 10:00+00', 100), 'one event recorded, not merged');
 select is((select string_agg(r.view_name || ':' || r.status || ':' || (r.row_count >= 0), ' ') from tally.refresh_analytics() r),
           'admin_totals_mv:refreshed:true admin_overview_mv:refreshed:true admin_daily_mv:refreshed:true admin_activity_mv:refreshed:true '
           'admin_leaderboards_mv:refreshed:true admin_reliability_mv:refreshed:true admin_error_codes_mv:refreshed:true '
-          'admin_cohorts_mv:refreshed:true peer_distribution_mv:refreshed:true',
+          'admin_cohorts_mv:refreshed:true admin_funnel_mv:refreshed:true peer_distribution_mv:refreshed:true',
           'refresh_analytics refreshes every view in order and reports its rows');
 select is((select format('%s %s', o.users, o.events) from tally.admin_overview() o), '1 1',
           'the views hold the pending (not yet merged) event: exact as of the refresh');
 select is(tally.merge_pending(), 1, 'merge');
-select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed' and r.duration_ms >= 0), 9,
+select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed' and r.duration_ms >= 0), 10,
           'a second refresh');
 select is((select format('%s %s', o.users, o.events) from tally.admin_overview() o), '1 1',
           'merged, the same answer: merged and pending usage count once each');
 
-select is((select count(*)::int from tally.refresh_log), 18, 'two runs of nine views are logged');
+select is((select count(*)::int from tally.refresh_log), 20, 'two runs of ten views are logged');
 select ok((select bool_and(l.finished_at >= l.started_at and l.duration_ms >= 0 and l.run_started <= l.started_at)
              from tally.refresh_log l), 'each log row has start, end and duration');
 select is((select count(*)::int from tally.analytics_freshness() f
             where f.refreshed_at = (select max(l.started_at) from tally.refresh_log l where l.view_name = f.view_name)
-              and f.age >= interval '0'), 9,
+              and f.age >= interval '0'), 10,
           'analytics_freshness reports the latest refresh of every view and its age');
 select ok((select o.refreshed_at = (select max(l.started_at) from tally.refresh_log l where l.view_name = 'admin_overview_mv')
              from tally.admin_overview() o)
@@ -100,7 +100,7 @@ select throws_ok($$select * from tally.admin_totals_mv$$, '42501', null,
                  'but reads no view directly: the views hold every group, the functions hide the small ones');
 select throws_ok($$select * from tally.user_kind_days$$, '42501', null,
                  'but not the per-user sources (the funnel reads them as definer)');
-select is((select count(*)::int from tally.refresh_analytics()), 9, 'an analyst may refresh (runs as the views'' owner)');
+select is((select count(*)::int from tally.refresh_analytics()), 10, 'an analyst may refresh (runs as the views'' owner)');
 reset role;
 select * from finish();
 rollback;

@@ -48,7 +48,7 @@ select ok((select bool_and(tests.export('m' || i, 'u' || (i % 2 + 1), tests.hour
    'exports and TTS blocks recorded');
 select ok(tally.record_usage('t5e', 'u2', 'tts', 1, tests.hours_ago(40 * 24), status => 'failed', error_code => 'provider_timeout'),
           'and a TTS failure with an error code');
-select ok(tally.merge_pending() = 22 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 22 and (select count(*) = 10 from tally.refresh_analytics()), 'merged and refreshed');
 
 -- Nearest-rank percentiles of 1..10 s: p50 = 5 s, p95 = p99 = 10 s; reported as bucket midpoints 5087 and 10173 ms.
 select is(tests.reliability_of('7d'),

@@ -34,7 +34,7 @@ select ok(tests.tts('a1', 'u1', '2026-10-01 10:00+00', 100)
       and tests.tts('j1', 'u3', '2026-10-04 20:00+00', 300)
       and tests.tts('r1', 'u4', '2026-10-05 09:00+00', 100)
       and tally.reverse_usage('u4', 'r1', 'r1-refund'), 'eight events recorded');
-select ok(tally.merge_pending() = 8 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() = 8 and (select count(*) = 10 from tally.refresh_analytics()), 'merged and refreshed');
 
 -- Paying users come from the subscriptions, not from usage (UTC days; a subscription runs over [started_at, ended_at)):
 -- u1: pro from Oct 1 12:00 to Oct 3 00:00 (Oct 1-2), pro again from Oct 20 (still running).

@@ -62,7 +62,7 @@ select lives_ok($$select tally.set_user_settings('p13', 'UTC', 15), tally.set_us
 select ok((select bool_and(tests.llm('p' || i, 'p' || lpad(i::text, 2, '0'), '2026-11-20 10:00+00', 10 * i)) from generate_series(1, 12) i)
       and tests.llm('p13', 'p13', '2026-11-16 10:00+00', 5) and tests.llm('p14', 'p14', '2026-11-20 10:00+00', 1), 'fourteen llm users');
 select is(tests.peer('p05', 'llm'), '2026-11-01 q=50 peers=- pct=-', 'before a refresh no distribution is published');
-select is(tally.merge_pending() > 0 and (select count(*) = 9 from tally.refresh_analytics()), true,
+select is(tally.merge_pending() > 0 and (select count(*) = 10 from tally.refresh_analytics()), true,
           'merge and refresh: peers are compared on the refreshed distribution of merged counters');
 select is(tests.peer('p05', 'llm') || ' / ' || tests.peer('p05', 'ocr') || ' / ' || tests.peer('p13', 'llm')
           || ' / ' || tests.peer('p12', 'llm'),

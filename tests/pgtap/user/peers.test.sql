@@ -45,7 +45,7 @@ select ok((select bool_and(tests.use('llm', 'u' || lpad(i::text, 2, '0'), 10 * i
       and (select bool_and(tests.use('stt', 'u' || lpad(i::text, 2, '0'), i * i)) from generate_series(1, 6) i)
       and (select bool_and(tests.use('vid', 'u' || lpad(i::text, 2, '0'), i)) from generate_series(1, 9) i),
           'November: llm 12 users, big 100, ocr 4, stt 6, vid 9');
-select ok(tally.merge_pending() > 0 and (select count(*) = 9 from tally.refresh_analytics()), 'merged and refreshed');
+select ok(tally.merge_pending() > 0 and (select count(*) = 10 from tally.refresh_analytics()), 'merged and refreshed');
 
 -- 3. The reader u01 (10 of llm).
 set local role tally_reader;
@@ -100,7 +100,7 @@ reset role;
 
 -- 6. Even with the explicit opt-out (minimum group size 1) the extremes are never published.
 select is(tally.set_min_group_size(1), 5, 'the owner opts out');
-select ok((select count(*) = 9 from tally.refresh_analytics()), 'the distribution follows at the next refresh');
+select ok((select count(*) = 10 from tally.refresh_analytics()), 'the distribution follows at the next refresh');
 select is((select string_agg(format('%s@%s=%s', d.kind, d.percentile, d.cut_point), ' ' order by d.percentile)
              from tally.peer_distribution_mv d where d.kind = 'stt'),
           'stt@20=6.5 stt@40=12.5 stt@60=20.5 stt@80=30.5',
