@@ -10,6 +10,9 @@ set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
 -- JIT compilation costs more than it saves on these aggregates (about 0.7 s per view).
 set jit = off
+-- The views aggregate every user-day: with the default 4 MB their sorts and hash tables spill to disk.
+-- One refresh runs at a time, so this is the memory of one sort or hash table of one session.
+set work_mem = '64MB'
 as $$
 #variable_conflict use_column
 declare
