@@ -94,7 +94,8 @@ READS: dict[str, tuple[str, str]] = {
              from tally.usage_events where occurred_at >= current_date - 14 and occurred_at < current_date group by kind""",
     ),
     "funnel 30d": (
-        f"select * from tally.admin_funnel({STEPS}, now() - interval '30 days')",
+        # The dashboard's funnel: the declared paywall funnel of the window, as of the refresh.
+        f"select * from tally.admin_funnel_window({STEPS}, '30d')",
         f"""with f as (select user_id, kind, min(occurred_at) as t from tally.usage_events
                         where status = 'succeeded' and kind = any ({STEPS}) group by 1, 2),
                  s1 as (select user_id, t from f where kind = 'paywall.viewed' and t >= now() - interval '30 days'),

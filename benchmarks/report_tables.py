@@ -83,8 +83,10 @@ def reads_tables(reads: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     if len(sys.argv) != 2:
-        sys.exit("usage: python benchmarks/report_tables.py all.json")
+        sys.exit("usage: python benchmarks/report_tables.py all.json (or the JSON of pgtally bench reads)")
     data = json.loads(Path(sys.argv[1]).read_text())
+    if "stages" in data:  # `pgtally bench reads --output`: the reads part alone
+        data = {"reads": data}
     if "figures" in data.get("ingest", {}):
         print("\n".join(ingest_table(data["ingest"])), end="\n\n")
     if "stages" in data.get("reads", {}):

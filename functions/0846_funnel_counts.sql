@@ -1,5 +1,5 @@
 -- Users per step of a funnel inside [from_at, to_at) (of one plan, or all): the exact counts behind tally.admin_funnel.
--- Called by tally.admin_funnel (at call time) and tally.admin_funnel_mv (the declared funnels, at refresh time).
+-- Called by tally.admin_funnel and tally.admin_funnel_window (at call time) and tally.admin_funnel_mv (the declared funnels, at refresh).
 create or replace function tally._funnel_counts(steps text[], from_at timestamptz, to_at timestamptz,
                                                 only_plan text default null)
 returns bigint[]

@@ -11,7 +11,8 @@ set timezone = 'UTC'
 -- JIT compilation costs more than it saves on these aggregates (about 0.7 s per view).
 set jit = off
 -- The views aggregate every user-day: with the default 4 MB their sorts and hash tables spill to disk.
--- One refresh runs at a time, so this is the memory of one sort or hash table of one session.
+-- Per sort or hash node of the running statement (a hash may take hash_mem_multiplier times as much);
+-- one refresh runs at a time.
 set work_mem = '64MB'
 as $$
 #variable_conflict use_column

@@ -1,5 +1,5 @@
 -- The funnel of a named timeframe (24h, 7d, 30d, all) as of the refresh: what the admin dashboard shows.
--- Called by dashboards, admin.funnel(time_window=...), `pgtally admin` and the HTTP API; reads tally.admin_funnel_mv.
+-- Called by dashboards, admin.funnel(window=...), `pgtally admin` and the HTTP API; reads tally.admin_funnel_mv.
 create or replace function tally.admin_funnel_window(steps text[], time_window text default '7d',
                                                      plan text default null)
 returns table (step integer, kind text, users bigint, conversion_pct numeric, step_conversion_pct numeric,
@@ -28,8 +28,8 @@ begin
     return;
   end if;
   -- Any other funnel (or plan): computed now over the same instants as the
-  -- other panels of this timeframe (the refresh's), or ending now before the
-  -- first refresh.
+  -- other panels of this timeframe (the last refresh's, or the install's before
+  -- the first refresh: the views are filled when created).
   select o.window_start, o.window_end into lo, hi
     from tally.admin_overview_mv o
    where o.time_window = w and o.plan = '*';

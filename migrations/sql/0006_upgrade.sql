@@ -10,12 +10,14 @@
 -- Written by tally.declare_funnel and tally.drop_funnel (the owner); read by tally.admin_funnel_mv at refresh time.
 create table tally.dashboard_funnels (
   steps       text[]      primary key
-                          constraint dashboard_funnel_has_1_to_20_steps check (cardinality(steps) between 1 and 20),
+                          constraint dashboard_funnel_has_1_to_20_steps check (cardinality(steps) between 1 and 20)
+                          constraint dashboard_funnel_steps_are_kinds
+                            check (array_position(steps, null) is null and not ('' = any (steps))),
   declared_at timestamptz not null default now()
 );
 
 comment on table tally.dashboard_funnels is
-  'Funnels (ordered kinds) whose users per step the refresh computes for the named timeframes (24h, 7d, 30d, all) into tally.admin_funnel_mv, so a dashboard reads them in constant time through tally.admin_funnel_window. Any other funnel or timeframe is computed at call time by tally.admin_funnel. Written by tally.declare_funnel and tally.drop_funnel (the owner); analysts may read it.';
+  'Funnels (ordered kinds) whose users per step the refresh computes for the named timeframes (24h, 7d, 30d, all) into tally.admin_funnel_mv, so a dashboard reads them in constant time through tally.admin_funnel_window. Any other funnel is computed at call time (by tally.admin_funnel_window over the same instants, and by tally.admin_funnel for any timeframe). Written by tally.declare_funnel and tally.drop_funnel (the owner); analysts may read it.';
 comment on column tally.dashboard_funnels.steps is 'The funnel''s kinds in order (1 to 20 distinct, non-empty kinds).';
 
 -- functions/0845_check_funnel_steps.sql
@@ -41,7 +43,7 @@ comment on function tally._check_funnel_steps(text[]) is
 
 -- functions/0846_funnel_counts.sql
 -- Users per step of a funnel inside [from_at, to_at) (of one plan, or all): the exact counts behind tally.admin_funnel.
--- Called by tally.admin_funnel (at call time) and tally.admin_funnel_mv (the declared funnels, at refresh time).
+-- Called by tally.admin_funnel and tally.admin_funnel_window (at call time) and tally.admin_funnel_mv (the declared funnels, at refresh).
 create or replace function tally._funnel_counts(steps text[], from_at timestamptz, to_at timestamptz,
                                                 only_plan text default null)
 returns bigint[]
@@ -246,7 +248,7 @@ comment on function tally.drop_funnel(text[]) is
 
 -- functions/0857_admin_funnel_window.sql
 -- The funnel of a named timeframe (24h, 7d, 30d, all) as of the refresh: what the admin dashboard shows.
--- Called by dashboards, admin.funnel(time_window=...), `pgtally admin` and the HTTP API; reads tally.admin_funnel_mv.
+-- Called by dashboards, admin.funnel(window=...), `pgtally admin` and the HTTP API; reads tally.admin_funnel_mv.
 create or replace function tally.admin_funnel_window(steps text[], time_window text default '7d',
                                                      plan text default null)
 returns table (step integer, kind text, users bigint, conversion_pct numeric, step_conversion_pct numeric,
@@ -275,8 +277,8 @@ begin
     return;
   end if;
   -- Any other funnel (or plan): computed now over the same instants as the
-  -- other panels of this timeframe (the refresh's), or ending now before the
-  -- first refresh.
+  -- other panels of this timeframe (the last refresh's, or the install's before
+  -- the first refresh: the views are filled when created).
   select o.window_start, o.window_end into lo, hi
     from tally.admin_overview_mv o
    where o.time_window = w and o.plan = '*';
@@ -468,7 +470,8 @@ set timezone = 'UTC'
 -- JIT compilation costs more than it saves on these aggregates (about 0.7 s per view).
 set jit = off
 -- The views aggregate every user-day: with the default 4 MB their sorts and hash tables spill to disk.
--- One refresh runs at a time, so this is the memory of one sort or hash table of one session.
+-- Per sort or hash node of the running statement (a hash may take hash_mem_multiplier times as much);
+-- one refresh runs at a time.
 set work_mem = '64MB'
 as $$
 #variable_conflict use_column
