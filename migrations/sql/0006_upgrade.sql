@@ -56,6 +56,8 @@ declare
   users  text[];
   ats    timestamptz[];
   counts bigint[] := '{}'::bigint[];
+  -- Once per call, not per step: a catalog lookup.
+  distributed boolean := tally._is_distributed();
 begin
   -- Step-1 candidates: users with a merged step-1 use on a day of the timeframe
   -- (an index range on (kind, day)), or a pending one in it. Only these users
@@ -86,7 +88,7 @@ begin
       counts := counts || 0::bigint;
       continue;
     end if;
-    if tally._is_distributed() then
+    if distributed then
       -- Citus: one user at a time (a join of these arrays with the distributed
       -- step days would be planned as a join without the distribution column).
       select coalesce(array_agg(c.user_id), '{}'), coalesce(array_agg(f.t), '{}')

@@ -411,14 +411,14 @@ def _measure(
         _time_users(conn, sample, len(sample), PEER_SQL, lambda u: (u, now), adv)
         ms = _time_users(conn, sample, calls, PEER_SQL, lambda u: (u, now), adv)
         stage.user_reads.append(ReadFigure("peer percentile", percentile(ms, 0.5), percentile(ms, 0.99), calls=calls))
-        for name, sql in DASHBOARD_READS.items():
-            _time(lambda s=sql: conn.execute(s).fetchall(), 5, adv)  # type: ignore[misc]
-            ms = _time(lambda s=sql: conn.execute(s).fetchall(), calls // 4, adv)  # type: ignore[misc]
-            stage.dashboard_reads.append(ReadFigure(name, percentile(ms, 0.5), percentile(ms, 0.99), calls=len(ms)))
-        for name, sql in CALL_TIME_READS.items():
-            _time(lambda s=sql: conn.execute(s).fetchall(), 5, adv)  # type: ignore[misc]
-            ms = _time(lambda s=sql: conn.execute(s).fetchall(), calls // 4, adv)  # type: ignore[misc]
-            stage.call_time_reads.append(ReadFigure(name, percentile(ms, 0.5), percentile(ms, 0.99), calls=len(ms)))
+        for admin_reads, figures in (
+            (DASHBOARD_READS, stage.dashboard_reads),
+            (CALL_TIME_READS, stage.call_time_reads),
+        ):
+            for name, sql in admin_reads.items():
+                _time(lambda s=sql: conn.execute(s).fetchall(), 5, adv)  # type: ignore[misc]
+                ms = _time(lambda s=sql: conn.execute(s).fetchall(), calls // 4, adv)  # type: ignore[misc]
+                figures.append(ReadFigure(name, percentile(ms, 0.5), percentile(ms, 0.99), calls=len(ms)))
         client = Client(conn)
         ms = _time(lambda: client.admin.dashboard("7d"), dashboard_calls, adv)
         stage.dashboard = ReadFigure("whole dashboard", percentile(ms, 0.5), percentile(ms, 0.99), calls=len(ms))

@@ -3,7 +3,7 @@
 -- uses before the timeframe play no part), with conversion and drop-off; a failed event is not a step reached;
 -- pending (not yet merged) events count, so a funnel is exact at commit.
 begin;
-select plan(42);
+select plan(52);
 
 -- Exact answers from a handful of users: show every group (min_group_size.test.sql tests the minimum).
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
@@ -178,6 +178,25 @@ select is((select count(*)::int from tally.refresh_analytics()), 10, 'refreshed 
 select ok(not exists (select from tally.admin_funnel_mv m where m.steps = '{paywall.clicked,checkout.started}')
           and tests.same_as_exact('{paywall.clicked,checkout.started}') = 'none',
           'the refresh no longer precomputes it; it is computed at call time, with the same answers');
+
+-- The boundaries of the declared funnels, and who may change them.
+select is(tally.declare_funnel(array(select 'k' || g from generate_series(1, 20) g)), true, '20 steps may be declared');
+select throws_ok($$select tally.declare_funnel(array(select 'k' || g from generate_series(1, 21) g))$$, 'PT011', null,
+                 '21 steps are refused');
+select throws_ok($$insert into tally.dashboard_funnels (steps) values ('{paywall.viewed,NULL}')$$, '23514', null,
+                 'even the owner cannot store a funnel with a null step');
+set local role tally_analyst;
+select ok((select count(*) = 4 from tally.admin_funnel_window(:steps, 'all')), 'an analyst reads the dashboard funnel');
+select ok((select count(*) >= 1 from tally.dashboard_funnels), 'and sees which funnels are declared');
+select throws_ok($$select tally.declare_funnel('{export}')$$, '42501', null, 'an analyst cannot declare a funnel');
+select throws_ok($$select tally.drop_funnel('{paywall.viewed,paywall.clicked,checkout.started,checkout.completed}')$$, '42501', null, 'nor drop one');
+select throws_ok($$delete from tally.dashboard_funnels$$, '42501', null, 'nor change the table');
+select throws_ok($$select * from tally.admin_funnel_mv$$, '42501', null, 'nor read the view (every step, however small)');
+reset role;
+set local role tally_reader;
+select throws_ok($$select * from tally.admin_funnel_window('{paywall.viewed}', 'all')$$, '42501', null,
+                 'a reader cannot read the platform funnel');
+reset role;
 
 select throws_ok($$select * from tally.admin_funnel('{paywall.viewed,paywall.viewed}')$$, 'PT011',
                  'steps must be 1 to 20 distinct, non-empty kinds (got {paywall.viewed,paywall.viewed})',
