@@ -12,7 +12,7 @@ grant usage on schema tally to tally_analyst;
 
 -- The materialized views: the owner's (and the definer functions'). Analysts
 -- read the refresh log, the declared dimensions and the minimum group size.
-revoke all on tally.admin_totals_mv, tally.admin_overview_mv, tally.admin_daily_mv, tally.admin_activity_mv,
+revoke all on tally.admin_totals_mv, tally.admin_overview_mv, tally.admin_daily, tally.admin_daily_stale, tally.admin_activity_mv,
               tally.admin_leaderboards_mv, tally.admin_reliability_mv, tally.admin_error_codes_mv,
               tally.admin_cohorts_mv, tally.admin_funnel_mv, tally.peer_distribution_mv, tally.refresh_log, tally.analytics_settings,
               tally.dashboard_funnels

@@ -46,3 +46,40 @@ create trigger usage_events_before_truncate_refuse
 -- statement names): the default partition gets its own here, monthly partitions
 -- get theirs from tally.ensure_partitions.
 select tally._protect_partition('tally.usage_events_default');
+
+-- ============================================================================
+-- Triggers that mark the days of tally.admin_daily the next refresh re-aggregates.
+-- ============================================================================
+
+-- Every change of the per-user rollup marks its UTC days, whoever makes it
+-- (the merge, rebuild, erasure, a dimension's backfill): the arguments name the
+-- transition tables. Citus allows no statement trigger on a distributed table:
+-- `pgtally distribute` drops these, and the refresh re-aggregates every day there.
+create trigger user_daily_values_after_insert_mark_days
+  after insert on tally.user_daily_values
+  referencing new table as new_rows
+  for each statement
+  execute function tally._trg_admin_daily_stale('new_rows');
+
+create trigger user_daily_values_after_update_mark_days
+  after update on tally.user_daily_values
+  referencing old table as old_rows new table as new_rows
+  for each statement
+  execute function tally._trg_admin_daily_stale('old_rows', 'new_rows');
+
+create trigger user_daily_values_after_delete_mark_days
+  after delete on tally.user_daily_values
+  referencing old table as old_rows
+  for each statement
+  execute function tally._trg_admin_daily_stale('old_rows');
+
+create trigger user_daily_values_after_truncate_mark_days
+  after truncate on tally.user_daily_values
+  for each statement
+  execute function tally._trg_admin_daily_stale();
+
+-- A kind's unit decides which quantities add up: any change of the kinds marks every day.
+create trigger kinds_after_change_mark_days
+  after insert or update or delete or truncate on tally.kinds
+  for each statement
+  execute function tally._trg_admin_daily_stale();

@@ -24,4 +24,8 @@ insert into tally.dashboard_funnels (steps) values
   ('{paywall.viewed,paywall.clicked,checkout.started,checkout.completed}')
 on conflict do nothing;
 
+-- The platform's daily totals are aggregated over every day at the first refresh.
+insert into tally.admin_daily_stale (day, version) values ('-infinity', pg_current_xact_id())
+on conflict (day) do nothing;
+
 select tally.ensure_partitions();

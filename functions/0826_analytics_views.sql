@@ -1,4 +1,4 @@
--- The analytics materialized views (the admin views and the users' peer distribution), in refresh order.
+-- The analytics the refresh keeps (the admin views, the users' peer distribution, the daily totals table), in refresh order.
 -- Called by tally.refresh_analytics and tally.analytics_freshness (the one list to extend with a new view).
 create or replace function tally._analytics_views()
 returns text[]
@@ -6,10 +6,10 @@ language sql
 immutable
 set search_path = pg_catalog, pg_temp
 as $$
-  select array['admin_totals_mv', 'admin_overview_mv', 'admin_daily_mv', 'admin_activity_mv', 'admin_leaderboards_mv',
+  select array['admin_totals_mv', 'admin_overview_mv', 'admin_activity_mv', 'admin_leaderboards_mv',
                'admin_reliability_mv', 'admin_error_codes_mv', 'admin_cohorts_mv', 'admin_funnel_mv',
-               'peer_distribution_mv']
+               'peer_distribution_mv', 'admin_daily']
 $$;
 
 comment on function tally._analytics_views() is
-  'Names of the analytics materialized views in the tally schema (the admin views, then the peer distribution), in refresh order (internal).';
+  'Names of what tally.refresh_analytics keeps in the tally schema, in refresh order: the admin materialized views, the peer distribution, then tally.admin_daily (a table re-aggregated for the days that changed; last, because it holds its stale days until the refresh commits) (internal).';

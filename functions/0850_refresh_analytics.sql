@@ -1,4 +1,5 @@
--- Refreshes every admin materialized view CONCURRENTLY (readers are never blocked) and logs each one in tally.refresh_log.
+-- Refreshes every admin materialized view CONCURRENTLY (readers are never blocked), brings tally.admin_daily up to date
+-- (the days that changed) and logs each one in tally.refresh_log.
 -- Called by pg_cron (tally.schedule_refresh), `pgtally refresh` and the demo; one at a time (a second caller returns 'skipped').
 create or replace function tally.refresh_analytics()
 returns table (view_name text, status text, started_at timestamptz, finished_at timestamptz, duration_ms numeric,
@@ -36,7 +37,11 @@ begin
   -- over together when the caller's transaction commits.
   foreach v in array tally._analytics_views() loop
     t0 := clock_timestamp();
-    execute pg_catalog.format('refresh materialized view concurrently tally.%I', v);
+    if v = 'admin_daily' then
+      perform tally._refresh_admin_daily();  -- a table: only the days that changed
+    else
+      execute pg_catalog.format('refresh materialized view concurrently tally.%I', v);
+    end if;
     t1 := clock_timestamp();
     execute pg_catalog.format('select count(*) from tally.%I', v) into n;
     insert into tally.refresh_log (run_started, view_name, started_at, finished_at, duration_ms, row_count)
@@ -48,4 +53,4 @@ end
 $$;
 
 comment on function tally.refresh_analytics() is
-  'Refreshes every admin materialized view concurrently (readers never wait) in one transaction and logs start, end, duration and rows per view in tally.refresh_log; returns one row per view. Never runs twice at once: a second caller gets one row with status ''skipped'' (view_name NULL) at once. Merge pending deltas first (`pgtally refresh` does): the views read the merged rollups.';
+  'Refreshes every admin materialized view concurrently (readers never wait) and re-aggregates the days of tally.admin_daily that changed, in one transaction and logs start, end, duration and rows per view in tally.refresh_log; returns one row per view. Never runs twice at once: a second caller gets one row with status ''skipped'' (view_name NULL) at once. Merge pending deltas first (`pgtally refresh` does): the views read the merged rollups.';

@@ -28,7 +28,7 @@ begin
   with vals as (
     select v.value from unnest(only_values) as v(value)
     union
-    select distinct d.value from tally.admin_daily_mv d
+    select distinct d.value from tally.admin_daily d
      where only_values is null and d.dimension = admin_trend.dimension and d.plan = p
        and d.day between first_day and last_day
        and (d.users >= min_users or min_users <= 1)
@@ -37,10 +37,10 @@ begin
          -- NULL when the value's quantities that day count in different units (never added).
          case when d.value is null then 0 else d.quantity end, d.unit,
          coalesce(d.duration_ms, 0), coalesce(d.cost, 0), coalesce(d.users, 0),
-         tally._refreshed_at('admin_daily_mv')
+         tally._refreshed_at('admin_daily')
     from generate_series(first_day, last_day, interval '1 day') as g(day)
    cross join vals
-    left join tally.admin_daily_mv d
+    left join tally.admin_daily d
            on d.dimension = admin_trend.dimension and d.plan = p and d.day = g.day::date and d.value = vals.value
           and (d.users >= min_users or min_users <= 1)
    order by vals.value, g.day;

@@ -11,7 +11,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  refreshed timestamptz := least(tally._refreshed_at('admin_activity_mv'), tally._refreshed_at('admin_daily_mv'));
+  refreshed timestamptz := least(tally._refreshed_at('admin_activity_mv'), tally._refreshed_at('admin_daily'));
   -- The last UTC day the views hold completely: the day before the refresh.
   last_complete date := (coalesce(refreshed, now()) at time zone 'UTC')::date - 1;
   d         date := coalesce(as_of, last_complete);
@@ -59,7 +59,7 @@ begin
            coalesce(sum(x.events) filter (where x.day <= d - n), 0) as e0,
            coalesce(sum(x.cost) filter (where x.day > d - n), 0) as c1,
            coalesce(sum(x.cost) filter (where x.day <= d - n), 0) as c0
-      from tally.admin_daily_mv x
+      from tally.admin_daily x
      where x.dimension = 'kind' and x.plan = coalesce(p, '*') and x.day between d - 2 * n + 1 and d
   ), shown as (
     -- The whole platform counts everyone. One plan is a group: a window in which fewer
@@ -88,7 +88,7 @@ begin
            coalesce(sum(x.duration_ms) filter (where x.day <= d - n), 0) as m0,
            coalesce(sum(x.cost) filter (where x.day > d - n), 0) as c1,
            coalesce(sum(x.cost) filter (where x.day <= d - n), 0) as c0
-      from tally.admin_daily_mv x
+      from tally.admin_daily x
      where x.dimension = admin_week_over_week.dimension and x.plan = coalesce(p, '*')
        and x.day between d - 2 * n + 1 and d
        -- The days admin_trend shows: a day with fewer users of the value than the

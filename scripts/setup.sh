@@ -33,6 +33,16 @@ fi
 
 # Citus (the scale-out tests): installed from the build beside the checkout when one is there.
 citus_install="$pgtally_root/../shared/citus/install.sh"
+# That build links against PostgreSQL 15.20 (which exports have_createdb_privilege): an older 15.x the
+# machine came with cannot load it, so the server is brought up to the archive's 15.x first.
+if [ -f "$citus_install" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+   && pg_version="$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null)" \
+   && dpkg --compare-versions "$pg_version" lt 15.20; then
+  echo "pgtally setup: PostgreSQL $pg_version is older than the Citus build needs (15.20); upgrading postgresql-15" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 >/dev/null \
+    || echo "pgtally setup: the upgrade failed; the Citus tests will fail to start Citus" >&2
+fi
 if [ -f "$citus_install" ] && [ "$(id -u)" = 0 ]; then
   citus_lib="$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)"
   if [ ! -f "$citus_lib/citus.so" ] && [ ! -f /usr/lib/postgresql/15/lib/citus.so ]; then

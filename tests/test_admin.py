@@ -93,7 +93,6 @@ def test_refresh_returns_one_typed_row_per_view(small: Client) -> None:
     assert [r.view_name for r in results] == [
         "admin_totals_mv",
         "admin_overview_mv",
-        "admin_daily_mv",
         "admin_activity_mv",
         "admin_leaderboards_mv",
         "admin_reliability_mv",
@@ -101,6 +100,7 @@ def test_refresh_returns_one_typed_row_per_view(small: Client) -> None:
         "admin_cohorts_mv",
         "admin_funnel_mv",
         "peer_distribution_mv",
+        "admin_daily",
     ]
     assert not any(r.skipped for r in results) and all(r.duration_ms >= 0 for r in results)
     fresh = small.admin.freshness()

@@ -301,7 +301,7 @@ def test_every_read_of_a_distributed_install_answers_as_one_server(citus: CitusC
             " exists (select from pg_index i where i.indrelid = c.oid and i.indisunique)"
             " from pg_class c where c.relnamespace = 'tally'::regnamespace and c.relkind = 'm'"
         ).fetchall()
-        assert len(views) == 10 and all(commented and unique for _, commented, unique in views), views
+        assert len(views) == 9 and all(commented and unique for _, commented, unique in views), views
     _load_analytics(distributed)
     _load_analytics(dsn)
     citus_answers, one = _every_answer(distributed, since), _every_answer(dsn, since)

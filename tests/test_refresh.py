@@ -134,6 +134,7 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
                 "select sum(events)::bigint, count(*) from tally.admin_totals('kind')",
                 "select count(*) from tally.admin_leaderboard('voice', 'all')",
                 "select count(*) from tally.admin_active_users('2026-11-01', '2026-11-30')",
+                "select sum(events)::bigint from tally.admin_trend('kind', null, '2026-11-01', '2026-11-30')",
             )
             reader = _Background(
                 dsn, lambda c: [(sql, c.execute(sql).fetchone()) for _ in range(10) for sql in queries]
@@ -152,11 +153,11 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
             assert reader.error is None
             assert refresher.is_alive(), "the refresh must still be running while the reader reads"
             assert _waiting_on_lock(conn, refresher.pid)
-            assert len(reader.result) == 40
+            assert len(reader.result) == 50
             # Readers keep seeing the previous contents, consistently.
             answers = set(reader.result)
             assert ("select users, events from tally.admin_overview()", (20, 200)) in answers
-            assert len(answers) == 4
+            assert len(answers) == 5
         finally:
             locker.rollback()
             locker.close()
@@ -166,6 +167,87 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
         # After the refresh commits, every view shows the new usage at once.
         assert conn.execute("select users, events from tally.admin_overview()").fetchone() == (45, 300)
         assert conn.execute("select sum(events)::bigint from tally.admin_totals('kind')").fetchone() == (300,)
+        trend = "select sum(events)::bigint from tally.admin_trend('kind', null, '2026-11-01', '2026-11-30')"
+        assert conn.execute(trend).fetchone() == (300,)
+
+
+_DAILY_IS_EXACT = (
+    "select not exists (select * from tally.admin_daily except select * from tally._admin_daily_rows(null))"
+    " and not exists (select * from tally._admin_daily_rows(null) except select * from tally.admin_daily)"
+)
+_OCT_2 = dt.datetime(2026, 10, 2, 10, tzinfo=UTC)
+
+
+def _oct_2_events(conn: psycopg.Connection) -> int:
+    row = conn.execute(
+        "select coalesce(sum(events), 0)::int from tally.admin_daily"
+        " where dimension = 'kind' and plan = '*' and day = '2026-10-02' and value = 'tts'"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _marked(conn: psycopg.Connection) -> list[dt.date]:
+    return [r[0] for r in conn.execute("select day from tally.admin_daily_stale order by day")]
+
+
+def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) -> None:
+    """The daily totals re-aggregate only the days marked as changed. A merge that marked a day again while a refresh
+    was re-aggregating it (uncommitted, so the refresh could not see its rows) keeps the day marked: the refresh
+    waits for it instead of unmarking the day, and the next refresh counts it. Nothing is lost."""
+    dsn = loaded
+    with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
+        writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
+        writer.merge_pending()
+        assert _marked(conn) == [dt.date(2026, 10, 2)]
+        # A late event recorded and merged in one transaction, held open: the refresh cannot see it at all.
+        merger = psycopg.connect(dsn)
+        try:
+            merger.execute("select tally.record_usage('late-2', 'late-user-2', 'tts', 10, %s)", (_OCT_2,))
+            assert merger.execute("select tally.merge_pending()").fetchone() == (1,)
+            refresher = _Background(dsn, _refresh)
+            refresher.start()
+            # The refresh re-aggregated Oct 2 without the uncommitted merge and waits to unmark it.
+            _wait_until(lambda: _waiting_on_lock(conn, refresher.pid) or not refresher.is_alive())
+            assert refresher.is_alive(), refresher.error
+            merger.commit()
+        finally:
+            merger.close()
+        refresher.join(60)
+        assert refresher.error is None and [s for _, s in refresher.result] == ["refreshed"] * VIEWS
+        assert _oct_2_events(conn) == 1, "the refresh could not see the uncommitted merge"
+        assert _marked(conn) == [dt.date(2026, 10, 2)], "the day the merge marked again stays marked"
+        _refresh(conn)
+        assert _oct_2_events(conn) == 2
+        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
+        assert _marked(conn) == []
+
+
+def test_a_merge_during_an_uncommitted_refresh_waits_for_it(loaded: str) -> None:
+    """The other order: a refresh has unmarked a day and not committed; a merge of that day waits for the refresh's
+    commit (no deadlock: both take the days in order), then marks the day for the next refresh."""
+    dsn = loaded
+    with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
+        writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
+        writer.merge_pending()
+        refresher = psycopg.connect(dsn)
+        try:
+            _refresh(refresher)  # done, not committed: Oct 2 is unmarked in its transaction
+            writer.record("late-2", "late-user-2", "tts", 10, occurred_at=_OCT_2)
+            merger = _Background(dsn, lambda c: c.execute("select tally.merge_pending()").fetchone())
+            merger.start()
+            _wait_until(lambda: _waiting_on_lock(conn, merger.pid) or not merger.is_alive())
+            assert merger.is_alive(), merger.error
+            refresher.commit()
+        finally:
+            refresher.close()
+        merger.join(60)
+        assert merger.error is None and merger.result == (1,)
+        assert _oct_2_events(conn) == 1
+        assert _marked(conn) == [dt.date(2026, 10, 2)]
+        _refresh(conn)
+        assert _oct_2_events(conn) == 2
+        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
 
 
 def test_a_plain_refresh_would_block_them(loaded: str) -> None:

@@ -63,17 +63,26 @@ LOCAL: dict[str, str] = {
     "erasures": "a log of erasures, written by forget_user on the coordinator",
     "refresh_log": "a log of analytics refreshes (the materialized views live on the coordinator)",
     "dashboard_funnels": "the funnels the refresh precomputes, read by a materialized view on the coordinator",
+    "admin_daily": "platform totals per day, kept by the refresh on the coordinator beside the materialized views",
+    "admin_daily_stale": "the days the refresh re-aggregates (on Citus it re-aggregates every day: see STATEMENT_TRIGGERS)",
     "report_subscriptions": "a unique unsubscribe token that cannot include user_id; owner jobs read it",
     "webhook_endpoints": "a handful of endpoints keyed by an identity column",
     "alert_deliveries": "delivery state keyed by alert and endpoint, not by user",
     "alert_delivery_attempts": "delivery log keyed by alert and endpoint, not by user",
 }
 
-#: Statement-level triggers of the log and its partitions: Citus refuses them on distributed tables.
+#: Statement-level triggers: Citus refuses them on distributed and reference tables. Those of the log and its
+#: partitions (the row triggers keep refusing changes), and those that mark the changed days of the platform's
+#: daily totals (on Citus the refresh re-aggregates every day instead).
 STATEMENT_TRIGGERS: tuple[str, ...] = (
     "usage_events_before_change_refuse_statement",
     "usage_events_before_truncate_refuse",
     "usage_events_before_insert_check_batch_token",
+    "user_daily_values_after_insert_mark_days",
+    "user_daily_values_after_update_mark_days",
+    "user_daily_values_after_delete_mark_days",
+    "user_daily_values_after_truncate_mark_days",
+    "kinds_after_change_mark_days",
 )
 
 #: Database-level settings a distributed install needs (see docs/scale-out.md).
@@ -214,12 +223,12 @@ def distribute(dsn: str) -> DistributeResult:
         current = _current_classes(conn)
         views = _materialized_views(conn)
         with conn.transaction():
+            # First: a reference table may not have one either (tally.kinds). A second run finds none.
+            result.triggers_dropped = _drop_statement_triggers(conn)
             for table in REFERENCE:
                 if current.get(table) != "reference":
                     conn.execute("select create_reference_table(%s)", [f"tally.{table}"])
                     result.reference.append(table)
-            if current.get("usage_events") != "distributed":
-                result.triggers_dropped = _drop_statement_triggers(conn)
             for table in DISTRIBUTED:
                 if current.get(table) != "distributed":
                     colocate = "default" if table == "usage_events" else "tally.usage_events"
@@ -275,9 +284,10 @@ def _materialized_views(conn: psycopg.Connection) -> dict[str, _ViewDetails]:
 def _restore_materialized_views(conn: psycopg.Connection, before: dict[str, _ViewDetails]) -> None:
     """Gives back to each materialized view Citus re-created its indexes, comment and grants.
 
-    Adding a table to Citus's metadata drops and re-creates the views that depend on it (here
-    ``tally.admin_daily_mv``, which reads ``tally.kinds``) with their query and owner only: the
-    unique index ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` needs would be gone.
+    Adding a table to Citus's metadata drops and re-creates the views that depend on it with their
+    query and owner only: the unique index ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` needs would be
+    gone. (Up to revision 0006 ``tally.admin_daily_mv`` read ``tally.kinds``; the daily totals are a
+    table now, and this keeps any view that reads a converted table whole.)
     """
     now = _materialized_views(conn)
     for name, old in before.items():
@@ -302,12 +312,11 @@ def _restore_materialized_views(conn: psycopg.Connection, before: dict[str, _Vie
 
 
 def _drop_statement_triggers(conn: psycopg.Connection) -> list[str]:
-    """Drops the statement triggers of the log and its partitions (Citus allows row triggers only)."""
+    """Drops the statement triggers of the tally schema (Citus allows row triggers only)."""
     rows = conn.execute(
         "select t.tgname, t.tgrelid::regclass::text from pg_catalog.pg_trigger t"
         " join pg_catalog.pg_class c on c.oid = t.tgrelid"
         " where c.relnamespace = 'tally'::regnamespace and t.tgname = any (%s)"
-        " and (c.relname = 'usage_events' or c.relispartition)"
         " order by 2, 1",
         [list(STATEMENT_TRIGGERS)],
     ).fetchall()

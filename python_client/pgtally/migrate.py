@@ -17,8 +17,9 @@ from .errors import PgTallyError
 
 #: Tables an installation fills by itself (seeded dimensions, lock rows, default settings):
 #: a downgrade may drop their rows without --drop-data.
-#: Tables whose rows are not data a downgrade could lose: rows the install writes itself, and lock rows
-#: (tally.user_locks holds one row per user and scope that quota checks and subscription changes lock).
+#: Tables whose rows are not data a downgrade could lose: rows the install writes itself, lock rows
+#: (tally.user_locks holds one row per user and scope that quota checks and subscription changes lock), and the
+#: platform's daily totals with their marks (derived from the rollups: revision 0006's view is re-created from them).
 INSTALL_TABLES = frozenset(
     {
         "tally.dimensions",
@@ -28,6 +29,8 @@ INSTALL_TABLES = frozenset(
         "tally.user_locks",
         "tally.batch_tokens",
         "tally.dashboard_funnels",
+        "tally.admin_daily",
+        "tally.admin_daily_stale",
     }
 )
 

@@ -303,16 +303,45 @@ def _load(dsn: str, stage: Stage, add: int, seed: int, now: dt.datetime, chunk: 
     stage.analyze_s = time.perf_counter() - t0
 
 
-def _refresh(conn: psycopg.Connection, stage: Stage, refreshes: int) -> None:
+#: Usage recorded and merged (untimed) before each steady-state refresh, per event of the data (2,000 at 10M): what a
+#: scheduled refresh finds, the usage since the last one spread over the last two days (late events included), never
+#: an unchanged platform.
+STEADY_SHARE = 1 / 5_000
+
+
+def steady_events(events: int) -> int:
+    """Events recorded before each steady-state refresh at a data size."""
+    return max(1, round(events * STEADY_SHARE))
+
+
+def _recent_usage(conn: psycopg.Connection, now: dt.datetime, round_: int, n: int) -> None:
+    conn.execute(
+        """with us as (select array_agg(s.user_id order by s.user_id) as ids
+                         from (select user_id from tally.user_settings order by user_id limit 5000) s)
+           select count(tally.record_usage(format('steady-%%s-%%s', %(round)s::int, g), us.ids[1 + g %% cardinality(us.ids)],
+                                           'tts', 100 + g, %(now)s::timestamptz - (g %% 48) * interval '1 hour', 5000,
+                                           0.001, 'succeeded', null, true,
+                                           '{"voice": "af_alloy", "model": "kokoro"}'::jsonb, null))
+             from us cross join generate_series(1, %(n)s) g""",
+        {"round": round_, "now": now, "n": n},
+    )
+    while conn.execute("select tally.merge_pending(200000)").fetchone() != (0,):
+        pass
+
+
+def _refresh(conn: psycopg.Connection, stage: Stage, refreshes: int, now: dt.datetime) -> None:
     totals = []
     per_view: dict[str, list[float]] = {}
-    for _ in range(refreshes):
+    for i in range(refreshes):
+        if i > 0:
+            _recent_usage(conn, now, stage.events + i, steady_events(stage.events))
         t0 = time.perf_counter()
         rows = conn.execute("select view_name, duration_ms from tally.refresh_analytics()").fetchall()
         totals.append(time.perf_counter() - t0)
         for name, ms in rows:
             per_view.setdefault(name, []).append(float(ms))
-    # The first refresh after a load diffs a large change; later ones are the steady state.
+    # The first refresh after a load diffs a large change (and re-aggregates every day of the daily totals);
+    # later ones are the steady state: each after steady_events(size) events merged.
     stage.refresh_first_s = totals[0]
     stage.refresh_s = statistics.median(totals[1:]) if len(totals) > 1 else totals[0]
     stage.refresh_views_ms = {v: statistics.median(ms[1:] or ms) for v, ms in per_view.items()}
@@ -339,7 +368,7 @@ def _measure(
             ).fetchall()
         )
         task = progress.add_task(f"refresh analytics x{refreshes}", total=refreshes)
-        _refresh(conn, stage, refreshes)
+        _refresh(conn, stage, refreshes, now)
         progress.update(task, completed=refreshes)
         progress.remove_task(task)
 

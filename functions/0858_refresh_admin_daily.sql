@@ -1,0 +1,53 @@
+-- Brings tally.admin_daily up to date: re-aggregates the days marked stale since the last refresh and the days with
+-- pending deltas (every day the first time, after a change of tally.kinds, and on Citus).
+-- Called by tally.refresh_analytics only, last (it holds the stale days' row locks until the refresh commits).
+create or replace function tally._refresh_admin_daily()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  stale_days     date[];
+  stale_versions xid8[];
+  pending_days   date[];
+  days           date[];
+begin
+  -- What was marked before this point; a transaction that marks a day later
+  -- (with its own version) keeps the day for the next refresh.
+  select coalesce(array_agg(s.day order by s.day), '{}'), coalesce(array_agg(s.version order by s.day), '{}')
+    into stale_days, stale_versions
+    from tally.admin_daily_stale s;
+  -- The rows include pending deltas; their days are re-aggregated now and again next time
+  -- (by then the deltas are merged, or still pending).
+  select coalesce(array_agg(distinct d.day), '{}') into pending_days
+    from tally._analytics_delta_values('-infinity', 'infinity') d;
+
+  if tally._is_distributed() or '-infinity' = any (stale_days) then
+    -- Every day: on Citus the stale days are not tracked (it allows no statement
+    -- trigger on the distributed rollup); after a change of the kinds' units.
+    delete from tally.admin_daily;
+    insert into tally.admin_daily select * from tally._admin_daily_rows(null);
+  else
+    days := array(select distinct u.day from unnest(stale_days || pending_days) as u(day) order by 1);
+    if cardinality(days) > 0 then
+      delete from tally.admin_daily a where a.day = any (days);
+      insert into tally.admin_daily select * from tally._admin_daily_rows(days);
+    end if;
+  end if;
+
+  if not tally._is_distributed() then
+    -- Bookkeeping in day order (as the marking trigger upserts), so a concurrent
+    -- merge waits for this commit instead of deadlocking with it.
+    insert into tally.admin_daily_stale as s (day, version)
+    select u.day, pg_current_xact_id() from unnest(pending_days) as u(day) order by 1
+    on conflict (day) do update set version = excluded.version;
+    perform from tally.admin_daily_stale s where s.day = any (stale_days) order by s.day for update;
+    delete from tally.admin_daily_stale s
+     using unnest(stale_days, stale_versions) as r(day, version)
+     where s.day = r.day and s.version = r.version;
+  end if;
+end
+$$;
+
+comment on function tally._refresh_admin_daily() is
+  'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then unmarks the days it read unless another transaction marked them again meanwhile (internal; called last by tally.refresh_analytics).';
