@@ -78,8 +78,27 @@ create trigger user_daily_values_after_truncate_mark_days
   for each statement
   execute function tally._trg_admin_daily_stale();
 
--- A kind's unit decides which quantities add up: any change of the kinds marks every day.
-create trigger kinds_after_change_mark_days
-  after insert or update or delete or truncate on tally.kinds
+-- A kind's unit decides which quantities add up: a new unit (a kind added, removed or given
+-- another unit) marks every day; a change of a display name or of nothing marks none.
+create trigger kinds_after_insert_mark_days
+  after insert on tally.kinds
+  referencing new table as new_rows
+  for each statement
+  execute function tally._trg_admin_daily_stale('new_rows');
+
+create trigger kinds_after_update_mark_days
+  after update on tally.kinds
+  referencing old table as old_rows new table as new_rows
+  for each statement
+  execute function tally._trg_admin_daily_stale('old_rows', 'new_rows');
+
+create trigger kinds_after_delete_mark_days
+  after delete on tally.kinds
+  referencing old table as old_rows
+  for each statement
+  execute function tally._trg_admin_daily_stale('old_rows');
+
+create trigger kinds_after_truncate_mark_days
+  after truncate on tally.kinds
   for each statement
   execute function tally._trg_admin_daily_stale();

@@ -1,6 +1,6 @@
 -- Brings tally.admin_daily up to date: re-aggregates the days marked stale since the last refresh and the days with
 -- pending deltas (every day the first time, after a change of tally.kinds, and on Citus).
--- Called by tally.refresh_analytics only, last (it holds the stale days' row locks until the refresh commits).
+-- Called by tally.refresh_analytics only, last (it holds the unmarked days' row locks until the refresh commits).
 create or replace function tally._refresh_admin_daily()
 returns void
 language plpgsql
@@ -17,8 +17,7 @@ begin
   select coalesce(array_agg(s.day order by s.day), '{}'), coalesce(array_agg(s.version order by s.day), '{}')
     into stale_days, stale_versions
     from tally.admin_daily_stale s;
-  -- The rows include pending deltas; their days are re-aggregated now and again next time
-  -- (by then the deltas are merged, or still pending).
+  -- The rows include pending deltas: their days are re-aggregated at every refresh while they are pending.
   select coalesce(array_agg(distinct d.day), '{}') into pending_days
     from tally._analytics_delta_values('-infinity', 'infinity') d;
 
@@ -36,18 +35,19 @@ begin
   end if;
 
   if not tally._is_distributed() then
-    -- Bookkeeping in day order (as the marking trigger upserts), so a concurrent
-    -- merge waits for this commit instead of deadlocking with it.
-    insert into tally.admin_daily_stale as s (day, version)
-    select u.day, pg_current_xact_id() from unnest(pending_days) as u(day) order by 1
-    on conflict (day) do update set version = excluded.version;
-    perform from tally.admin_daily_stale s where s.day = any (stale_days) order by s.day for update;
+    -- Unmark the days read above, unless marked again since (another version) or being
+    -- marked now (locked by a writer: skipped, so the refresh never waits for a writer and
+    -- cannot deadlock with one; such a day stays marked). A day with pending deltas needs no
+    -- mark of its own: it is re-aggregated while they are pending, and the merge that takes
+    -- them into the rollup marks it.
     delete from tally.admin_daily_stale s
      using unnest(stale_days, stale_versions) as r(day, version)
-     where s.day = r.day and s.version = r.version;
+     where s.day = r.day and s.version = r.version
+       and s.day in (select x.day from tally.admin_daily_stale x where x.day = any (stale_days)
+                      order by x.day for update skip locked);
   end if;
 end
 $$;
 
 comment on function tally._refresh_admin_daily() is
-  'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then unmarks the days it read unless another transaction marked them again meanwhile (internal; called last by tally.refresh_analytics).';
+  'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then unmarks the days it read unless another transaction marked them again meanwhile or is marking them now (skipped, never waited for) (internal; called last by tally.refresh_analytics).';

@@ -1,7 +1,8 @@
--- Statement trigger: marks the UTC days a statement changed in tally.user_daily_values (its transition tables are
--- named by the trigger's arguments) for re-aggregation into tally.admin_daily at the next refresh; with no argument
--- (a change of tally.kinds, a TRUNCATE) it marks every day.
--- Fired by every writer of the rollup (the merge, rebuild, erasure, a dimension's backfill) and of tally.kinds.
+-- Statement trigger: marks for re-aggregation into tally.admin_daily at the next refresh the UTC days a statement
+-- changed in tally.user_daily_values, or every day (-infinity) when a statement changed the unit of a kind in
+-- tally.kinds (or added or removed a kind: a kind never declared counts in a unit of its own), or emptied either.
+-- The trigger's arguments name its transition tables. Fired by every writer of the rollup (the merge, rebuild,
+-- erasure, a dimension's backfill) and of tally.kinds (tally.declare_kind).
 create or replace function tally._trg_admin_daily_stale()
 returns trigger
 language plpgsql
@@ -11,22 +12,30 @@ declare
   upsert constant text := 'insert into tally.admin_daily_stale as s (day, version)'
     ' select u.day, pg_catalog.pg_current_xact_id() from (%s) u order by 1'
     ' on conflict (day) do update set version = excluded.version';
+  units_changed boolean := tg_op = 'TRUNCATE';
 begin
-  if tg_nargs = 0 then
-    insert into tally.admin_daily_stale as s (day, version) values ('-infinity', pg_current_xact_id())
-    on conflict (day) do update set version = excluded.version;
-  -- The transition tables by name (visible to the statements this trigger runs), their
-  -- days in order, as the refresh locks them: concurrent writers and the refresh queue,
-  -- never deadlock.
+  if tg_table_name = 'kinds' and tg_op = 'UPDATE' then
+    execute pg_catalog.format('select exists (select from %I o join %I n on n.kind = o.kind'
+                              ' where n.unit is distinct from o.unit)', tg_argv[0], tg_argv[1])
+       into units_changed;
+  elsif tg_table_name = 'kinds' and tg_nargs = 1 then
+    -- An INSERT ... ON CONFLICT DO UPDATE fires the INSERT trigger too, with no row when it only updated.
+    execute pg_catalog.format('select exists (select from %I)', tg_argv[0]) into units_changed;
   elsif tg_nargs = 1 then
+    -- The transition tables by name (visible to the statements this trigger runs), their days
+    -- in order (rows are locked in one ordered statement).
     execute pg_catalog.format(upsert, pg_catalog.format('select distinct t.day from %I t', tg_argv[0]));
-  else
+  elsif tg_nargs = 2 then
     execute pg_catalog.format(upsert, pg_catalog.format('select t.day from %I t union select t.day from %I t',
                                                         tg_argv[0], tg_argv[1]));
+  end if;
+  if units_changed then
+    insert into tally.admin_daily_stale as s (day, version) values ('-infinity', pg_current_xact_id())
+    on conflict (day) do update set version = excluded.version;
   end if;
   return null;
 end
 $$;
 
 comment on function tally._trg_admin_daily_stale() is
-  'Statement trigger of tally.user_daily_values (after insert, update, delete: the days of its transition tables) and of tally.kinds and TRUNCATE (no argument: every day): marks UTC days for re-aggregation into tally.admin_daily at the next refresh (internal).';
+  'Statement trigger of tally.user_daily_values (the days of its transition tables) and of tally.kinds (every day, -infinity, when a unit changed or a kind was added or removed), and of TRUNCATE of either (every day): marks UTC days for re-aggregation into tally.admin_daily at the next refresh (internal).';

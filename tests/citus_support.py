@@ -62,8 +62,9 @@ def citus_dsn(citus: CitusCluster) -> str:
     return citus.dsn()
 
 
-def distributed_database(cluster: CitusCluster, dbname: str) -> str:
-    """A new database on every node of ``cluster`` with pgtally installed and distributed; its coordinator DSN.
+def distributed_database(cluster: CitusCluster, dbname: str, revision: str = "head") -> str:
+    """A new database on every node of ``cluster`` with pgtally installed (at ``revision``) and distributed; its
+    coordinator DSN.
 
     For tests that compare platform-wide answers (admin reads) with one server: they need a
     distributed install holding exactly their own data, not the session database's.
@@ -78,14 +79,14 @@ def distributed_database(cluster: CitusCluster, dbname: str) -> str:
         conn.execute("select citus_set_coordinator_host('127.0.0.1', %s)", [cluster.coordinator.port])
         for node in cluster.worker_nodes:
             conn.execute("select citus_add_node('127.0.0.1', %s)", [node.port])
-    if os.environ.get("PGTALLY_TEST_INSTALL") == "declarative":
+    if os.environ.get("PGTALLY_TEST_INSTALL") == "declarative" and revision == "head":
         with psycopg.connect(dsn) as conn:
             schema.install(conn)
         from alembic import command
 
         migrate._run(dsn, command.stamp, "head")
     else:
-        migrate.upgrade(dsn)
+        migrate.upgrade(dsn, revision)
     distribute.distribute(dsn)
     return dsn
 

@@ -390,3 +390,51 @@ def test_migrate_on_a_distributed_install_reaches_the_workers(
             c.execute("drop table if exists tally.migration_probe")
             c.execute("update public.alembic_version set version_num = %s", [head])
     assert [_function_source(d, signature) for d in (citus_dsn, *workers)] == before
+
+
+def _trend_total(dsn: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        return c.execute(
+            "select sum(events)::int, (count(distinct day) filter (where events > 0))::int"
+            " from tally.admin_trend('kind', null, '2025-06-01', '2025-06-30')"
+        ).fetchone()
+
+
+def test_the_daily_totals_revision_upgrades_and_downgrades_a_distributed_install(citus: CitusCluster) -> None:
+    """Revision 0007 (the daily totals kept day by day by statement triggers) on an install distributed at 0006:
+    it creates no trigger Citus would refuse or run on the shards, the refresh re-aggregates every day there, and
+    its downgrade gives back 0006's view with the same answers."""
+    dsn = distributed_database(citus, f"dd_{uuid.uuid4().hex[:8]}", revision="0006")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("select tally.set_min_group_size(1)")
+        for i in range(6):
+            c.execute(
+                "select tally.record_usage(%s, %s, 'tts', 10, %s)",
+                [f"dd-{i}", f"dd-user-{i % 2}", dt.datetime(2025, 6, 1 + i % 3, 9, tzinfo=UTC)],
+            )
+        c.execute("select tally.merge_pending()")
+        c.execute("select * from tally.refresh_analytics()")
+    assert _trend_total(dsn) == (6, 3)
+
+    migrate.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        marking = c.execute("select count(*) from pg_trigger where tgname like '%%_mark_days'").fetchone()
+        assert marking == (0,), "no statement trigger on a distributed install"
+        assert _trend_total(dsn) == (6, 3), "the view's rows were carried over"
+        c.execute("select tally.record_usage('dd-late', 'dd-user-0', 'tts', 10, '2025-06-05 09:00+00')")
+        c.execute("select tally.merge_pending()")
+        c.execute("select tally.declare_kind('tts', 'characters', 'Speech')")
+        c.execute("select * from tally.refresh_analytics()")
+        assert _trend_total(dsn) == (7, 4)
+        exact = c.execute(
+            "select not exists (select * from tally.admin_daily except select * from tally._admin_daily_rows(null))"
+            " and not exists (select * from tally._admin_daily_rows(null) except select * from tally.admin_daily)"
+        ).fetchone()
+        assert exact == (True,)
+
+    migrate.downgrade(dsn, "0006")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("select * from tally.refresh_analytics()")
+    assert _trend_total(dsn) == (7, 4)
+    migrate.upgrade(dsn)
+    assert _trend_total(dsn) == (7, 4)

@@ -192,9 +192,9 @@ def _marked(conn: psycopg.Connection) -> list[dt.date]:
 
 
 def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) -> None:
-    """The daily totals re-aggregate only the days marked as changed. A merge that marked a day again while a refresh
-    was re-aggregating it (uncommitted, so the refresh could not see its rows) keeps the day marked: the refresh
-    waits for it instead of unmarking the day, and the next refresh counts it. Nothing is lost."""
+    """The daily totals re-aggregate only the days marked as changed. A merge that marks a day again while a refresh
+    re-aggregates it (uncommitted, so the refresh cannot see its rows) keeps the day marked: the refresh does not
+    wait for it (it skips a mark a writer holds) and does not unmark the day, and the next refresh counts it."""
     dsn = loaded
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
         writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
@@ -207,15 +207,13 @@ def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) 
             assert merger.execute("select tally.merge_pending()").fetchone() == (1,)
             refresher = _Background(dsn, _refresh)
             refresher.start()
-            # The refresh re-aggregated Oct 2 without the uncommitted merge and waits to unmark it.
             _wait_until(lambda: _waiting_on_lock(conn, refresher.pid) or not refresher.is_alive())
-            assert refresher.is_alive(), refresher.error
+            assert not refresher.is_alive(), "the refresh waited for the merge"
+            assert refresher.error is None and [s for _, s in refresher.result] == ["refreshed"] * VIEWS
+            assert _oct_2_events(conn) == 1, "the refresh could not see the uncommitted merge"
             merger.commit()
         finally:
             merger.close()
-        refresher.join(60)
-        assert refresher.error is None and [s for _, s in refresher.result] == ["refreshed"] * VIEWS
-        assert _oct_2_events(conn) == 1, "the refresh could not see the uncommitted merge"
         assert _marked(conn) == [dt.date(2026, 10, 2)], "the day the merge marked again stays marked"
         _refresh(conn)
         assert _oct_2_events(conn) == 2
@@ -225,7 +223,7 @@ def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) 
 
 def test_a_merge_during_an_uncommitted_refresh_waits_for_it(loaded: str) -> None:
     """The other order: a refresh has unmarked a day and not committed; a merge of that day waits for the refresh's
-    commit (no deadlock: both take the days in order), then marks the day for the next refresh."""
+    commit (the refresh waits for no writer, so no deadlock), then marks the day for the next refresh."""
     dsn = loaded
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
         writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)

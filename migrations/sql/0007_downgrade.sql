@@ -1,11 +1,15 @@
 -- Revision 0007 undone: the platform's daily totals as the materialized view of revision 0006, refreshed in full by
 -- every refresh (created here from the per-user rows).
 
-drop trigger kinds_after_change_mark_days on tally.kinds;
-drop trigger user_daily_values_after_truncate_mark_days on tally.user_daily_values;
-drop trigger user_daily_values_after_delete_mark_days on tally.user_daily_values;
-drop trigger user_daily_values_after_update_mark_days on tally.user_daily_values;
-drop trigger user_daily_values_after_insert_mark_days on tally.user_daily_values;
+-- (A distributed install has none: `pgtally distribute` dropped them.)
+drop trigger if exists kinds_after_truncate_mark_days on tally.kinds;
+drop trigger if exists kinds_after_delete_mark_days on tally.kinds;
+drop trigger if exists kinds_after_update_mark_days on tally.kinds;
+drop trigger if exists kinds_after_insert_mark_days on tally.kinds;
+drop trigger if exists user_daily_values_after_truncate_mark_days on tally.user_daily_values;
+drop trigger if exists user_daily_values_after_delete_mark_days on tally.user_daily_values;
+drop trigger if exists user_daily_values_after_update_mark_days on tally.user_daily_values;
+drop trigger if exists user_daily_values_after_insert_mark_days on tally.user_daily_values;
 
 -- db/0832_admin_daily_mv.sql
 -- Platform totals per dimension, plan, UTC day and value: the trend series (events per day per kind, voice, model, ...).

@@ -120,7 +120,7 @@ comment on function tally._admin_daily_rows(date[]) is
 -- functions/0858_refresh_admin_daily.sql
 -- Brings tally.admin_daily up to date: re-aggregates the days marked stale since the last refresh and the days with
 -- pending deltas (every day the first time, after a change of tally.kinds, and on Citus).
--- Called by tally.refresh_analytics only, last (it holds the stale days' row locks until the refresh commits).
+-- Called by tally.refresh_analytics only, last (it holds the unmarked days' row locks until the refresh commits).
 create or replace function tally._refresh_admin_daily()
 returns void
 language plpgsql
@@ -137,8 +137,7 @@ begin
   select coalesce(array_agg(s.day order by s.day), '{}'), coalesce(array_agg(s.version order by s.day), '{}')
     into stale_days, stale_versions
     from tally.admin_daily_stale s;
-  -- The rows include pending deltas; their days are re-aggregated now and again next time
-  -- (by then the deltas are merged, or still pending).
+  -- The rows include pending deltas: their days are re-aggregated at every refresh while they are pending.
   select coalesce(array_agg(distinct d.day), '{}') into pending_days
     from tally._analytics_delta_values('-infinity', 'infinity') d;
 
@@ -156,27 +155,29 @@ begin
   end if;
 
   if not tally._is_distributed() then
-    -- Bookkeeping in day order (as the marking trigger upserts), so a concurrent
-    -- merge waits for this commit instead of deadlocking with it.
-    insert into tally.admin_daily_stale as s (day, version)
-    select u.day, pg_current_xact_id() from unnest(pending_days) as u(day) order by 1
-    on conflict (day) do update set version = excluded.version;
-    perform from tally.admin_daily_stale s where s.day = any (stale_days) order by s.day for update;
+    -- Unmark the days read above, unless marked again since (another version) or being
+    -- marked now (locked by a writer: skipped, so the refresh never waits for a writer and
+    -- cannot deadlock with one; such a day stays marked). A day with pending deltas needs no
+    -- mark of its own: it is re-aggregated while they are pending, and the merge that takes
+    -- them into the rollup marks it.
     delete from tally.admin_daily_stale s
      using unnest(stale_days, stale_versions) as r(day, version)
-     where s.day = r.day and s.version = r.version;
+     where s.day = r.day and s.version = r.version
+       and s.day in (select x.day from tally.admin_daily_stale x where x.day = any (stale_days)
+                      order by x.day for update skip locked);
   end if;
 end
 $$;
 
 comment on function tally._refresh_admin_daily() is
-  'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then unmarks the days it read unless another transaction marked them again meanwhile (internal; called last by tally.refresh_analytics).';
+  'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then unmarks the days it read unless another transaction marked them again meanwhile or is marking them now (skipped, never waited for) (internal; called last by tally.refresh_analytics).';
 
 -- functions/0859_trg_admin_daily_stale.sql
--- Statement trigger: marks the UTC days a statement changed in tally.user_daily_values (its transition tables are
--- named by the trigger's arguments) for re-aggregation into tally.admin_daily at the next refresh; with no argument
--- (a change of tally.kinds, a TRUNCATE) it marks every day.
--- Fired by every writer of the rollup (the merge, rebuild, erasure, a dimension's backfill) and of tally.kinds.
+-- Statement trigger: marks for re-aggregation into tally.admin_daily at the next refresh the UTC days a statement
+-- changed in tally.user_daily_values, or every day (-infinity) when a statement changed the unit of a kind in
+-- tally.kinds (or added or removed a kind: a kind never declared counts in a unit of its own), or emptied either.
+-- The trigger's arguments name its transition tables. Fired by every writer of the rollup (the merge, rebuild,
+-- erasure, a dimension's backfill) and of tally.kinds (tally.declare_kind).
 create or replace function tally._trg_admin_daily_stale()
 returns trigger
 language plpgsql
@@ -186,25 +187,33 @@ declare
   upsert constant text := 'insert into tally.admin_daily_stale as s (day, version)'
     ' select u.day, pg_catalog.pg_current_xact_id() from (%s) u order by 1'
     ' on conflict (day) do update set version = excluded.version';
+  units_changed boolean := tg_op = 'TRUNCATE';
 begin
-  if tg_nargs = 0 then
-    insert into tally.admin_daily_stale as s (day, version) values ('-infinity', pg_current_xact_id())
-    on conflict (day) do update set version = excluded.version;
-  -- The transition tables by name (visible to the statements this trigger runs), their
-  -- days in order, as the refresh locks them: concurrent writers and the refresh queue,
-  -- never deadlock.
+  if tg_table_name = 'kinds' and tg_op = 'UPDATE' then
+    execute pg_catalog.format('select exists (select from %I o join %I n on n.kind = o.kind'
+                              ' where n.unit is distinct from o.unit)', tg_argv[0], tg_argv[1])
+       into units_changed;
+  elsif tg_table_name = 'kinds' and tg_nargs = 1 then
+    -- An INSERT ... ON CONFLICT DO UPDATE fires the INSERT trigger too, with no row when it only updated.
+    execute pg_catalog.format('select exists (select from %I)', tg_argv[0]) into units_changed;
   elsif tg_nargs = 1 then
+    -- The transition tables by name (visible to the statements this trigger runs), their days
+    -- in order (rows are locked in one ordered statement).
     execute pg_catalog.format(upsert, pg_catalog.format('select distinct t.day from %I t', tg_argv[0]));
-  else
+  elsif tg_nargs = 2 then
     execute pg_catalog.format(upsert, pg_catalog.format('select t.day from %I t union select t.day from %I t',
                                                         tg_argv[0], tg_argv[1]));
+  end if;
+  if units_changed then
+    insert into tally.admin_daily_stale as s (day, version) values ('-infinity', pg_current_xact_id())
+    on conflict (day) do update set version = excluded.version;
   end if;
   return null;
 end
 $$;
 
 comment on function tally._trg_admin_daily_stale() is
-  'Statement trigger of tally.user_daily_values (after insert, update, delete: the days of its transition tables) and of tally.kinds and TRUNCATE (no argument: every day): marks UTC days for re-aggregation into tally.admin_daily at the next refresh (internal).';
+  'Statement trigger of tally.user_daily_values (the days of its transition tables) and of tally.kinds (every day, -infinity, when a unit changed or a kind was added or removed), and of TRUNCATE of either (every day): marks UTC days for re-aggregation into tally.admin_daily at the next refresh (internal).';
 
 -- functions/0826_analytics_views.sql
 -- The analytics the refresh keeps (the admin views, the users' peer distribution, the daily totals table), in refresh order.
@@ -488,39 +497,67 @@ insert into tally.admin_daily select * from tally.admin_daily_mv;
 drop materialized view tally.admin_daily_mv;
 update tally.refresh_log l set view_name = 'admin_daily' where l.view_name = 'admin_daily_mv';
 
--- db/0900_triggers.sql: the triggers that mark the changed days.
--- Every change of the per-user rollup marks its UTC days, whoever makes it
--- (the merge, rebuild, erasure, a dimension's backfill): the arguments name the
--- transition tables. Citus allows no statement trigger on a distributed table:
--- `pgtally distribute` drops these, and the refresh re-aggregates every day there.
-create trigger user_daily_values_after_insert_mark_days
-  after insert on tally.user_daily_values
-  referencing new table as new_rows
-  for each statement
-  execute function tally._trg_admin_daily_stale('new_rows');
+-- db/0900_triggers.sql: the triggers that mark the changed days. Not on an install already distributed by
+-- Citus, which refuses statement triggers there (`pgtally distribute` drops them; its refresh re-aggregates
+-- every day).
+do $do$
+begin
+  if tally._is_distributed() then
+    return;
+  end if;
+  -- Every change of the per-user rollup marks its UTC days, whoever makes it
+  -- (the merge, rebuild, erasure, a dimension's backfill): the arguments name the
+  -- transition tables. Citus allows no statement trigger on a distributed table:
+  -- `pgtally distribute` drops these, and the refresh re-aggregates every day there.
+  create trigger user_daily_values_after_insert_mark_days
+    after insert on tally.user_daily_values
+    referencing new table as new_rows
+    for each statement
+    execute function tally._trg_admin_daily_stale('new_rows');
 
-create trigger user_daily_values_after_update_mark_days
-  after update on tally.user_daily_values
-  referencing old table as old_rows new table as new_rows
-  for each statement
-  execute function tally._trg_admin_daily_stale('old_rows', 'new_rows');
+  create trigger user_daily_values_after_update_mark_days
+    after update on tally.user_daily_values
+    referencing old table as old_rows new table as new_rows
+    for each statement
+    execute function tally._trg_admin_daily_stale('old_rows', 'new_rows');
 
-create trigger user_daily_values_after_delete_mark_days
-  after delete on tally.user_daily_values
-  referencing old table as old_rows
-  for each statement
-  execute function tally._trg_admin_daily_stale('old_rows');
+  create trigger user_daily_values_after_delete_mark_days
+    after delete on tally.user_daily_values
+    referencing old table as old_rows
+    for each statement
+    execute function tally._trg_admin_daily_stale('old_rows');
 
-create trigger user_daily_values_after_truncate_mark_days
-  after truncate on tally.user_daily_values
-  for each statement
-  execute function tally._trg_admin_daily_stale();
+  create trigger user_daily_values_after_truncate_mark_days
+    after truncate on tally.user_daily_values
+    for each statement
+    execute function tally._trg_admin_daily_stale();
 
--- A kind's unit decides which quantities add up: any change of the kinds marks every day.
-create trigger kinds_after_change_mark_days
-  after insert or update or delete or truncate on tally.kinds
-  for each statement
-  execute function tally._trg_admin_daily_stale();
+  -- A kind's unit decides which quantities add up: a new unit (a kind added, removed or given
+  -- another unit) marks every day; a change of a display name or of nothing marks none.
+  create trigger kinds_after_insert_mark_days
+    after insert on tally.kinds
+    referencing new table as new_rows
+    for each statement
+    execute function tally._trg_admin_daily_stale('new_rows');
+
+  create trigger kinds_after_update_mark_days
+    after update on tally.kinds
+    referencing old table as old_rows new table as new_rows
+    for each statement
+    execute function tally._trg_admin_daily_stale('old_rows', 'new_rows');
+
+  create trigger kinds_after_delete_mark_days
+    after delete on tally.kinds
+    referencing old table as old_rows
+    for each statement
+    execute function tally._trg_admin_daily_stale('old_rows');
+
+  create trigger kinds_after_truncate_mark_days
+    after truncate on tally.kinds
+    for each statement
+    execute function tally._trg_admin_daily_stale();
+end
+$do$;
 
 -- db/0890_admin_grants.sql, db/0950_seed.sql, db/0990_security.sql: the new objects' privileges and the first mark.
 revoke all on tally.admin_daily, tally.admin_daily_stale from public;

@@ -82,7 +82,10 @@ STATEMENT_TRIGGERS: tuple[str, ...] = (
     "user_daily_values_after_update_mark_days",
     "user_daily_values_after_delete_mark_days",
     "user_daily_values_after_truncate_mark_days",
-    "kinds_after_change_mark_days",
+    "kinds_after_insert_mark_days",
+    "kinds_after_update_mark_days",
+    "kinds_after_delete_mark_days",
+    "kinds_after_truncate_mark_days",
 )
 
 #: Database-level settings a distributed install needs (see docs/scale-out.md).

@@ -113,6 +113,12 @@ def _refuse_data_loss(conn: psycopg.Connection[Any], run: Callable[[], object], 
     lose rows are counted, after rolling back to the savepoint.
     """
     held: list[tuple[str, str]] = []  # (table, the name it is reported under: its partitioned root or itself)
+    # On Citus, counting rows of distributed tables in parallel would forbid the downgrade's function DDL later in
+    # this transaction: one connection per worker instead.
+    conn.execute(
+        "select set_config('citus.multi_shard_modify_mode', 'sequential', true)"
+        " where current_setting('citus.multi_shard_modify_mode', true) is not null"
+    )
     for name, root in conn.execute(
         """select c.relname, r.relname
                  from pg_class c
@@ -143,7 +149,8 @@ def _refuse_data_loss(conn: psycopg.Connection[Any], run: Callable[[], object], 
 
 def _rows(conn: psycopg.Connection, table: sql.Identifier, *, exists: bool) -> int:
     """Whether ``table`` holds a row (1 or 0) or, with ``exists`` false, how many."""
-    query = sql.SQL("select exists (select from {})::int") if exists else sql.SQL("select count(*) from {}")
+    # (select 1: Citus cannot plan a subquery with no column over a distributed table)
+    query = sql.SQL("select exists (select 1 from {})::int") if exists else sql.SQL("select count(*) from {}")
     found = conn.execute(query.format(table)).fetchone()
     return int(found[0]) if found else 0
 

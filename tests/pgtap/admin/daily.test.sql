@@ -1,9 +1,9 @@
 -- The platform's daily totals (tally.admin_daily) are kept by the refresh day by day: it re-aggregates only the UTC
 -- days whose per-user rows changed (a late event, a reversal, an erasure, a rebuild), the days with pending deltas,
--- and every day after a change of the kinds; after each refresh the table equals a full re-aggregation, and the days
--- nobody touched are not rewritten. Only the owner reads the table, the marks and the helpers.
+-- and every day after a change of a kind's unit; after each refresh the table equals a full re-aggregation, and the
+-- days nobody touched are not rewritten. Only the owner reads the table, the marks and the helpers.
 begin;
-select plan(37);
+select plan(41);
 
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
@@ -56,8 +56,9 @@ select is((select string_agg(p.day::text, ' ' order by p.day) from places p wher
 select ok(tests.tts('c1', 'u3', '2026-10-03 09:00+00', 10), 'an event on Oct 3, not merged');
 select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed'), 10, 'refreshed');
 select is(tests.tts_day('2026-10-03'), 'e2 u2 q410 characters', 'the pending event counts');
-select is(tests.marked(), '2026-10-03', 'its day stays marked for the next refresh');
+select is(tests.marked(), '', 'a pending day needs no mark: it is re-aggregated while pending');
 select is(tally.merge_pending(), 1, 'merged');
+select is(tests.marked(), '2026-10-03', 'the merge that takes it into the rollup marks it');
 select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed'), 10, 'refreshed');
 select ok(tests.daily_is_exact() and tests.marked() = '', 'exact, and nothing left marked once merged');
 
@@ -69,6 +70,10 @@ select is(tally.merge_pending(), 1, 'the reversal merged');
 select is((select count(*)::int from tally.refresh_analytics() r where r.status = 'refreshed'), 10, 'refreshed');
 select ok(tests.daily_is_exact(), 'exact after a reversal, an erasure and a rebuild');
 
+-- A kind declared again as it is, or with another display name, changes no figure: nothing is marked.
+select lives_ok($$select tally.declare_kind('export', 'files', 'Exports')$$, 'exports declared again, unchanged');
+select lives_ok($$select tally.declare_kind('export', 'files', 'File exports')$$, 'exports renamed');
+select is(tests.marked(), '', 'neither marks a day');
 -- A kind's new unit changes which quantities add up on every day: every day is marked.
 select lives_ok($$select tally.declare_kind('export', 'characters')$$, 'exports now count characters');
 select ok(tests.marked() like '%-infinity%' and (select count(*)::int from tally.refresh_analytics()) = 10
