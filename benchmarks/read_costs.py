@@ -1,4 +1,5 @@
-"""A read before and after a change, side by side: the 12-month usage history or the funnel.
+"""A read before and after a change, side by side: the 12-month usage history, the funnel, or the refresh of the
+platform's daily totals.
 
 Loads a year of realistic usage on a throwaway server, installs the functions of
 an earlier tree (``--before``, a git revision; default the 0.5.0 tree) beside the
@@ -8,12 +9,18 @@ answers, then calls both alternately, so machine load hits both:
 * ``history``: ``tally.usage_history(.., '12m', 'month' | 'day')`` for random users
   and for the 5 heaviest (whose rows make the tail);
 * ``funnel``: ``tally.admin_funnel`` over the paywall funnel for the last 7 and 30
-  days and all time, and over ``{tts,export}`` for 30 days.
+  days and all time, and over ``{tts,export}`` for 30 days;
+* ``refresh``: the daily totals as 0.6.0's materialized view (``--before 142277b``),
+  refreshed in full and CONCURRENTLY, against the table kept day by day
+  (``tally._refresh_admin_daily``), each round after new usage is recorded and merged
+  as before a scheduled refresh (``pgtally bench reads`` does the same); both hold the
+  same rows after every round; and the table re-aggregated in full (every day marked).
 
 Prints p50 and p99 of each and their ratio before/now. See docs/benchmarks.md.
 
     python benchmarks/read_costs.py history [--events 1000000] [--users 10000] [--calls 300]
     python benchmarks/read_costs.py funnel [--before 55f2634]
+    python benchmarks/read_costs.py refresh --before 142277b [--events 3000000 --users 30000] [--calls 5]
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python_client"))
 
 from pgtally import Client, migrate, server
+from pgtally.bench.reads import record_recent_usage, steady_events
 from pgtally.demo.workload import generate_events
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
@@ -45,6 +53,7 @@ FILES = {
         ["daily_totals", "usage_history"],
     ),
     "funnel": (["functions/0866_admin_funnel.sql"], ["admin_funnel"]),
+    "refresh": (["db/0832_admin_daily_mv.sql"], ["admin_daily_mv"]),
 }
 
 
@@ -55,7 +64,13 @@ def install_before(conn: psycopg.Connection, revision: str, read: str) -> None:
         source = subprocess.run(
             ["git", "-C", str(ROOT), "show", f"{revision}:{path}"], capture_output=True, text=True, check=True
         ).stdout
-        source = source[: source.index("comment on function")]
+        if read == "refresh":  # a materialized view: under its new name, with the unique index CONCURRENTLY needs
+            source = source[: source.index("comment on materialized view")].replace(
+                "tally.admin_daily_mv ", "tally.admin_daily_mv_before "
+            )
+            source += "create unique index on tally.admin_daily_mv_before (dimension, plan, day, value);"
+        else:
+            source = source[: source.index("comment on function")]
         for name in names:
             source = source.replace(f"tally.{name}(", f"tally.{name}_before(").replace(f"{name}.", f"{name}_before.")
         conn.execute(source)
@@ -136,6 +151,45 @@ def funnel(conn: psycopg.Connection, calls: int) -> None:
         report(label, alternate([lambda name, s=steps, f=since: answer(name, s, f)], max(10, calls // 10)))
 
 
+def refresh(conn: psycopg.Connection, calls: int) -> None:
+    same = (
+        "select not exists (select * from tally.admin_daily_mv_before except select * from tally.admin_daily)"
+        " and not exists (select * from tally.admin_daily except select * from tally.admin_daily_mv_before)"
+    )
+    n_events = steady_events(int(conn.execute("select count(*) from tally.usage_events").fetchone()[0]))  # type: ignore[index]
+    statements = {
+        "before": "refresh materialized view concurrently tally.admin_daily_mv_before",
+        "now": "select tally._refresh_admin_daily()",
+    }
+    # The first of each: every day (the view was created before the load; a new install marks every day).
+    conn.execute(statements["before"])
+    conn.execute(statements["now"])
+    assert conn.execute(same).fetchone() == (True,)
+    times: dict[str, list[float]] = {"before": [], "now": []}
+    for i in range(calls):
+        record_recent_usage(conn, NOW, i, n_events)
+        for name in ("before", "now") if i % 2 else ("now", "before"):
+            t0 = time.perf_counter()
+            conn.execute(statements[name])
+            times[name].append((time.perf_counter() - t0) * 1000)
+        assert conn.execute(same).fetchone() == (True,), f"round {i}"
+    print(f"same rows after each of {calls} rounds of {n_events:,} new events merged")
+    before, now = statistics.median(times["before"]), statistics.median(times["now"])
+    print(
+        f"daily totals refresh after new usage: before (the view, in full) p50 {before:.0f} ms; "
+        f"now (the changed days) p50 {now:.0f} ms; before/now {before / now:.1f}x"
+    )
+    full = []
+    for _ in range(max(1, calls // 2)):
+        conn.execute(
+            "insert into tally.admin_daily_stale values ('-infinity', pg_current_xact_id()) on conflict do nothing"
+        )
+        t0 = time.perf_counter()
+        conn.execute(statements["now"])
+        full.append((time.perf_counter() - t0) * 1000)
+    print(f"the table re-aggregated in full (every day marked): p50 {statistics.median(full):.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("read", choices=sorted(FILES))
@@ -157,7 +211,7 @@ def main() -> None:
                 pass
             conn.execute("vacuum analyze")
             print(f"{args.events:,} events, {args.users:,} users; before = {args.before}")
-            {"history": history, "funnel": funnel}[args.read](conn, args.calls)
+            {"history": history, "funnel": funnel, "refresh": refresh}[args.read](conn, args.calls)
 
 
 if __name__ == "__main__":

@@ -314,10 +314,10 @@ def steady_events(events: int) -> int:
     return max(1, round(events * STEADY_SHARE))
 
 
-def _recent_usage(conn: psycopg.Connection, now: dt.datetime, round_: int, n: int) -> None:
+def record_recent_usage(conn: psycopg.Connection, now: dt.datetime, round_: int, n: int) -> None:
     conn.execute(
         """with us as (select array_agg(s.user_id order by s.user_id) as ids
-                         from (select user_id from tally.user_settings order by user_id limit 5000) s)
+                         from (select distinct user_id from tally.user_totals order by user_id limit 5000) s)
            select count(tally.record_usage(format('steady-%%s-%%s', %(round)s::int, g), us.ids[1 + g %% cardinality(us.ids)],
                                            'tts', 100 + g, %(now)s::timestamptz - (g %% 48) * interval '1 hour', 5000,
                                            0.001, 'succeeded', null, true,
@@ -334,7 +334,7 @@ def _refresh(conn: psycopg.Connection, stage: Stage, refreshes: int, now: dt.dat
     per_view: dict[str, list[float]] = {}
     for i in range(refreshes):
         if i > 0:
-            _recent_usage(conn, now, stage.events + i, steady_events(stage.events))
+            record_recent_usage(conn, now, stage.events + i, steady_events(stage.events))
         t0 = time.perf_counter()
         rows = conn.execute("select view_name, duration_ms from tally.refresh_analytics()").fetchall()
         totals.append(time.perf_counter() - t0)
