@@ -18,12 +18,11 @@ create table tally.admin_daily (
 );
 
 comment on table tally.admin_daily is
-  'Platform totals per dimension, plan in force (''*'' = all plans, '''' = none), UTC day and value: events (net of reversals), succeeded attempts, failures, quantity and its unit (NULL both when the value''s quantities that day count in different units), duration, cost and users active with that value that day. From tally.user_daily_values plus pending deltas, as of the refresh: each refresh re-aggregates the days listed in tally.admin_daily_stale and the days with pending deltas (every day the first time, after a change of tally.kinds, and on Citus), so its rows always equal a full re-aggregation (tally._admin_daily_rows(NULL)). Read through tally.admin_trend and tally.admin_week_over_week.';
+  'Platform totals per dimension, plan in force (''*'' = all plans, '''' = none), UTC day and value: events (net of reversals), succeeded attempts, failures, quantity and its unit (NULL both when the value''s quantities that day count in different units), duration, cost and users active with that value that day. From tally.user_daily_values plus pending deltas, as of the refresh: each refresh re-aggregates the days listed in tally.admin_daily_stale and the days with pending deltas (every day the first time, after a unit or dimension change, and on Citus), so after a refresh during which no writer committed its rows equal a full re-aggregation (tally._admin_daily_rows(NULL)); a change committed during a refresh is taken by the next. Read through tally.admin_trend and tally.admin_week_over_week.';
 
 -- The UTC days whose rows in tally.admin_daily the next refresh re-aggregates. Written by a statement trigger on
--- tally.user_daily_values (every writer: the merge, rebuild, erasure, a dimension's backfill), by a change of
--- tally.kinds (a unit decides which quantities add up: every day) and by the refresh itself (the days it read
--- with pending deltas); the refresh deletes the rows it has taken into account.
+-- tally.user_daily_values (every writer: the merge, rebuild, erasure, a dimension's backfill), and by a change of
+-- a kind's unit or of the dimensions (every day); the refresh deletes the rows it has taken into account.
 create table tally.admin_daily_stale (
   day     date not null primary key,
   version xid8 not null

@@ -102,3 +102,10 @@ create trigger kinds_after_truncate_mark_days
   after truncate on tally.kinds
   for each statement
   execute function tally._trg_admin_daily_stale();
+
+-- A dimension's keys decide which pending deltas have a value (a merge of deltas that have
+-- none under any dimension writes no row, so marks no day): any change marks every day.
+create trigger dimensions_after_change_mark_days
+  after insert or update or delete or truncate on tally.dimensions
+  for each statement
+  execute function tally._trg_admin_daily_stale();

@@ -2,6 +2,7 @@
 -- every refresh (created here from the per-user rows).
 
 -- (A distributed install has none: `pgtally distribute` dropped them.)
+drop trigger if exists dimensions_after_change_mark_days on tally.dimensions;
 drop trigger if exists kinds_after_truncate_mark_days on tally.kinds;
 drop trigger if exists kinds_after_delete_mark_days on tally.kinds;
 drop trigger if exists kinds_after_update_mark_days on tally.kinds;

@@ -26,12 +26,11 @@ create table tally.admin_daily (
 );
 
 comment on table tally.admin_daily is
-  'Platform totals per dimension, plan in force (''*'' = all plans, '''' = none), UTC day and value: events (net of reversals), succeeded attempts, failures, quantity and its unit (NULL both when the value''s quantities that day count in different units), duration, cost and users active with that value that day. From tally.user_daily_values plus pending deltas, as of the refresh: each refresh re-aggregates the days listed in tally.admin_daily_stale and the days with pending deltas (every day the first time, after a change of tally.kinds, and on Citus), so its rows always equal a full re-aggregation (tally._admin_daily_rows(NULL)). Read through tally.admin_trend and tally.admin_week_over_week.';
+  'Platform totals per dimension, plan in force (''*'' = all plans, '''' = none), UTC day and value: events (net of reversals), succeeded attempts, failures, quantity and its unit (NULL both when the value''s quantities that day count in different units), duration, cost and users active with that value that day. From tally.user_daily_values plus pending deltas, as of the refresh: each refresh re-aggregates the days listed in tally.admin_daily_stale and the days with pending deltas (every day the first time, after a unit or dimension change, and on Citus), so after a refresh during which no writer committed its rows equal a full re-aggregation (tally._admin_daily_rows(NULL)); a change committed during a refresh is taken by the next. Read through tally.admin_trend and tally.admin_week_over_week.';
 
 -- The UTC days whose rows in tally.admin_daily the next refresh re-aggregates. Written by a statement trigger on
--- tally.user_daily_values (every writer: the merge, rebuild, erasure, a dimension's backfill), by a change of
--- tally.kinds (a unit decides which quantities add up: every day) and by the refresh itself (the days it read
--- with pending deltas); the refresh deletes the rows it has taken into account.
+-- tally.user_daily_values (every writer: the merge, rebuild, erasure, a dimension's backfill), and by a change of
+-- a kind's unit or of the dimensions (every day); the refresh deletes the rows it has taken into account.
 create table tally.admin_daily_stale (
   day     date not null primary key,
   version xid8 not null
@@ -175,7 +174,8 @@ comment on function tally._refresh_admin_daily() is
 -- functions/0859_trg_admin_daily_stale.sql
 -- Statement trigger: marks for re-aggregation into tally.admin_daily at the next refresh the UTC days a statement
 -- changed in tally.user_daily_values, or every day (-infinity) when a statement changed the unit of a kind in
--- tally.kinds (or added or removed a kind: a kind never declared counts in a unit of its own), or emptied either.
+-- tally.kinds (or added, removed or renamed a kind: a kind never declared counts in a unit of its own), changed
+-- tally.dimensions (their keys decide which pending deltas have a value), or emptied a table.
 -- The trigger's arguments name its transition tables. Fired by every writer of the rollup (the merge, rebuild,
 -- erasure, a dimension's backfill) and of tally.kinds (tally.declare_kind).
 create or replace function tally._trg_admin_daily_stale()
@@ -187,11 +187,14 @@ declare
   upsert constant text := 'insert into tally.admin_daily_stale as s (day, version)'
     ' select u.day, pg_catalog.pg_current_xact_id() from (%s) u order by 1'
     ' on conflict (day) do update set version = excluded.version';
-  units_changed boolean := tg_op = 'TRUNCATE';
+  -- A change of the dimensions (their keys decide which deltas have a value) or an emptied table: every day.
+  units_changed boolean := tg_op = 'TRUNCATE' or tg_table_name = 'dimensions';
 begin
   if tg_table_name = 'kinds' and tg_op = 'UPDATE' then
-    execute pg_catalog.format('select exists (select from %I o join %I n on n.kind = o.kind'
-                              ' where n.unit is distinct from o.unit)', tg_argv[0], tg_argv[1])
+    -- Any (kind, unit) pair that is not on both sides: a new unit, or a kind renamed.
+    execute pg_catalog.format('select exists ((select o.kind, o.unit from %1$I o except select n.kind, n.unit from %2$I n)'
+                              ' union all (select n.kind, n.unit from %2$I n except select o.kind, o.unit from %1$I o))',
+                              tg_argv[0], tg_argv[1])
        into units_changed;
   elsif tg_table_name = 'kinds' and tg_nargs = 1 then
     -- An INSERT ... ON CONFLICT DO UPDATE fires the INSERT trigger too, with no row when it only updated.
@@ -213,7 +216,7 @@ end
 $$;
 
 comment on function tally._trg_admin_daily_stale() is
-  'Statement trigger of tally.user_daily_values (the days of its transition tables) and of tally.kinds (every day, -infinity, when a unit changed or a kind was added or removed), and of TRUNCATE of either (every day): marks UTC days for re-aggregation into tally.admin_daily at the next refresh (internal).';
+  'Statement trigger of tally.user_daily_values (the days of its transition tables), of tally.kinds (every day, -infinity, when a unit changed or a kind was added, removed or renamed), of tally.dimensions (every day) and of TRUNCATE (every day): marks UTC days for re-aggregation into tally.admin_daily at the next refresh (internal).';
 
 -- functions/0826_analytics_views.sql
 -- The analytics the refresh keeps (the admin views, the users' peer distribution, the daily totals table), in refresh order.
@@ -554,6 +557,13 @@ begin
 
   create trigger kinds_after_truncate_mark_days
     after truncate on tally.kinds
+    for each statement
+    execute function tally._trg_admin_daily_stale();
+
+  -- A dimension's keys decide which pending deltas have a value (a merge of deltas that have
+  -- none under any dimension writes no row, so marks no day): any change marks every day.
+  create trigger dimensions_after_change_mark_days
+    after insert or update or delete or truncate on tally.dimensions
     for each statement
     execute function tally._trg_admin_daily_stale();
 end

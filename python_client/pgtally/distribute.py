@@ -86,6 +86,7 @@ STATEMENT_TRIGGERS: tuple[str, ...] = (
     "kinds_after_update_mark_days",
     "kinds_after_delete_mark_days",
     "kinds_after_truncate_mark_days",
+    "dimensions_after_change_mark_days",
 )
 
 #: Database-level settings a distributed install needs (see docs/scale-out.md).

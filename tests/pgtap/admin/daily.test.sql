@@ -3,7 +3,7 @@
 -- and every day after a change of a kind's unit; after each refresh the table equals a full re-aggregation, and the
 -- days nobody touched are not rewritten. Only the owner reads the table, the marks and the helpers.
 begin;
-select plan(41);
+select plan(46);
 
 select is(tally.set_min_group_size(1), 5, 'the minimum group size is 5 by default; 1 shows every group');
 
@@ -79,6 +79,14 @@ select lives_ok($$select tally.declare_kind('export', 'characters')$$, 'exports 
 select ok(tests.marked() like '%-infinity%' and (select count(*)::int from tally.refresh_analytics()) = 10
           and tests.daily_is_exact() and tests.marked() = '',
           'a change of the kinds marks every day; the next refresh re-aggregates them all');
+
+-- A kind renamed (the owner, directly) changes units too; a dimension redeclared changes which deltas have a value.
+select lives_ok($$update tally.kinds set kind = 'file.export' where kind = 'export'$$, 'a kind renamed');
+select ok(tests.marked() like '%-infinity%', 'a renamed kind marks every day');
+select ok((select count(*)::int from tally.refresh_analytics()) = 10 and tests.daily_is_exact() and tests.marked() = '',
+          'refreshed: exact');
+select lives_ok($$select tally.declare_dimension('voice', '{voice}')$$, 'the voice dimension declared again');
+select ok(tests.marked() like '%-infinity%', 'a change of the dimensions marks every day');
 
 -- Only the owner (and the definer functions) reads the table and the marks, or re-aggregates.
 set local role tally_analyst;
