@@ -23,10 +23,13 @@ comment on table tally.admin_daily is
 -- The UTC days whose rows in tally.admin_daily the next refresh re-aggregates. Written by a statement trigger on
 -- tally.user_daily_values (every writer: the merge, rebuild, erasure, a dimension's backfill), and by a change of
 -- a kind's unit or of the dimensions (every day); the refresh deletes the rows it has taken into account.
+-- Insert-only: a transaction adds (day, its own id) and never touches another transaction's row, so writers
+-- marking the same days never wait for each other (nor for the refresh), in any order of statements.
 create table tally.admin_daily_stale (
-  day     date not null primary key,
-  version xid8 not null
+  day     date not null,
+  version xid8 not null,
+  primary key (day, version)
 );
 
 comment on table tally.admin_daily_stale is
-  'UTC days to re-aggregate into tally.admin_daily at the next refresh; day -infinity means every day. version is the transaction that last marked the day: the refresh deletes a row only if no transaction marked it again after the refresh read it, so a change committed during a refresh is taken at the next one.';
+  'UTC days to re-aggregate into tally.admin_daily at the next refresh; day -infinity means every day. version is the transaction that marked the day (one row per day and marking transaction, insert-only): the refresh deletes the rows it read, so a day marked by a transaction the refresh could not see stays marked for the next one.';

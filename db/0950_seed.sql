@@ -26,6 +26,6 @@ on conflict do nothing;
 
 -- The platform's daily totals are aggregated over every day at the first refresh.
 insert into tally.admin_daily_stale (day, version) values ('-infinity', pg_current_xact_id())
-on conflict (day) do nothing;
+on conflict (day, version) do nothing;
 
 select tally.ensure_partitions();

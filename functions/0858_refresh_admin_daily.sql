@@ -1,6 +1,6 @@
 -- Brings tally.admin_daily up to date: re-aggregates the days marked stale since the last refresh and the days with
 -- pending deltas (every day the first time, after a change of tally.kinds, and on Citus).
--- Called by tally.refresh_analytics only, last (it holds the unmarked days' row locks until the refresh commits).
+-- Called by tally.refresh_analytics only, last.
 create or replace function tally._refresh_admin_daily()
 returns void
 language plpgsql
@@ -11,9 +11,10 @@ declare
   stale_versions xid8[];
   pending_days   date[];
   days           date[];
+  distributed    boolean := tally._is_distributed();
 begin
-  -- What was marked before this point; a transaction that marks a day later
-  -- (with its own version) keeps the day for the next refresh.
+  -- The marks committed before this point; a transaction that marks a day later adds a row
+  -- of its own, which stays for the next refresh.
   select coalesce(array_agg(s.day order by s.day), '{}'), coalesce(array_agg(s.version order by s.day), '{}')
     into stale_days, stale_versions
     from tally.admin_daily_stale s;
@@ -21,7 +22,7 @@ begin
   select coalesce(array_agg(distinct d.day), '{}') into pending_days
     from tally._analytics_delta_values('-infinity', 'infinity') d;
 
-  if tally._is_distributed() or '-infinity' = any (stale_days) then
+  if distributed or '-infinity' = any (stale_days) then
     -- Every day: on Citus the stale days are not tracked (it allows no statement
     -- trigger on the distributed rollup); after a change of the kinds' units.
     delete from tally.admin_daily;
@@ -34,20 +35,17 @@ begin
     end if;
   end if;
 
-  if not tally._is_distributed() then
-    -- Unmark the days read above, unless marked again since (another version) or being
-    -- marked now (locked by a writer: skipped, so the refresh never waits for a writer and
-    -- cannot deadlock with one; such a day stays marked). A day with pending deltas needs no
-    -- mark of its own: it is re-aggregated while they are pending, and the merge that takes
-    -- them into the rollup marks it.
+  if not distributed then
+    -- Unmark exactly the marks read above. Writers only ever add rows (with their own transaction
+    -- id), so this deletes no row a writer could be adding or changing: the refresh never waits for a
+    -- writer and no writer waits for it. A day with pending deltas needs no mark of its own: it is
+    -- re-aggregated while they are pending, and the merge that takes them into the rollup marks it.
     delete from tally.admin_daily_stale s
      using unnest(stale_days, stale_versions) as r(day, version)
-     where s.day = r.day and s.version = r.version
-       and s.day in (select x.day from tally.admin_daily_stale x where x.day = any (stale_days)
-                      order by x.day for update skip locked);
+     where s.day = r.day and s.version = r.version;
   end if;
 end
 $$;
 
 comment on function tally._refresh_admin_daily() is
-  'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then unmarks the days it read unless another transaction marked them again meanwhile or is marking them now (skipped, never waited for) (internal; called last by tally.refresh_analytics).';
+  'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then deletes the marks it read; a mark added by a transaction it could not see stays for the next refresh (internal; called last by tally.refresh_analytics).';

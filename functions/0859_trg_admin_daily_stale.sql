@@ -10,9 +10,11 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  upsert constant text := 'insert into tally.admin_daily_stale as s (day, version)'
-    ' select u.day, pg_catalog.pg_current_xact_id() from (%s) u order by 1'
-    ' on conflict (day) do update set version = excluded.version';
+  -- Insert-only, one row per day and transaction: a conflict can only be with this transaction's own
+  -- row (an earlier statement), so marking never waits for another writer or for the refresh.
+  mark constant text := 'insert into tally.admin_daily_stale (day, version)'
+    ' select u.day, pg_catalog.pg_current_xact_id() from (%s) u'
+    ' on conflict (day, version) do nothing';
   -- A change of the dimensions (their keys decide which deltas have a value) or an emptied table: every day.
   units_changed boolean := tg_op = 'TRUNCATE' or tg_table_name = 'dimensions';
 begin
@@ -26,16 +28,15 @@ begin
     -- An INSERT ... ON CONFLICT DO UPDATE fires the INSERT trigger too, with no row when it only updated.
     execute pg_catalog.format('select exists (select from %I)', tg_argv[0]) into units_changed;
   elsif tg_nargs = 1 then
-    -- The transition tables by name (visible to the statements this trigger runs), their days
-    -- in order (rows are locked in one ordered statement).
-    execute pg_catalog.format(upsert, pg_catalog.format('select distinct t.day from %I t', tg_argv[0]));
+    -- The transition tables by name (visible to the statements this trigger runs).
+    execute pg_catalog.format(mark, pg_catalog.format('select distinct t.day from %I t', tg_argv[0]));
   elsif tg_nargs = 2 then
-    execute pg_catalog.format(upsert, pg_catalog.format('select t.day from %I t union select t.day from %I t',
+    execute pg_catalog.format(mark, pg_catalog.format('select t.day from %I t union select t.day from %I t',
                                                         tg_argv[0], tg_argv[1]));
   end if;
   if units_changed then
-    insert into tally.admin_daily_stale as s (day, version) values ('-infinity', pg_current_xact_id())
-    on conflict (day) do update set version = excluded.version;
+    insert into tally.admin_daily_stale (day, version) values ('-infinity', pg_current_xact_id())
+    on conflict (day, version) do nothing;
   end if;
   return null;
 end

@@ -86,6 +86,35 @@ def _waiting(conn: psycopg.Connection, pid: int) -> str | None:
     return row[0] if row else None
 
 
+def _waits_running(
+    conn: psycopg.Connection, writer: psycopg.Connection, sql: str, params: tuple[Any, ...]
+) -> str | None:
+    """Runs ``sql`` on ``writer`` in a thread; returns what it waited for (and cancels it) if it waits, else None."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            writer.execute(sql, params)
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    pid = writer.info.backend_pid
+    _wait_until(lambda: done.is_set() or _waiting(conn, pid) is not None)
+    if done.is_set():
+        thread.join()
+        assert not failure, failure
+        return None
+    why = _waiting(conn, pid)
+    conn.execute("select pg_cancel_backend(%s)", (pid,))
+    thread.join(60)
+    return why or "a lock"
+
+
 class _Background(threading.Thread):
     """Runs a function on its own connection and keeps its result or exception."""
 
@@ -188,7 +217,7 @@ def _oct_2_events(conn: psycopg.Connection) -> int:
 
 
 def _marked(conn: psycopg.Connection) -> list[dt.date]:
-    return [r[0] for r in conn.execute("select day from tally.admin_daily_stale order by day")]
+    return [r[0] for r in conn.execute("select distinct day from tally.admin_daily_stale order by day")]
 
 
 def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) -> None:
@@ -221,9 +250,9 @@ def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) 
         assert _marked(conn) == []
 
 
-def test_a_merge_during_an_uncommitted_refresh_waits_for_it(loaded: str) -> None:
-    """The other order: a refresh has unmarked a day and not committed; a merge of that day waits for the refresh's
-    commit (the refresh waits for no writer, so no deadlock), then marks the day for the next refresh."""
+def test_a_merge_during_an_uncommitted_refresh_does_not_wait_for_it(loaded: str) -> None:
+    """The other order: a refresh has unmarked a day and not committed; a merge of that day neither waits for the
+    refresh nor is lost: it adds a mark of its own, which the refresh's commit leaves for the next refresh."""
     dsn = loaded
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
         writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
@@ -234,18 +263,59 @@ def test_a_merge_during_an_uncommitted_refresh_waits_for_it(loaded: str) -> None
             writer.record("late-2", "late-user-2", "tts", 10, occurred_at=_OCT_2)
             merger = _Background(dsn, lambda c: c.execute("select tally.merge_pending()").fetchone())
             merger.start()
-            _wait_until(lambda: _waiting_on_lock(conn, merger.pid) or not merger.is_alive())
-            assert merger.is_alive(), merger.error
+            waited: list[str] = []
+
+            def merger_done_or_waiting() -> bool:
+                if (why := _waiting(conn, merger.pid)) is not None:
+                    waited.append(why)
+                return not merger.is_alive() or bool(waited)
+
+            _wait_until(merger_done_or_waiting)
+            assert not waited, f"the merge waited for the uncommitted refresh ({waited[0]})"
+            merger.join(60)
+            assert merger.error is None and merger.result == (1,)
             refresher.commit()
         finally:
             refresher.close()
-        merger.join(60)
-        assert merger.error is None and merger.result == (1,)
-        assert _oct_2_events(conn) == 1
-        assert _marked(conn) == [dt.date(2026, 10, 2)]
+        assert _oct_2_events(conn) == 1, "the refresh could not see the merge"
+        assert _marked(conn) == [dt.date(2026, 10, 2)], "the merge's mark outlives the refresh's commit"
         _refresh(conn)
         assert _oct_2_events(conn) == 2
         assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
+        assert _marked(conn) == []
+
+
+def test_writers_marking_the_same_days_in_opposite_orders_never_wait(loaded: str) -> None:
+    """Two transactions change the per-user rows of the same two days in opposite orders, a statement per day (as a
+    rebuild's delete then insert does). Each statement marks its day for the refresh; marks are per transaction, so
+    neither writer waits for the other's marks and they cannot deadlock; the next refresh counts both."""
+    dsn = loaded
+    days = [dt.date(2026, 10, 5), dt.date(2026, 10, 6)]
+    insert = (
+        "insert into tally.user_daily_values (user_id, day, plan, dimension, value, kind, events, succeeded, quantity)"
+        " values (%s, %s, '', 'kind', 'tts', 'tts', 1, 1, 10)"
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        first, second = psycopg.connect(dsn), psycopg.connect(dsn)
+        try:
+            first.execute(insert, ("order-a", days[0]))
+            second.execute(insert, ("order-b", days[1]))
+            # Each now marks the day the other marked first.
+            blocked = [
+                why
+                for writer, day, user in ((first, days[1], "order-a"), (second, days[0], "order-b"))
+                if (why := _waits_running(conn, writer, insert, (user, day))) is not None
+            ][:1]
+            assert not blocked, f"a writer waited for the other's marks ({blocked[0]})"
+            first.commit()
+            second.commit()
+        finally:
+            first.close()
+            second.close()
+        assert _marked(conn) == days
+        _refresh(conn)
+        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
+        assert _marked(conn) == []
 
 
 def test_a_plain_refresh_would_block_them(loaded: str) -> None:

@@ -26,7 +26,7 @@ from .errors import (
 )
 from .models import DailyTotal, DimensionTotal, PeriodTotal, UsageEvent, human_duration
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 __all__ = [
     "AsyncClient",

@@ -13,7 +13,7 @@ create function tests.daily_is_exact() returns boolean language sql as $$
      and not exists (select * from tally._admin_daily_rows(null) except select * from tally.admin_daily)
 $$;
 create function tests.marked() returns text language sql as $$
-  select coalesce(string_agg(s.day::text, ' ' order by s.day), '') from tally.admin_daily_stale s
+  select coalesce(string_agg(distinct s.day::text, ' ' order by s.day::text), '') from tally.admin_daily_stale s
 $$;
 -- The physical places of a day's rows: unchanged when the refresh did not rewrite them.
 create function tests.places(d date) returns text language sql as $$
