@@ -169,15 +169,8 @@ def test_a_long_refresh_does_not_block_readers(loaded: str) -> None:
                 dsn, lambda c: [(sql, c.execute(sql).fetchone()) for _ in range(10) for sql in queries]
             )
             reader.start()
-            blocked: list[str] = []
-
-            def reader_done_or_blocked() -> bool:
-                if (why := _waiting(conn, reader.pid)) is not None:
-                    blocked.append(why)
-                return not reader.is_alive() or bool(blocked)
-
-            _wait_until(reader_done_or_blocked)
-            assert not blocked, f"a reader waited ({blocked[0]}) during the refresh"
+            blocked = _what_it_waited_for(conn, reader)
+            assert blocked is None, f"a reader waited ({blocked}) during the refresh"
             reader.join()
             assert reader.error is None
             assert refresher.is_alive(), "the refresh must still be running while the reader reads"
@@ -263,15 +256,8 @@ def test_a_merge_during_an_uncommitted_refresh_does_not_wait_for_it(loaded: str)
             writer.record("late-2", "late-user-2", "tts", 10, occurred_at=_OCT_2)
             merger = _Background(dsn, lambda c: c.execute("select tally.merge_pending()").fetchone())
             merger.start()
-            waited: list[str] = []
-
-            def merger_done_or_waiting() -> bool:
-                if (why := _waiting(conn, merger.pid)) is not None:
-                    waited.append(why)
-                return not merger.is_alive() or bool(waited)
-
-            _wait_until(merger_done_or_waiting)
-            assert not waited, f"the merge waited for the uncommitted refresh ({waited[0]})"
+            waited = _what_it_waited_for(conn, merger)
+            assert waited is None, f"the merge waited for the uncommitted refresh ({waited})"
             merger.join(60)
             assert merger.error is None and merger.result == (1,)
             refresher.commit()
@@ -345,15 +331,8 @@ def test_two_concurrent_refreshes_do_not_both_run(loaded: str) -> None:
             # returns at once, saying so, while the first is still held.
             second = _Background(dsn, _refresh)
             second.start()
-            waited: list[str] = []
-
-            def second_done_or_waiting() -> bool:
-                if (why := _waiting(conn, second.pid)) is not None:
-                    waited.append(why)
-                return not second.is_alive() or bool(waited)
-
-            _wait_until(second_done_or_waiting)
-            assert not waited, f"the second refresh waited ({waited[0]})"
+            waited = _what_it_waited_for(conn, second)
+            assert waited is None, f"the second refresh waited ({waited})"
             second.join()
             assert second.error is None and second.result == [(None, "skipped")]
             assert first.is_alive() and _waiting_on_lock(conn, first.pid)
@@ -431,3 +410,16 @@ def test_schedule_without_pg_cron_names_the_crontab_line(loaded: str) -> None:
         client.admin.schedule_refresh(dt.timedelta(minutes=10))
     assert "pg_cron is not installed" in str(err.value)
     assert "*/10 * * * * DATABASE_URL=postgresql://... pgtally refresh" in str(err.value)
+
+
+def _what_it_waited_for(conn: psycopg.Connection, task: _Background) -> str | None:
+    """Waits until ``task`` ends or waits on a lock or a sleep; returns what it waited for, None if it never did."""
+    waited: list[str] = []
+
+    def done_or_waiting() -> bool:
+        if (why := _waiting(conn, task.pid)) is not None:
+            waited.append(why)
+        return not task.is_alive() or bool(waited)
+
+    _wait_until(done_or_waiting)
+    return waited[0] if waited else None
