@@ -12,4 +12,4 @@ as $$
 $$;
 
 comment on function tally._analytics_views() is
-  'Names of what tally.refresh_analytics keeps in the tally schema, in refresh order: the admin materialized views, the peer distribution, then tally.admin_daily (a table re-aggregated for the days that changed; last, because it holds its stale days until the refresh commits) (internal).';
+  'Names of what tally.refresh_analytics keeps in the tally schema, in refresh order: the admin materialized views, the peer distribution, then tally.admin_daily (a table re-aggregated for the days that changed since the last refresh) (internal).';

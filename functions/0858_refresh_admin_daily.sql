@@ -15,7 +15,8 @@ declare
 begin
   -- The marks committed before this point; a transaction that marks a day later adds a row
   -- of its own, which stays for the next refresh.
-  select coalesce(array_agg(s.day order by s.day), '{}'), coalesce(array_agg(s.version order by s.day), '{}')
+  select coalesce(array_agg(s.day order by s.day, s.version), '{}'),
+         coalesce(array_agg(s.version order by s.day, s.version), '{}')
     into stale_days, stale_versions
     from tally.admin_daily_stale s;
   -- The rows include pending deltas: their days are re-aggregated at every refresh while they are pending.

@@ -214,9 +214,9 @@ def _marked(conn: psycopg.Connection) -> list[dt.date]:
 
 
 def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) -> None:
-    """The daily totals re-aggregate only the days marked as changed. A merge that marks a day again while a refresh
-    re-aggregates it (uncommitted, so the refresh cannot see its rows) keeps the day marked: the refresh does not
-    wait for it (it skips a mark a writer holds) and does not unmark the day, and the next refresh counts it."""
+    """The daily totals re-aggregate only the days marked as changed. A merge that marks a day again and is still
+    uncommitted while a refresh runs (so the refresh cannot see its rows or its mark) keeps the day marked: the
+    refresh does not wait for it and deletes only the marks it read, and the next refresh counts it."""
     dsn = loaded
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
         writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
@@ -239,6 +239,38 @@ def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) 
         assert _marked(conn) == [dt.date(2026, 10, 2)], "the day the merge marked again stays marked"
         _refresh(conn)
         assert _oct_2_events(conn) == 2
+        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
+        assert _marked(conn) == []
+
+
+def test_a_mark_committed_after_the_refresh_read_the_marks_stays(loaded: str) -> None:
+    """A writer commits a change of a marked day after the refresh has read the marks and before it deletes them
+    (the refresh is held there by a lock on the daily totals table, which only it touches): the refresh deletes the
+    mark it read, not the writer's, so the day stays marked and the next refresh counts the change."""
+    dsn = loaded
+    insert = (
+        "insert into tally.user_daily_values (user_id, day, plan, dimension, value, kind, events, succeeded, quantity)"
+        " values (%s, '2026-10-02', '', 'kind', 'tts', 'tts', 1, 1, 10)"
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
+        writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
+        writer.merge_pending()
+        assert _marked(conn) == [dt.date(2026, 10, 2)]
+        locker = psycopg.connect(dsn)
+        try:
+            locker.execute("lock table tally.admin_daily in access exclusive mode")
+            refresher = _Background(dsn, _refresh)
+            refresher.start()
+            _wait_until(lambda: _waiting_on_lock(conn, refresher.pid) or not refresher.is_alive())
+            assert refresher.is_alive(), refresher.error
+            conn.execute(insert, ("between-user",))  # marks Oct 2 again, committed
+        finally:
+            locker.rollback()
+            locker.close()
+        refresher.join(60)
+        assert refresher.error is None and [s for _, s in refresher.result] == ["refreshed"] * VIEWS
+        assert _marked(conn) == [dt.date(2026, 10, 2)], "the mark committed after the refresh read the marks stays"
+        _refresh(conn)
         assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
         assert _marked(conn) == []
 

@@ -1,5 +1,7 @@
 -- Revision 0008 downgrade: one mark per day again (the newest transaction's), the functions of revision 0007.
+-- Writers are kept out of the marks while they are collapsed (a mark committed meanwhile would duplicate a day).
 
+lock table tally.admin_daily_stale in exclusive mode;
 delete from tally.admin_daily_stale a
  using tally.admin_daily_stale b
  where a.day = b.day and a.version < b.version;
@@ -111,3 +113,7 @@ $$;
 
 comment on function tally._refresh_admin_daily() is
   'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then unmarks the days it read unless another transaction marked them again meanwhile or is marking them now (skipped, never waited for) (internal; called last by tally.refresh_analytics).';
+
+-- functions/0826_analytics_views.sql (its comment)
+comment on function tally._analytics_views() is
+  'Names of what tally.refresh_analytics keeps in the tally schema, in refresh order: the admin materialized views, the peer distribution, then tally.admin_daily (a table re-aggregated for the days that changed; last, because it holds its stale days until the refresh commits) (internal).';

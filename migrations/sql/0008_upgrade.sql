@@ -76,7 +76,8 @@ declare
 begin
   -- The marks committed before this point; a transaction that marks a day later adds a row
   -- of its own, which stays for the next refresh.
-  select coalesce(array_agg(s.day order by s.day), '{}'), coalesce(array_agg(s.version order by s.day), '{}')
+  select coalesce(array_agg(s.day order by s.day, s.version), '{}'),
+         coalesce(array_agg(s.version order by s.day, s.version), '{}')
     into stale_days, stale_versions
     from tally.admin_daily_stale s;
   -- The rows include pending deltas: their days are re-aggregated at every refresh while they are pending.
@@ -110,3 +111,7 @@ $$;
 
 comment on function tally._refresh_admin_daily() is
   'Re-aggregates into tally.admin_daily the UTC days marked in tally.admin_daily_stale and the days with pending deltas (every day when -infinity is marked, or on Citus), then deletes the marks it read; a mark added by a transaction it could not see stays for the next refresh (internal; called last by tally.refresh_analytics).';
+
+-- functions/0826_analytics_views.sql (its comment)
+comment on function tally._analytics_views() is
+  'Names of what tally.refresh_analytics keeps in the tally schema, in refresh order: the admin materialized views, the peer distribution, then tally.admin_daily (a table re-aggregated for the days that changed since the last refresh) (internal).';
