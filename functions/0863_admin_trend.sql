@@ -43,6 +43,8 @@ begin
     left join tally.admin_daily d
            on d.dimension = admin_trend.dimension and d.plan = p and d.day = g.day::date and d.value = vals.value
           and (d.users >= min_users or min_users <= 1)
+          -- The range again, for the planner: it cannot derive it from g.day, and would read every day.
+          and d.day between first_day and last_day
    order by vals.value, g.day;
 end
 $$;
