@@ -209,6 +209,20 @@ def _oct_2_events(conn: psycopg.Connection) -> int:
     return int(row[0])
 
 
+# One user's TTS row of a day in the rollup, written directly: its statement marks the day for the refresh.
+_USER_DAY_ROW = (
+    "insert into tally.user_daily_values (user_id, day, plan, dimension, value, kind, events, succeeded, quantity)"
+    " values (%s, %s, '', 'kind', 'tts', 'tts', 1, 1, 10)"
+)
+
+
+def _refresh_takes_every_mark(conn: psycopg.Connection) -> None:
+    """The next refresh re-aggregates what is marked: the table is exact and nothing stays marked."""
+    _refresh(conn)
+    assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
+    assert _marked(conn) == []
+
+
 def _marked(conn: psycopg.Connection) -> list[dt.date]:
     return [r[0] for r in conn.execute("select distinct day from tally.admin_daily_stale order by day")]
 
@@ -237,10 +251,8 @@ def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) 
         finally:
             merger.close()
         assert _marked(conn) == [dt.date(2026, 10, 2)], "the day the merge marked again stays marked"
-        _refresh(conn)
+        _refresh_takes_every_mark(conn)
         assert _oct_2_events(conn) == 2
-        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
-        assert _marked(conn) == []
 
 
 def test_a_mark_committed_after_the_refresh_read_the_marks_stays(loaded: str) -> None:
@@ -248,10 +260,6 @@ def test_a_mark_committed_after_the_refresh_read_the_marks_stays(loaded: str) ->
     (the refresh is held there by a lock on the daily totals table, which only it touches): the refresh deletes the
     mark it read, not the writer's, so the day stays marked and the next refresh counts the change."""
     dsn = loaded
-    insert = (
-        "insert into tally.user_daily_values (user_id, day, plan, dimension, value, kind, events, succeeded, quantity)"
-        " values (%s, '2026-10-02', '', 'kind', 'tts', 'tts', 1, 1, 10)"
-    )
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
         writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
         writer.merge_pending()
@@ -263,16 +271,14 @@ def test_a_mark_committed_after_the_refresh_read_the_marks_stays(loaded: str) ->
             refresher.start()
             _wait_until(lambda: _waiting_on_lock(conn, refresher.pid) or not refresher.is_alive())
             assert refresher.is_alive(), refresher.error
-            conn.execute(insert, ("between-user",))  # marks Oct 2 again, committed
+            conn.execute(_USER_DAY_ROW, ("between-user", _OCT_2.date()))  # marks Oct 2 again, committed
         finally:
             locker.rollback()
             locker.close()
         refresher.join(60)
         assert refresher.error is None and [s for _, s in refresher.result] == ["refreshed"] * VIEWS
         assert _marked(conn) == [dt.date(2026, 10, 2)], "the mark committed after the refresh read the marks stays"
-        _refresh(conn)
-        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
-        assert _marked(conn) == []
+        _refresh_takes_every_mark(conn)
 
 
 def test_a_merge_during_an_uncommitted_refresh_does_not_wait_for_it(loaded: str) -> None:
@@ -297,10 +303,8 @@ def test_a_merge_during_an_uncommitted_refresh_does_not_wait_for_it(loaded: str)
             refresher.close()
         assert _oct_2_events(conn) == 1, "the refresh could not see the merge"
         assert _marked(conn) == [dt.date(2026, 10, 2)], "the merge's mark outlives the refresh's commit"
-        _refresh(conn)
+        _refresh_takes_every_mark(conn)
         assert _oct_2_events(conn) == 2
-        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
-        assert _marked(conn) == []
 
 
 def test_writers_marking_the_same_days_in_opposite_orders_never_wait(loaded: str) -> None:
@@ -309,20 +313,16 @@ def test_writers_marking_the_same_days_in_opposite_orders_never_wait(loaded: str
     neither writer waits for the other's marks and they cannot deadlock; the next refresh counts both."""
     dsn = loaded
     days = [dt.date(2026, 10, 5), dt.date(2026, 10, 6)]
-    insert = (
-        "insert into tally.user_daily_values (user_id, day, plan, dimension, value, kind, events, succeeded, quantity)"
-        " values (%s, %s, '', 'kind', 'tts', 'tts', 1, 1, 10)"
-    )
     with psycopg.connect(dsn, autocommit=True) as conn:
         first, second = psycopg.connect(dsn), psycopg.connect(dsn)
         try:
-            first.execute(insert, ("order-a", days[0]))
-            second.execute(insert, ("order-b", days[1]))
+            first.execute(_USER_DAY_ROW, ("order-a", days[0]))
+            second.execute(_USER_DAY_ROW, ("order-b", days[1]))
             # Each now marks the day the other marked first.
             blocked = [
                 why
                 for writer, day, user in ((first, days[1], "order-a"), (second, days[0], "order-b"))
-                if (why := _waits_running(conn, writer, insert, (user, day))) is not None
+                if (why := _waits_running(conn, writer, _USER_DAY_ROW, (user, day))) is not None
             ][:1]
             assert not blocked, f"a writer waited for the other's marks ({blocked[0]})"
             first.commit()
@@ -331,9 +331,7 @@ def test_writers_marking_the_same_days_in_opposite_orders_never_wait(loaded: str
             first.close()
             second.close()
         assert _marked(conn) == days
-        _refresh(conn)
-        assert conn.execute(_DAILY_IS_EXACT).fetchone() == (True,)
-        assert _marked(conn) == []
+        _refresh_takes_every_mark(conn)
 
 
 def test_a_plain_refresh_would_block_them(loaded: str) -> None:
