@@ -39,6 +39,7 @@ def test_concurrent_callers_never_exceed_the_limit(dsn: str, isolation: str) -> 
     granted: list[int] = []
     refused = [0]
     rolled_back = [0]
+    passed = [0]  # checks that passed; which of them are abandoned is counted, not drawn, so some always are
     retried = [0]
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -59,8 +60,11 @@ def test_concurrent_callers_never_exceed_the_limit(dsn: str, isolation: str) -> 
                         try:
                             with conn.transaction():
                                 client.check_quota("hot", "tts", amount)
+                                with lock:
+                                    passed[0] += 1
+                                    abandon = passed[0] % 5 == 1  # the first and every fifth check that passed
                                 time.sleep(rng.random() * 0.004)  # the metered work, while holding the lock
-                                if rng.random() < 0.15:
+                                if abandon:
                                     raise _Abandon()  # the work failed: nothing recorded, quota not consumed
                                 client.record(f"w{n}-{i}", "hot", "tts", amount)
                             with lock:
@@ -100,7 +104,7 @@ def test_concurrent_callers_never_exceed_the_limit(dsn: str, isolation: str) -> 
     assert used == ALREADY_USED + sum(granted), "every granted request was recorded exactly once"
     assert used <= LIMIT, f"limit {LIMIT} exceeded: {used}"
     assert refused[0] > 0, "the limit was reached, so some requests must have been refused"
-    assert rolled_back[0] > 0
+    assert rolled_back[0] > 0, "the first check that passed was abandoned, and its quota was not consumed"
     # Every refusal happened while the remaining quota was smaller than the request
     # (at most 40), so the limit is used up to within the largest request.
     assert used > LIMIT - 40
