@@ -8,6 +8,7 @@ compared with a straightforward recomputation in Python from the same events
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -216,6 +217,11 @@ USERS, EVENTS, SEED = 80, 4000, 11
 def workload(dsn: str) -> Iterator[tuple[Client, list[UsageEvent], dict[str, str]]]:
     start = NOW - dt.timedelta(days=200)
     events = list(generate_events(USERS, EVENTS, SEED, start, NOW))
+    # The workload follows the clock (its days, weekdays and time zones), and at some times of day every error code it
+    # draws has enough users to show: one failure with a code of its own makes sure the minimum group size has a code
+    # to hide.
+    failure = next(e for e in events if e.status == "failed")
+    events.append(dataclasses.replace(failure, event_id="failure-of-one-user", error_code="seen_once"))
     zones = user_time_zones(USERS, SEED)
     with Client.connect(dsn) as client:
         for user, zone in zones.items():
