@@ -57,7 +57,7 @@ def test_async_results_equal_sync_results(dsn: str) -> None:
             await tally.merge_pending()
             board = await tally.admin.dashboard("7d")
             out = io.StringIO()
-            await tally.export_events_csv("u0", NOW - dt.timedelta(days=30), NOW + dt.timedelta(hours=1), out)
+            await tally.export_events_csv("u0", NOW - dt.timedelta(days=30), NOW + dt.timedelta(days=1), out)
             return lifetime, history, card, board, out.getvalue()
 
     lifetime, history, card, board, csv_text = asyncio.run(scenario())

@@ -232,6 +232,12 @@ def test_sigkill_during_ingest_keeps_every_committed_event_and_no_other() -> Non
         for t in threads:
             t.start()
         time.sleep(2.0)
+        deadline = time.monotonic() + 60  # a slow disk may take longer than usual to commit the first hundred
+        while time.monotonic() < deadline:
+            with lock:
+                if len(committed) > 100:
+                    break
+            time.sleep(0.05)
         cluster.kill()
         stop.set()
         for t in threads:

@@ -15,7 +15,7 @@ from pgtally.http.auth import role_from_claims
 from pgtally.http.settings import dev_secret
 
 SECRET = "a-secret-long-enough-for-hs256-0123456789"
-FUTURE = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+FUTURE = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)  # the suite may run for an hour and more
 
 
 def rsa_pair() -> tuple[str, str]:

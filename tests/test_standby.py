@@ -298,6 +298,7 @@ def _call_every_client_read(tally: Client) -> dict[str, Any]:
 
 
 def test_every_client_read_runs_on_the_replica_and_answers_as_the_primary(loaded: StandbyPair) -> None:
+    loaded.catch_up()  # the replica has every write of the tests before, so both answer the same
     with Client.connect(loaded.primary) as plain:
         expected = _call_every_client_read(plain)
         assert plain.routing_stats.replica_reads == 0
@@ -316,7 +317,12 @@ def _kind_events(tally: Client, user: str) -> int:
 
 def test_reads_come_from_the_replica_writes_go_to_the_primary(loaded: StandbyPair) -> None:
     user = f"sb-r-{uuid.uuid4().hex[:8]}"
-    with Client.connect(loaded.primary, replicas=[loaded.standby]) as routed, Client.connect(loaded.primary) as other:
+    # replica_wait: how long a read of this client's own write may wait for replay; generous, so that a slow replay on a
+    # busy machine cannot send the read to the primary (the counts below say where each read ran, not how fast).
+    with (
+        Client.connect(loaded.primary, replicas=[loaded.standby], replica_wait=30.0) as routed,
+        Client.connect(loaded.primary) as other,
+    ):
         assert routed.record(f"{user}-1", user, "ocr", 1, occurred_at=AT) is True
         assert _kind_events(routed, user) == 1
         with loaded.replay_paused():
@@ -360,7 +366,7 @@ def test_a_read_falls_back_to_the_primary_when_the_replica_lags_beyond_the_bound
 def test_a_read_inside_the_callers_transaction_stays_on_the_primary(loaded: StandbyPair) -> None:
     user = f"sb-tx-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(loaded.primary) as conn:
-        routed = Client(conn, replicas=[loaded.standby])
+        routed = Client(conn, replicas=[loaded.standby], replica_wait=30.0)  # the commit's replay may be slow
         routed.record(f"{user}-1", user, "ocr", 1, occurred_at=AT)  # not committed yet
         assert _kind_events(routed, user) == 1
         conn.commit()
