@@ -1,5 +1,5 @@
 -- Brings tally.admin_daily up to date: re-aggregates the days marked stale since the last refresh and the days with
--- pending deltas (every day the first time, after a change of tally.kinds, and on Citus).
+-- pending deltas (every day the first time, after a change of a kind's unit or of the dimensions, and on Citus).
 -- Called by tally.refresh_analytics only, last.
 create or replace function tally._refresh_admin_daily()
 returns void

@@ -227,15 +227,20 @@ def _marked(conn: psycopg.Connection) -> list[dt.date]:
     return [r[0] for r in conn.execute("select distinct day from tally.admin_daily_stale order by day")]
 
 
+def _merge_a_late_event(writer: Client, conn: psycopg.Connection) -> None:
+    """A late event on Oct 2, recorded and merged (committed): the merge marks the day for the next refresh."""
+    writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
+    writer.merge_pending()
+    assert _marked(conn) == [dt.date(2026, 10, 2)]
+
+
 def test_a_merge_committed_during_the_refresh_is_taken_at_the_next(loaded: str) -> None:
     """The daily totals re-aggregate only the days marked as changed. A merge that marks a day again and is still
     uncommitted while a refresh runs (so the refresh cannot see its rows or its mark) keeps the day marked: the
     refresh does not wait for it and deletes only the marks it read, and the next refresh counts it."""
     dsn = loaded
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
-        writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
-        writer.merge_pending()
-        assert _marked(conn) == [dt.date(2026, 10, 2)]
+        _merge_a_late_event(writer, conn)
         # A late event recorded and merged in one transaction, held open: the refresh cannot see it at all.
         merger = psycopg.connect(dsn)
         try:
@@ -261,9 +266,7 @@ def test_a_mark_committed_after_the_refresh_read_the_marks_stays(loaded: str) ->
     mark it read, not the writer's, so the day stays marked and the next refresh counts the change."""
     dsn = loaded
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
-        writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
-        writer.merge_pending()
-        assert _marked(conn) == [dt.date(2026, 10, 2)]
+        _merge_a_late_event(writer, conn)
         locker = psycopg.connect(dsn)
         try:
             locker.execute("lock table tally.admin_daily in access exclusive mode")
@@ -286,8 +289,7 @@ def test_a_merge_during_an_uncommitted_refresh_does_not_wait_for_it(loaded: str)
     refresh nor is lost: it adds a mark of its own, which the refresh's commit leaves for the next refresh."""
     dsn = loaded
     with psycopg.connect(dsn, autocommit=True) as conn, Client.connect(dsn) as writer:
-        writer.record("late-1", "late-user-1", "tts", 10, occurred_at=_OCT_2)
-        writer.merge_pending()
+        _merge_a_late_event(writer, conn)
         refresher = psycopg.connect(dsn)
         try:
             _refresh(refresher)  # done, not committed: Oct 2 is unmarked in its transaction
